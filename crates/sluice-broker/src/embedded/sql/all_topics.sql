@@ -1,0 +1,1 @@
+SELECT name FROM topics ORDER BY name

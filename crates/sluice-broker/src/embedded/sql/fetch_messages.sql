@@ -1,0 +1,4 @@
+-- ?1: JSON array of seqs.
+SELECT seq, msg_key, attributes, content_type, body
+FROM messages
+WHERE seq IN (SELECT value FROM json_each(?1))

@@ -1,0 +1,29 @@
+/// Every failure of a broker operation, classified.
+#[derive(Debug, thiserror::Error)]
+pub enum BrokerError {
+    /// Not reachable, timed out, or not confirmed: the outcome is unknown;
+    /// retry later.
+    #[error("broker unavailable: {0}")]
+    Unavailable(String),
+    /// The broker refused the message for good (for example too large).
+    #[error("message rejected: {0}")]
+    Rejected(String),
+    /// The URL is malformed or names an unknown scheme.
+    #[error("invalid broker url: {0}")]
+    InvalidUrl(String),
+    /// The URL names a backend this build does not include.
+    #[error(
+        "broker backend {0:?} is not compiled into this build (enable the cargo feature {0:?})"
+    )]
+    BackendDisabled(&'static str),
+    /// The topology on the broker differs from what sluice needs.
+    #[error("topology mismatch: {0}")]
+    Topology(String),
+}
+
+impl BrokerError {
+    /// Whether retrying the same operation later may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, BrokerError::Unavailable(_))
+    }
+}

@@ -1,0 +1,140 @@
+//! Broker traits of sluice and their backends, chosen at runtime by URL.
+//!
+//! Messages are CloudEvents in binary mode: `attributes` hold the bare
+//! attribute names (`id`, `source`, `type`, `specversion`, extensions) and each
+//! backend maps them to its own headers (`ce_` for Kafka, `cloudEvents:` for
+//! AMQP). Delivery is at least once: a delivery not acknowledged comes back.
+//!
+//! Backends: `embedded://[dir]` (feature `embedded`, default): durable in the
+//! data directory, shared by the processes of one machine.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::JobId;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+#[cfg(feature = "embedded")]
+pub mod embedded;
+mod error;
+
+pub use error::BrokerError;
+
+/// A message to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutgoingMessage {
+    pub topic: String,
+    pub job_id: JobId,
+    /// Partitioning / ordering key (Kafka message key); `None` means the job id.
+    pub key: Option<String>,
+    /// CloudEvents attributes, bare names.
+    pub attributes: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+}
+
+/// Identifies one delivery to its subscription, for [`Subscription::ack`]
+/// and [`Subscription::release`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AckToken(pub u64);
+
+/// A message as delivered to a subscriber.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub token: AckToken,
+    pub topic: String,
+    pub key: Option<String>,
+    /// CloudEvents binary-mode attributes, bare names (may be empty).
+    pub attributes: BTreeMap<String, String>,
+    pub content_type: Option<String>,
+    pub body: Vec<u8>,
+    /// Stable position on the broker (`topic/partition/offset` or similar).
+    pub position: String,
+    /// How many times it was delivered before (0 on first delivery), where the
+    /// broker knows.
+    pub redeliveries: u32,
+}
+
+/// Options of a subscription.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SubscribeOptions {
+    /// Consumer group: subscriptions of one group share the messages.
+    pub group: String,
+    /// Most deliveries un-acknowledged at once (prefetch).
+    pub max_in_flight: usize,
+}
+
+/// Publishes batches, each message confirmed by the broker.
+#[async_trait]
+pub trait Publisher: Send + Sync {
+    /// Publishes every message and waits for the broker to confirm each one
+    /// durable; results are in input order. An error is an unknown outcome:
+    /// the caller publishes the message again later (a duplicate, never a loss).
+    async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>>;
+}
+
+/// A consumer of one topic in one group.
+#[async_trait]
+pub trait Subscription: Send {
+    /// Waits up to `wait` for deliveries and returns at most `max` (possibly
+    /// none). Fewer than [`SubscribeOptions::max_in_flight`] stay unacked.
+    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError>;
+
+    /// Acknowledges deliveries whose outcome is durable; they never come back.
+    async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), BrokerError>;
+
+    /// Hands deliveries back untouched, to be delivered again after about
+    /// `delay` (to this or another subscriber). Not a failure path.
+    async fn release(&mut self, tokens: &[AckToken], delay: Duration) -> Result<(), BrokerError>;
+}
+
+/// A broker connection: publisher, subscriptions, topology, health.
+#[async_trait]
+pub trait Broker: Send + Sync {
+    fn publisher(&self) -> Arc<dyn Publisher>;
+
+    /// Creates or verifies these topics / queues.
+    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError>;
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError>;
+
+    /// Succeeds when the broker is reachable.
+    async fn ping(&self) -> Result<(), BrokerError>;
+
+    /// The backend's name, for logs.
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens the broker named by `url`. `data_dir` is where the embedded broker
+/// keeps its files when the URL names none.
+pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {
+    let scheme = url.split(':').next().unwrap_or("");
+    match scheme {
+        "embedded" => open_embedded(url, data_dir).await,
+        "kafka" => Err(BrokerError::BackendDisabled("kafka")),
+        "amqp" | "amqps" => Err(BrokerError::BackendDisabled("amqp")),
+        _ => Err(BrokerError::InvalidUrl(format!(
+            "unknown scheme {scheme:?}: expected embedded://, kafka:// or amqp://"
+        ))),
+    }
+}
+
+#[cfg(feature = "embedded")]
+async fn open_embedded(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {
+    Ok(Arc::new(
+        embedded::EmbeddedBroker::open(url, data_dir).await?,
+    ))
+}
+
+#[cfg(not(feature = "embedded"))]
+async fn open_embedded(_url: &str, _data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {
+    Err(BrokerError::BackendDisabled("embedded"))
+}

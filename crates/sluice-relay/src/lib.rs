@@ -1,0 +1,221 @@
+//! The outbox relay: claims due outbox rows under a lease, publishes them as
+//! CloudEvents (binary mode) with confirms, and marks them published, all in
+//! batches. It wakes at once when this process commits outbox rows and polls
+//! as a fallback (other processes, delayed rows). Rows are fenced by the
+//! claim's lease, so several relays on one store do not publish a row twice
+//! in normal operation; a crash between publish and mark causes a duplicate
+//! publication, never a loss.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_broker::{OutgoingMessage, Publisher};
+use sluice_core::{now_ms, Envelope, QueueConfig};
+use sluice_store::{OutboxRow, Store, StoreError};
+use tokio_util::sync::CancellationToken;
+
+/// Relay tuning; see [`RelayConfig::validate`].
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayConfig {
+    /// Most rows claimed and published per round.
+    pub batch_size: usize,
+    /// How long a claim holds its rows; must exceed a publish round trip.
+    pub lease: Duration,
+    /// Longest sleep between rounds when nothing wakes the relay.
+    pub poll_interval: Duration,
+    /// Delay before a row whose publish failed is tried again.
+    pub retry_delay: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            lease: Duration::from_secs(30),
+            poll_interval: Duration::from_millis(500),
+            retry_delay: Duration::from_secs(1),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks the values make sense.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        if self.batch_size == 0 || self.batch_size > 10_000 {
+            return Err(RelayError::Config(
+                "batch_size must be between 1 and 10000".into(),
+            ));
+        }
+        if self.lease < Duration::from_secs(1) {
+            return Err(RelayError::Config("lease must be at least 1 s".into()));
+        }
+        if self.poll_interval.is_zero() {
+            return Err(RelayError::Config("poll_interval must be positive".into()));
+        }
+        Ok(())
+    }
+}
+
+/// Failures of a relay round.
+#[derive(Debug, thiserror::Error)]
+pub enum RelayError {
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+    #[error("invalid relay config: {0}")]
+    Config(String),
+}
+
+/// Publishes the outbox of one store to one broker.
+pub struct Relay {
+    store: Arc<dyn Store>,
+    publisher: Arc<dyn Publisher>,
+    topics: HashMap<String, String>,
+    config: RelayConfig,
+}
+
+impl Relay {
+    /// A relay publishing each queue to its configured topic (queues not in
+    /// `queues` go to `sluice.<queue>`).
+    pub fn new(
+        store: Arc<dyn Store>,
+        publisher: Arc<dyn Publisher>,
+        queues: &[QueueConfig],
+        config: RelayConfig,
+    ) -> Result<Self, RelayError> {
+        config.validate()?;
+        let topics = queues.iter().map(|q| (q.name.clone(), q.topic())).collect();
+        Ok(Self {
+            store,
+            publisher,
+            topics,
+            config,
+        })
+    }
+
+    fn message(&self, row: &OutboxRow) -> OutgoingMessage {
+        let mut env = Envelope::new(row.job_id, &row.queue, row.payload.clone());
+        env.time = Some(sluice_core::format_ms(row.created_at));
+        env.sluicekey = row.key.clone();
+        env.sluiceattempt = Some(row.attempt);
+        env.traceparent = row.traceparent.clone();
+        let (attributes, body) = env.to_binary();
+        let topic = self
+            .topics
+            .get(&row.queue)
+            .cloned()
+            .unwrap_or_else(|| format!("sluice.{}", row.queue));
+        OutgoingMessage {
+            topic,
+            job_id: row.job_id,
+            key: row.key.clone(),
+            attributes,
+            content_type: Some("application/json".into()),
+            body,
+        }
+    }
+
+    /// One round: claim, publish, mark. Returns how many rows were claimed.
+    pub async fn run_once(&self) -> Result<usize, RelayError> {
+        let claim = self
+            .store
+            .claim_outbox(self.config.batch_size, self.config.lease)
+            .await?;
+        if claim.rows.is_empty() {
+            return Ok(0);
+        }
+        let n = claim.rows.len();
+        metrics::histogram!("sluice_relay_batch_size_rows").record(n as f64);
+        let messages = claim.rows.iter().map(|r| self.message(r)).collect();
+        let results = self.publisher.publish(messages).await;
+        let (mut ok, mut failed) = (Vec::with_capacity(n), Vec::new());
+        let now = now_ms();
+        for (row, res) in claim.rows.iter().zip(results) {
+            match res {
+                Ok(()) => {
+                    ok.push(row.row_id);
+                    metrics::counter!("sluice_relay_published_total", "queue" => self.queue_label(&row.queue)).increment(1);
+                    let created = row.created_at.min(now);
+                    metrics::histogram!("sluice_relay_lag_seconds")
+                        .record((now - created) as f64 / 1000.0);
+                }
+                Err(e) => {
+                    tracing::warn!(job_id = %row.job_id, queue = %row.queue, error = %e, "publish failed; will retry");
+                    failed.push(row.row_id);
+                }
+            }
+        }
+        if !ok.is_empty() {
+            let marked = self.store.mark_published(&claim.lease, &ok).await?;
+            if marked < ok.len() {
+                tracing::warn!(
+                    lost = ok.len() - marked,
+                    "claim lease expired before marking; rows will be published again"
+                );
+            }
+        }
+        if !failed.is_empty() {
+            metrics::counter!("sluice_relay_publish_failures_total").increment(failed.len() as u64);
+            let due = now_ms() + self.config.retry_delay.as_millis() as i64;
+            self.store
+                .release_outbox(&claim.lease, &failed, due)
+                .await?;
+        }
+        Ok(n)
+    }
+
+    fn queue_label(&self, queue: &str) -> String {
+        if self.topics.contains_key(queue) {
+            queue.to_string()
+        } else {
+            "other".to_string()
+        }
+    }
+
+    /// Runs rounds until `shutdown` is cancelled: back to back while full
+    /// batches come, otherwise waiting for a wake-up, the next due row or the
+    /// poll interval; store errors back off up to 5 s.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let notify = self.store.outbox_notify();
+        let mut backoff = Duration::from_millis(100);
+        tracing::info!(batch_size = self.config.batch_size, "relay started");
+        while !shutdown.is_cancelled() {
+            let notified = notify.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            let sleep = match self.run_once().await {
+                Ok(n) if n >= self.config.batch_size => {
+                    backoff = Duration::from_millis(100);
+                    continue;
+                }
+                Ok(_) => {
+                    backoff = Duration::from_millis(100);
+                    self.idle_wait().await
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in_ms = backoff.as_millis() as u64, "relay round failed");
+                    let b = backoff;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    b
+                }
+            };
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = &mut notified => {}
+                _ = tokio::time::sleep(sleep) => {}
+            }
+        }
+        tracing::info!("relay stopped");
+    }
+
+    async fn idle_wait(&self) -> Duration {
+        let poll = self.config.poll_interval;
+        match self.store.next_due().await {
+            Ok(Some(due)) => {
+                let ms = (due - now_ms()).max(0) as u64;
+                poll.min(Duration::from_millis(ms.max(5)))
+            }
+            _ => poll,
+        }
+    }
+}

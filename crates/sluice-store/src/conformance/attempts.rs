@@ -1,0 +1,389 @@
+//! Cases for starting attempts and recording their outcomes.
+
+use super::*;
+
+/// The first start of a job's next attempt wins; a duplicate sees Busy.
+pub async fn start_fresh_then_duplicate_is_busy(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let before = now_ms();
+    let a = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(a.attempt, 1);
+    assert_eq!(a.job.id, job.id);
+    assert_eq!(a.job.attempts, 1);
+    assert_eq!(a.job.status, JobStatus::Published);
+    assert_eq!(a.job.payload, job.payload);
+    assert!(a.lease_until >= before + 60_000 && a.lease_until <= now_ms() + 60_000);
+    assert_eq!(store.get_job(job.id).await.unwrap().attempts, 1);
+
+    assert_eq!(
+        start(store, job.id, Some(1), LONG).await,
+        StartOutcome::Busy {
+            until: a.lease_until
+        }
+    );
+    assert_eq!(
+        start(store, job.id, None, LONG).await,
+        StartOutcome::Busy {
+            until: a.lease_until
+        }
+    );
+    assert_eq!(
+        store.get_job(job.id).await.unwrap().attempts,
+        1,
+        "busy starts count nothing"
+    );
+}
+
+/// Messages for finished or superseded attempts, or final jobs, are stale.
+pub async fn start_stale_and_final_attempts(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let a1 = started(start(store, job.id, Some(1), LONG).await);
+    finish(
+        store,
+        &a1,
+        Outcome::Retry {
+            available_at: now_ms(),
+            error: "e".into(),
+        },
+    )
+    .await
+    .unwrap();
+    // The finished attempt 1 (lease cleared) is stale; attempt 3 is not current.
+    assert_eq!(
+        start(store, job.id, Some(1), LONG).await,
+        StartOutcome::Stale
+    );
+    assert_eq!(
+        start(store, job.id, Some(3), LONG).await,
+        StartOutcome::Stale
+    );
+    let a2 = started(start(store, job.id, Some(2), LONG).await);
+    assert_eq!(a2.attempt, 2);
+    assert_eq!(
+        start(store, job.id, Some(1), LONG).await,
+        StartOutcome::Stale,
+        "older attempt while busy"
+    );
+    finish(store, &a2, Outcome::Succeeded).await.unwrap();
+    for attempt in [Some(1), Some(2), Some(3), None] {
+        assert_eq!(
+            start(store, job.id, attempt, LONG).await,
+            StartOutcome::Stale
+        );
+    }
+    let job = store.get_job(job.id).await.unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 2));
+}
+
+/// An attempt whose lease expired is taken over as a new attempt; the old
+/// holder's completion is fenced off and changes nothing.
+pub async fn start_takes_over_expired_attempt(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let crashed = started(start(store, job.id, Some(1), SHORT).await);
+    assert!(matches!(
+        start(store, job.id, Some(1), LONG).await,
+        StartOutcome::Busy { .. }
+    ));
+    sleep_past(crashed.lease_until).await;
+    let taker = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(taker.attempt, 2, "the crashed attempt counts");
+    assert_ne!(taker.lease, crashed.lease);
+    assert_eq!(
+        start(store, job.id, Some(2), LONG).await,
+        StartOutcome::Busy {
+            until: taker.lease_until
+        }
+    );
+
+    let before = store.get_job(job.id).await.unwrap();
+    assert!(matches!(
+        finish(store, &crashed, Outcome::Succeeded).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        finish(
+            store,
+            &crashed,
+            Outcome::Dead {
+                error: "late".into()
+            }
+        )
+        .await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(
+        store.get_job(job.id).await.unwrap(),
+        before,
+        "fenced completion changes nothing"
+    );
+
+    finish(store, &taker, Outcome::Succeeded).await.unwrap();
+    let after = store.get_job(job.id).await.unwrap();
+    assert_eq!((after.status, after.attempts), (JobStatus::Succeeded, 2));
+}
+
+/// A completion after the lease expired is accepted when nobody took over.
+pub async fn late_completion_without_takeover_is_accepted(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let a = started(start(store, id, Some(1), SHORT).await);
+    sleep_past(a.lease_until).await;
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
+    assert_eq!(status_of(store, id).await, JobStatus::Succeeded);
+}
+
+/// Unknown jobs are Missing; direct producers' jobs are created once, with
+/// no outbox row.
+pub async fn start_missing_and_create_for_direct_producers(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert_eq!(
+        start(store, JobId::new(), Some(1), LONG).await,
+        StartOutcome::Missing
+    );
+    assert_eq!(
+        start(store, JobId::new(), None, LONG).await,
+        StartOutcome::Missing
+    );
+
+    let mut job = new_job("direct");
+    job.payload = json!({"from": "producer"});
+    job.key = Some("k".into());
+    let req = StartRequest {
+        job_id: job.id,
+        attempt: None,
+        create: Some(job.clone()),
+    };
+    let mut res = store.start_attempts(vec![req.clone()], LONG).await;
+    let a = started(res.remove(0).unwrap());
+    assert_eq!(a.attempt, 1);
+    assert_eq!(a.job.queue, "direct");
+    assert_eq!(a.job.payload, job.payload);
+    assert_eq!(a.job.key, job.key);
+    assert_eq!(a.job.status, JobStatus::Published);
+    assert!(
+        claim(store, 10, LONG).await.rows.is_empty(),
+        "no outbox row for direct jobs"
+    );
+
+    // Redelivery of the same message while in flight, then after success.
+    let mut dup = req.clone();
+    if let Some(j) = dup.create.as_mut() {
+        j.payload = json!("changed");
+    }
+    let res = store.start_attempts(vec![dup.clone()], LONG).await;
+    assert_eq!(
+        res[0].as_ref().unwrap(),
+        &StartOutcome::Busy {
+            until: a.lease_until
+        }
+    );
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
+    let res = store.start_attempts(vec![dup], LONG).await;
+    assert_eq!(res[0].as_ref().unwrap(), &StartOutcome::Stale);
+    let stored = store.get_job(job.id).await.unwrap();
+    assert_eq!(stored.payload, job.payload);
+    assert_eq!((stored.status, stored.attempts), (JobStatus::Succeeded, 1));
+
+    // Several requests in one call answer in order.
+    let other = new_job("direct");
+    let res = store
+        .start_attempts(
+            vec![
+                StartRequest {
+                    job_id: JobId::new(),
+                    attempt: None,
+                    create: None,
+                },
+                StartRequest {
+                    job_id: other.id,
+                    attempt: None,
+                    create: Some(other.clone()),
+                },
+                StartRequest {
+                    job_id: job.id,
+                    attempt: None,
+                    create: None,
+                },
+            ],
+            LONG,
+        )
+        .await;
+    assert_eq!(res[0].as_ref().unwrap(), &StartOutcome::Missing);
+    assert!(matches!(res[1].as_ref().unwrap(), StartOutcome::Started(a) if a.job.id == other.id));
+    assert_eq!(res[2].as_ref().unwrap(), &StartOutcome::Stale);
+}
+
+/// Success: status `succeeded`, the lease is released, no new row.
+pub async fn finish_success(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let a = deliver(store, id, LONG).await;
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
+    let job = store.get_job(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.last_error),
+        (JobStatus::Succeeded, 1, None)
+    );
+    assert!(job.updated_at >= a.job.updated_at);
+    assert!(matches!(
+        finish(store, &a, Outcome::Succeeded).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(start(store, id, Some(2), LONG).await, StartOutcome::Stale);
+}
+
+/// Retry: status `retrying` with the error, and a row for the next attempt
+/// claimable once due.
+pub async fn finish_retry_requeues_next_attempt(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let a = deliver(store, job.id, LONG).await;
+    let at = now_ms() + 300;
+    finish(
+        store,
+        &a,
+        Outcome::Retry {
+            available_at: at,
+            error: "HTTP 503".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let got = store.get_job(job.id).await.unwrap();
+    assert_eq!(got.status, JobStatus::Retrying);
+    assert_eq!(got.last_error.as_deref(), Some("HTTP 503"));
+    assert_eq!(got.attempts, 1);
+    assert!(claim(store, 10, LONG).await.rows.is_empty(), "not due yet");
+    assert_eq!(store.next_due().await.unwrap(), Some(at));
+
+    let c = claim_eventually(store, Duration::from_secs(3)).await;
+    assert!(now_ms() >= at);
+    assert_eq!(c.rows.len(), 1);
+    let row = &c.rows[0];
+    assert_eq!((row.job_id, row.attempt), (job.id, 2));
+    assert_eq!(row.payload, job.payload);
+    assert_eq!(
+        store.mark_published(&c.lease, &[row.row_id]).await.unwrap(),
+        1
+    );
+    let a2 = started(start(store, job.id, Some(2), LONG).await);
+    assert_eq!(a2.attempt, 2);
+    assert_eq!(a2.job.last_error.as_deref(), Some("HTTP 503"));
+}
+
+/// Dead: status `dead` with the error; nothing more runs.
+pub async fn finish_dead(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let a = deliver(store, id, LONG).await;
+    finish(
+        store,
+        &a,
+        Outcome::Dead {
+            error: "schema violation".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let job = store.get_job(id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Dead);
+    assert_eq!(job.last_error.as_deref(), Some("schema violation"));
+    assert_eq!(job.attempts, 1);
+    assert_eq!(store.next_due().await.unwrap(), None);
+    assert_eq!(start(store, id, Some(2), LONG).await, StartOutcome::Stale);
+}
+
+/// Each completion of a batch is fenced alone.
+pub async fn finish_is_fenced_per_completion(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (x, y) = (new_job("q"), new_job("q"));
+    enqueue(store, vec![x.clone(), y.clone()]).await;
+    let ax = started(start(store, x.id, Some(1), LONG).await);
+    let ay = started(start(store, y.id, Some(1), LONG).await);
+    let mut wrong_lease = completion(&ax, Outcome::Succeeded);
+    wrong_lease.lease = crate::LeaseToken::new();
+    let mut wrong_attempt = completion(&ax, Outcome::Dead { error: "x".into() });
+    wrong_attempt.attempt = 2;
+    let mut other_job = completion(&ax, Outcome::Succeeded);
+    other_job.job_id = y.id;
+    let res = store
+        .finish_attempts(vec![
+            wrong_lease,
+            completion(&ay, Outcome::Succeeded),
+            wrong_attempt,
+            other_job,
+        ])
+        .await;
+    assert_eq!(res.len(), 4);
+    assert!(matches!(res[0], Err(StoreError::LeaseLost)), "{:?}", res[0]);
+    assert!(res[1].is_ok(), "{:?}", res[1]);
+    assert!(matches!(res[2], Err(StoreError::LeaseLost)), "{:?}", res[2]);
+    assert!(matches!(res[3], Err(StoreError::LeaseLost)), "{:?}", res[3]);
+    let jx = store.get_job(x.id).await.unwrap();
+    assert_eq!(
+        (jx.status, jx.attempts, jx.last_error),
+        (JobStatus::Published, 1, None)
+    );
+    assert_eq!(status_of(store, y.id).await, JobStatus::Succeeded);
+    finish(store, &ax, Outcome::Succeeded).await.unwrap();
+    assert_eq!(status_of(store, x.id).await, JobStatus::Succeeded);
+    assert!(store.finish_attempts(Vec::new()).await.is_empty());
+    assert!(store.start_attempts(Vec::new(), LONG).await.is_empty());
+}
+
+/// Attempts are counted by the store across retries to a dead letter.
+pub async fn attempts_count_through_retries(store: Arc<dyn Store>) {
+    let store = &*store;
+    let mut job = new_job("q");
+    job.max_attempts = 3;
+    enqueue(store, vec![job.clone()]).await;
+    for n in 1..=3u32 {
+        let a = deliver(store, job.id, LONG).await;
+        assert_eq!(a.attempt, n);
+        assert_eq!(a.job.attempts, n);
+        assert_eq!(a.job.max_attempts, 3);
+        let outcome = if n < 3 {
+            Outcome::Retry {
+                available_at: now_ms(),
+                error: format!("fail {n}"),
+            }
+        } else {
+            Outcome::Dead {
+                error: "fail 3".into(),
+            }
+        };
+        finish(store, &a, outcome).await.unwrap();
+        assert_eq!(store.get_job(job.id).await.unwrap().attempts, n);
+    }
+    let got = store.get_job(job.id).await.unwrap();
+    assert_eq!((got.status, got.attempts), (JobStatus::Dead, 3));
+    assert_eq!(got.last_error.as_deref(), Some("fail 3"));
+    assert!(claim(store, 10, LONG).await.rows.is_empty());
+
+    // A success after a retry keeps the last error.
+    let other = enqueue(store, vec![new_job("q")]).await[0];
+    let a = deliver(store, other, LONG).await;
+    finish(
+        store,
+        &a,
+        Outcome::Retry {
+            available_at: now_ms(),
+            error: "once".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let a = deliver(store, other, LONG).await;
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
+    let got = store.get_job(other).await.unwrap();
+    assert_eq!((got.status, got.attempts), (JobStatus::Succeeded, 2));
+    assert_eq!(got.last_error.as_deref(), Some("once"));
+}

@@ -1,0 +1,266 @@
+//! The store conformance suite: every backend runs these cases unchanged.
+//!
+//! In a backend's test file (the crate needs `tokio` as a dependency):
+//!
+//! ```text
+//! sluice_store::store_conformance!(async {
+//!     // a fresh, empty store: an `Arc<dyn Store>`, or a pair
+//!     // `(Arc<dyn Store>, guard)` whose guard lives as long as the case
+//! });
+//! ```
+//!
+//! This expands to one `#[tokio::test]` per case, named after the case
+//! function below, each bounded by [`CASE_TIMEOUT`].
+
+mod attempts;
+mod ingest;
+mod outbox;
+
+pub use attempts::*;
+pub use ingest::*;
+pub use outbox::*;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::json;
+use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
+
+use crate::{
+    ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, NewJob, OutboxClaim,
+    OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
+};
+
+/// The longest any one case may run.
+pub const CASE_TIMEOUT: Duration = Duration::from_secs(60);
+/// A lease meant to expire during a case.
+pub(crate) const SHORT: Duration = Duration::from_millis(200);
+/// A lease meant to outlive a case.
+pub(crate) const LONG: Duration = Duration::from_secs(60);
+
+/// What a backend's fixture expression yields: the store, and optionally a
+/// guard (a temporary directory, a dropped-on-exit database) kept alive
+/// until the case ends.
+pub trait Fixture: Send {
+    /// The store under test.
+    fn store(&self) -> Arc<dyn Store>;
+}
+
+impl Fixture for Arc<dyn Store> {
+    fn store(&self) -> Arc<dyn Store> {
+        self.clone()
+    }
+}
+
+impl<G: Send> Fixture for (Arc<dyn Store>, G) {
+    fn store(&self) -> Arc<dyn Store> {
+        self.0.clone()
+    }
+}
+
+/// Expands to one `#[tokio::test]` per conformance case; the argument is an
+/// expression (typically an `async` block) awaited once per case to get a
+/// fresh, empty [`Fixture`].
+#[macro_export]
+macro_rules! store_conformance {
+    ($make:expr) => {
+        $crate::store_conformance!(@cases ($make)
+            enqueue_get_round_trip,
+            enqueue_request_is_all_or_nothing,
+            idempotency_same_fingerprint_replays,
+            idempotency_conflict_fails_alone,
+            claim_takes_oldest_first_up_to_limit,
+            concurrent_claims_are_disjoint,
+            parallel_claimers_claim_each_row_once,
+            delayed_rows_wait_until_due,
+            expired_claim_is_reclaimed_and_old_lease_fenced,
+            release_makes_rows_due_again,
+            next_due_ignores_leased_rows,
+            mark_published_sets_published,
+            mark_published_never_overwrites_worker_progress,
+            start_fresh_then_duplicate_is_busy,
+            start_stale_and_final_attempts,
+            start_takes_over_expired_attempt,
+            late_completion_without_takeover_is_accepted,
+            start_missing_and_create_for_direct_producers,
+            finish_success,
+            finish_retry_requeues_next_attempt,
+            finish_dead,
+            finish_is_fenced_per_completion,
+            attempts_count_through_retries,
+            queue_stats_counts,
+            outbox_notify_fires,
+            ping_and_backend,
+        );
+    };
+    (@cases ($make:expr) $($case:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $case() {
+                let fixture = $make.await;
+                let store = $crate::conformance::Fixture::store(&fixture);
+                ::tokio::time::timeout($crate::conformance::CASE_TIMEOUT, $crate::conformance::$case(store))
+                    .await
+                    .expect(concat!(stringify!($case), " timed out"));
+                drop(fixture);
+            }
+        )*
+    };
+}
+
+// ---------------------------------------------------------------- helpers
+
+/// A job due now in `queue`.
+pub fn new_job(queue: &str) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        queue: queue.into(),
+        payload: json!({"n": 1}),
+        key: None,
+        headers: BTreeMap::new(),
+        max_attempts: 5,
+        available_at: now_ms(),
+        traceparent: None,
+    }
+}
+
+pub(crate) fn plain(jobs: Vec<NewJob>) -> EnqueueRequest {
+    EnqueueRequest {
+        jobs,
+        idempotency: None,
+    }
+}
+
+pub(crate) fn keyed(
+    jobs: Vec<NewJob>,
+    scope: &str,
+    key: &str,
+    fingerprint: &str,
+) -> EnqueueRequest {
+    EnqueueRequest {
+        jobs,
+        idempotency: Some(Idempotency {
+            scope: scope.into(),
+            key: key.into(),
+            fingerprint: fingerprint.into(),
+        }),
+    }
+}
+
+/// Enqueues `jobs` as one request that must succeed; returns their ids.
+pub(crate) async fn enqueue(store: &dyn Store, jobs: Vec<NewJob>) -> Vec<JobId> {
+    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
+    let mut res = store.enqueue(vec![plain(jobs)]).await;
+    assert_eq!(res.len(), 1);
+    let got = res.pop().unwrap().expect("enqueue succeeds");
+    assert_eq!(
+        got,
+        Enqueued {
+            ids: ids.clone(),
+            replayed: false
+        }
+    );
+    ids
+}
+
+pub(crate) async fn claim(store: &dyn Store, limit: usize, lease: Duration) -> OutboxClaim {
+    store
+        .claim_outbox(limit, lease)
+        .await
+        .expect("claim succeeds")
+}
+
+pub(crate) fn row_ids(rows: &[OutboxRow]) -> Vec<i64> {
+    rows.iter().map(|r| r.row_id).collect()
+}
+
+pub(crate) async fn status_of(store: &dyn Store, id: JobId) -> JobStatus {
+    store.get_job(id).await.expect("job exists").status
+}
+
+pub(crate) async fn start(
+    store: &dyn Store,
+    id: JobId,
+    attempt: Option<u32>,
+    lease: Duration,
+) -> StartOutcome {
+    let mut res = store
+        .start_attempts(
+            vec![StartRequest {
+                job_id: id,
+                attempt,
+                create: None,
+            }],
+            lease,
+        )
+        .await;
+    assert_eq!(res.len(), 1);
+    res.pop().unwrap().expect("start_attempts succeeds")
+}
+
+pub(crate) fn started(outcome: StartOutcome) -> ActiveAttempt {
+    match outcome {
+        StartOutcome::Started(a) => a,
+        other => panic!("expected Started, got {other:?}"),
+    }
+}
+
+pub(crate) fn completion(a: &ActiveAttempt, outcome: Outcome) -> Completion {
+    Completion {
+        job_id: a.job.id,
+        lease: a.lease.clone(),
+        attempt: a.attempt,
+        started_at: a.job.updated_at,
+        outcome,
+    }
+}
+
+pub(crate) async fn finish(
+    store: &dyn Store,
+    a: &ActiveAttempt,
+    outcome: Outcome,
+) -> Result<(), StoreError> {
+    let mut res = store.finish_attempts(vec![completion(a, outcome)]).await;
+    assert_eq!(res.len(), 1);
+    res.pop().unwrap()
+}
+
+/// Claims every due row, which must include one for `id`; marks that one
+/// published, gives the others back, and starts the row's attempt.
+pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> ActiveAttempt {
+    let c = claim(store, 10_000, LONG).await;
+    let (mine, others): (Vec<_>, Vec<_>) = c.rows.iter().partition(|r| r.job_id == id);
+    assert_eq!(mine.len(), 1, "one due row for {id}");
+    let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
+    store
+        .release_outbox(&c.lease, &others, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &[mine[0].row_id])
+            .await
+            .unwrap(),
+        1
+    );
+    started(start(store, id, Some(mine[0].attempt), lease).await)
+}
+
+/// Sleeps until the clock is past `at` (bounded by the case timeout).
+pub(crate) async fn sleep_past(at: EpochMs) {
+    let wait = (at - now_ms()).max(0) + 30;
+    tokio::time::sleep(Duration::from_millis(u64::try_from(wait).unwrap_or(0))).await;
+}
+
+/// Claims until a row comes back or `within` passes.
+pub(crate) async fn claim_eventually(store: &dyn Store, within: Duration) -> OutboxClaim {
+    let deadline = tokio::time::Instant::now() + within;
+    loop {
+        let c = claim(store, 100, LONG).await;
+        if !c.rows.is_empty() || tokio::time::Instant::now() >= deadline {
+            return c;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

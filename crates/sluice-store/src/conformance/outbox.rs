@@ -1,0 +1,234 @@
+//! Cases for claiming, releasing and marking outbox rows.
+
+use super::*;
+
+/// Claims return due rows oldest `available_at` first, at most `limit`.
+pub async fn claim_takes_oldest_first_up_to_limit(store: Arc<dyn Store>) {
+    let store = &*store;
+    let now = now_ms();
+    let mut jobs = Vec::new();
+    for age in [1000, 3000, 2000, 4000] {
+        let mut j = new_job("q");
+        j.available_at = now - age;
+        jobs.push(j);
+    }
+    enqueue(store, jobs.clone()).await;
+    let c = claim(store, 2, LONG).await;
+    let got: Vec<JobId> = c.rows.iter().map(|r| r.job_id).collect();
+    assert_eq!(got, vec![jobs[3].id, jobs[1].id]);
+    let c = claim(store, 10, LONG).await;
+    let got: Vec<JobId> = c.rows.iter().map(|r| r.job_id).collect();
+    assert_eq!(got, vec![jobs[2].id, jobs[0].id]);
+    assert!(claim(store, 10, LONG).await.rows.is_empty());
+    assert!(claim(store, 0, LONG).await.rows.is_empty());
+}
+
+/// Two concurrent claims never share a row.
+pub async fn concurrent_claims_are_disjoint(store: Arc<dyn Store>) {
+    let jobs: Vec<NewJob> = (0..20).map(|_| new_job("q")).collect();
+    enqueue(&*store, jobs).await;
+    let (a, b) = tokio::join!(store.claim_outbox(20, LONG), store.claim_outbox(20, LONG));
+    let (a, b) = (a.unwrap(), b.unwrap());
+    assert_ne!(a.lease, b.lease);
+    let ia: HashSet<i64> = row_ids(&a.rows).into_iter().collect();
+    let ib: HashSet<i64> = row_ids(&b.rows).into_iter().collect();
+    assert!(ia.is_disjoint(&ib));
+    assert_eq!(ia.len() + ib.len(), 20);
+}
+
+/// Many claimers in parallel over 500 rows: each row is claimed exactly once.
+pub async fn parallel_claimers_claim_each_row_once(store: Arc<dyn Store>) {
+    let mut expected = HashSet::new();
+    for _ in 0..5 {
+        let jobs: Vec<NewJob> = (0..100).map(|_| new_job("q")).collect();
+        expected.extend(enqueue(&*store, jobs).await);
+    }
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = Vec::new();
+            loop {
+                let c = store.claim_outbox(7, LONG).await.unwrap();
+                if c.rows.is_empty() {
+                    return got;
+                }
+                got.extend(c.rows.into_iter().map(|r| (r.row_id, r.job_id)));
+            }
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.unwrap());
+    }
+    assert_eq!(all.len(), 500, "every row claimed once");
+    let rows: HashSet<i64> = all.iter().map(|(r, _)| *r).collect();
+    assert_eq!(rows.len(), 500, "no row claimed twice");
+    let jobs: HashSet<JobId> = all.iter().map(|(_, j)| *j).collect();
+    assert_eq!(jobs, expected);
+}
+
+/// A row is not claimed before its `available_at`, and is once it passes.
+pub async fn delayed_rows_wait_until_due(store: Arc<dyn Store>) {
+    let store = &*store;
+    let mut job = new_job("q");
+    job.available_at = now_ms() + 300;
+    enqueue(store, vec![job.clone()]).await;
+    assert!(claim(store, 10, LONG).await.rows.is_empty());
+    assert_eq!(store.next_due().await.unwrap(), Some(job.available_at));
+    let c = claim_eventually(store, Duration::from_secs(3)).await;
+    assert!(now_ms() >= job.available_at);
+    assert_eq!(c.rows.len(), 1);
+    assert_eq!(c.rows[0].job_id, job.id);
+}
+
+/// After a claim's lease expires another claim gets the row, and the first
+/// lease can no longer mark or release it.
+pub async fn expired_claim_is_reclaimed_and_old_lease_fenced(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let first = claim(store, 10, SHORT).await;
+    assert_eq!(first.rows.len(), 1);
+    assert!(
+        claim(store, 10, LONG).await.rows.is_empty(),
+        "leased row is not claimable"
+    );
+    sleep_past(now_ms() + 200).await;
+    let second = claim(store, 10, LONG).await;
+    assert_eq!(row_ids(&second.rows), row_ids(&first.rows));
+    assert_ne!(second.lease, first.lease);
+
+    let ids = row_ids(&first.rows);
+    assert_eq!(store.mark_published(&first.lease, &ids).await.unwrap(), 0);
+    assert_eq!(
+        store
+            .release_outbox(&first.lease, &ids, now_ms())
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(status_of(store, id).await, JobStatus::Pending);
+    assert!(
+        claim(store, 10, LONG).await.rows.is_empty(),
+        "still held by the second lease"
+    );
+    assert_eq!(store.mark_published(&second.lease, &ids).await.unwrap(), 1);
+    assert_eq!(status_of(store, id).await, JobStatus::Published);
+}
+
+/// Released rows are due again at the given time; a released lease is gone.
+pub async fn release_makes_rows_due_again(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let c = claim(store, 10, LONG).await;
+    let ids = row_ids(&c.rows);
+    let at = now_ms() + 200;
+    assert_eq!(store.release_outbox(&c.lease, &ids, at).await.unwrap(), 1);
+    assert_eq!(store.release_outbox(&c.lease, &ids, at).await.unwrap(), 0);
+    assert_eq!(store.mark_published(&c.lease, &ids).await.unwrap(), 0);
+    assert!(claim(store, 10, LONG).await.rows.is_empty(), "not due yet");
+    assert_eq!(store.next_due().await.unwrap(), Some(at));
+    let again = claim_eventually(store, Duration::from_secs(3)).await;
+    assert_eq!(row_ids(&again.rows), ids);
+    assert_eq!(again.rows[0].job_id, id);
+    assert_eq!(status_of(store, id).await, JobStatus::Pending);
+}
+
+/// `next_due` is the earliest `available_at` of rows no lease holds.
+pub async fn next_due_ignores_leased_rows(store: Arc<dyn Store>) {
+    let store = &*store;
+    assert_eq!(store.next_due().await.unwrap(), None);
+    let now_job = new_job("q");
+    let mut later = new_job("q");
+    later.available_at = now_ms() + 60_000;
+    enqueue(store, vec![now_job.clone(), later.clone()]).await;
+    assert_eq!(store.next_due().await.unwrap(), Some(now_job.available_at));
+    let c = claim(store, 10, LONG).await;
+    assert_eq!(c.rows.len(), 1);
+    assert_eq!(store.next_due().await.unwrap(), Some(later.available_at));
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &row_ids(&c.rows))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(store.next_due().await.unwrap(), Some(later.available_at));
+}
+
+/// Marking removes the rows of the lease and moves pending jobs to published.
+pub async fn mark_published_sets_published(store: Arc<dyn Store>) {
+    let store = &*store;
+    let ids = enqueue(store, vec![new_job("q"), new_job("q"), new_job("q")]).await;
+    let c = claim(store, 10, LONG).await;
+    let rows = row_ids(&c.rows);
+    let other = crate::LeaseToken::new();
+    assert_eq!(store.mark_published(&other, &rows).await.unwrap(), 0);
+    assert_eq!(store.mark_published(&c.lease, &[]).await.unwrap(), 0);
+    assert_eq!(store.mark_published(&c.lease, &rows[..2]).await.unwrap(), 2);
+    assert_eq!(store.mark_published(&c.lease, &rows).await.unwrap(), 1);
+    for id in ids {
+        let job = store.get_job(id).await.unwrap();
+        assert_eq!(job.status, JobStatus::Published);
+        assert_eq!(job.attempts, 0);
+    }
+    assert_eq!(store.next_due().await.unwrap(), None);
+}
+
+/// A worker that started (or finished) the attempt before the relay marked
+/// its row keeps its status.
+pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (s, d, r) = (new_job("q"), new_job("q"), new_job("q"));
+    enqueue(store, vec![s.clone(), d.clone(), r.clone()]).await;
+    let c = claim(store, 10, LONG).await;
+    assert_eq!(c.rows.len(), 3);
+    // Fast workers start and finish before the relay marks.
+    let a = started(start(store, s.id, Some(1), LONG).await);
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
+    let a = started(start(store, d.id, Some(1), LONG).await);
+    finish(
+        store,
+        &a,
+        Outcome::Dead {
+            error: "bad".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let a = started(start(store, r.id, Some(1), LONG).await);
+    finish(
+        store,
+        &a,
+        Outcome::Retry {
+            available_at: now_ms(),
+            error: "flaky".into(),
+        },
+    )
+    .await
+    .unwrap();
+
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &row_ids(&c.rows))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(status_of(store, s.id).await, JobStatus::Succeeded);
+    assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
+    assert_eq!(status_of(store, r.id).await, JobStatus::Retrying);
+
+    // The retry's own row (attempt 2) does move it to published.
+    let c = claim(store, 10, LONG).await;
+    assert_eq!(c.rows.len(), 1);
+    assert_eq!((c.rows[0].job_id, c.rows[0].attempt), (r.id, 2));
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &row_ids(&c.rows))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(status_of(store, r.id).await, JobStatus::Published);
+}

@@ -1,0 +1,154 @@
+//! Store traits of sluice and their backends, chosen at runtime by URL.
+//!
+//! The store holds jobs (the source of truth for status and attempts), the
+//! outbox (rows waiting to be published), attempt history, idempotency keys
+//! and dead letters. Every state change made under a lease is fenced by it.
+//!
+//! Backends: `sqlite://path` (feature `sqlite`, default).
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::{EpochMs, JobId};
+use tokio::sync::Notify;
+
+#[cfg(feature = "testing")]
+pub mod conformance;
+mod error;
+pub mod group_commit;
+pub mod model;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
+
+pub use error::StoreError;
+pub use group_commit::GroupCommit;
+pub use model::*;
+
+/// Ingest: durable acceptance of jobs, and reads for the status endpoint.
+#[async_trait]
+pub trait IngestStore: Send + Sync {
+    /// Stores each request's jobs and their outbox rows atomically per request
+    /// and durably before returning; the results are in request order. A
+    /// request whose idempotency key matches an earlier one with the same
+    /// fingerprint stores nothing and returns the earlier ids with
+    /// `replayed = true`; another fingerprint fails that request alone with
+    /// [`StoreError::IdempotencyConflict`]. Backends may commit all requests
+    /// in one transaction (group commit).
+    async fn enqueue(&self, requests: Vec<EnqueueRequest>) -> Vec<Result<Enqueued, StoreError>>;
+
+    /// The job, or [`StoreError::NotFound`].
+    async fn get_job(&self, id: JobId) -> Result<JobRecord, StoreError>;
+}
+
+/// Relay: claims due outbox rows under a lease and records their publication.
+#[async_trait]
+pub trait OutboxStore: Send + Sync {
+    /// Claims up to `limit` rows whose `available_at` has passed and that no
+    /// unexpired lease holds, oldest first, under a new lease lasting `lease`.
+    /// Two concurrent claims never return the same row.
+    async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError>;
+
+    /// Records that these rows of the claim are on the broker: removes them
+    /// and moves their jobs to `published` (unless a worker already moved the
+    /// job on). Rows no longer held by `lease` are left alone; returns how
+    /// many were marked.
+    async fn mark_published(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+    ) -> Result<usize, StoreError>;
+
+    /// Gives rows of the claim back, due again at `available_at` (after a
+    /// failed publish). Rows no longer held by `lease` are left alone.
+    async fn release_outbox(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+        available_at: EpochMs,
+    ) -> Result<usize, StoreError>;
+
+    /// The earliest `available_at` of an unleased row, if any: when the relay
+    /// should look again.
+    async fn next_due(&self) -> Result<Option<EpochMs>, StoreError>;
+}
+
+/// Workers: start attempts under a lease and record their outcomes.
+#[async_trait]
+pub trait AttemptStore: Send + Sync {
+    /// For each request, in order: starts the next attempt of the job when
+    /// the message is current (its attempt is the job's next one, or it is
+    /// the in-flight attempt whose lease expired, that is a crashed worker's),
+    /// counting it and leasing the job for `lease`; otherwise says why not.
+    async fn start_attempts(
+        &self,
+        requests: Vec<StartRequest>,
+        lease: Duration,
+    ) -> Vec<Result<StartOutcome, StoreError>>;
+
+    /// Records outcomes, each fenced by its lease ([`StoreError::LeaseLost`]
+    /// when it is no longer held): success; a retry (status `retrying` and a
+    /// new outbox row due at `available_at`); or a dead letter. Each attempt
+    /// is kept in the job's history with its error.
+    async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>>;
+}
+
+/// Counts per queue and status, for metrics and operators.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueueStats {
+    pub queue: String,
+    pub pending: u64,
+    pub published: u64,
+    pub retrying: u64,
+    pub succeeded: u64,
+    pub dead: u64,
+    /// `created_at` of the oldest job still `pending`.
+    pub oldest_pending_at: Option<EpochMs>,
+}
+
+/// The whole store: every role's trait plus health, stats and wake-ups.
+#[async_trait]
+pub trait Store: IngestStore + OutboxStore + AttemptStore {
+    /// Succeeds when the store answers a trivial query.
+    async fn ping(&self) -> Result<(), StoreError>;
+
+    /// Per-queue counts (queues with no jobs are absent).
+    async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
+
+    /// Notified after every commit that added outbox rows in this process
+    /// (and, for backends that can, in other processes): the relay waits on it.
+    fn outbox_notify(&self) -> Arc<Notify>;
+
+    /// The backend's name, for logs (`sqlite`, `postgres`).
+    fn backend(&self) -> &'static str;
+}
+
+/// Opens (creating when needed) and migrates the store named by `url`.
+///
+/// `sqlite://path/to/file.db` (relative to the working directory; parent
+/// directories are created) or `sqlite::memory:`.
+pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    let scheme = url.split(':').next().unwrap_or("");
+    match scheme {
+        "sqlite" => open_sqlite(url).await,
+        "postgres" | "postgresql" => Err(StoreError::BackendDisabled("postgres")),
+        _ => Err(StoreError::InvalidUrl(format!(
+            "unknown scheme {scheme:?}: expected sqlite:// or postgres://"
+        ))),
+    }
+}
+
+#[cfg(feature = "sqlite")]
+async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(sqlite::SqliteStore::open(url).await?))
+}
+
+#[cfg(not(feature = "sqlite"))]
+async fn open_sqlite(_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::BackendDisabled("sqlite"))
+}
+
+/// Runs migrations only (`sluice migrate`); [`open`] also runs them.
+pub async fn migrate(url: &str) -> Result<(), StoreError> {
+    open(url).await.map(|_| ())
+}

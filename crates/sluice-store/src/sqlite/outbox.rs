@@ -1,0 +1,155 @@
+//! [`OutboxStore`] for SQLite: claims are one `UPDATE … RETURNING` under the
+//! write lock, so no two claimers (in any process) get the same row.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+use sluice_core::{now_ms, EpochMs};
+use sqlx::Row;
+
+use super::rows::{corrupt, job_id, json_list, to_u32};
+use super::{map_err, millis, SqliteStore};
+use crate::{LeaseToken, OutboxClaim, OutboxRow, OutboxStore, StoreError};
+
+#[async_trait]
+impl OutboxStore for SqliteStore {
+    async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError> {
+        let token = LeaseToken::new();
+        if limit == 0 {
+            return Ok(OutboxClaim {
+                lease: token,
+                rows: Vec::new(),
+            });
+        }
+        let mut tx = self.begin_write().await?;
+        let now = now_ms();
+        let claimed = sqlx::query(include_str!("sql/outbox_claim.sql"))
+            .bind(&token.0)
+            .bind(now.saturating_add(millis(lease)))
+            .bind(now)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if claimed.is_empty() {
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(OutboxClaim {
+                lease: token,
+                rows: Vec::new(),
+            });
+        }
+        let mut job_ids: Vec<String> = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            job_ids.push(row.try_get("job_id").map_err(map_err)?);
+        }
+        job_ids.sort_unstable();
+        job_ids.dedup();
+        let jobs = sqlx::query(include_str!("sql/outbox_claim_jobs.sql"))
+            .bind(json_list(&job_ids))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+
+        type JobPart = (Value, Option<String>, Option<String>);
+        let mut by_id: HashMap<String, JobPart> = HashMap::with_capacity(jobs.len());
+        for row in &jobs {
+            let payload: String = row.try_get("payload").map_err(map_err)?;
+            let payload = serde_json::from_str(&payload).map_err(|e| corrupt("payload", e))?;
+            by_id.insert(
+                row.try_get("id").map_err(map_err)?,
+                (
+                    payload,
+                    row.try_get("key").map_err(map_err)?,
+                    row.try_get("traceparent").map_err(map_err)?,
+                ),
+            );
+        }
+        let mut rows = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            let id: String = row.try_get("job_id").map_err(map_err)?;
+            let available_at: EpochMs = row.try_get("available_at").map_err(map_err)?;
+            let (payload, key, traceparent) = by_id
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| corrupt("outbox row", format!("job {id} is missing")))?;
+            let out = OutboxRow {
+                row_id: row.try_get("row_id").map_err(map_err)?,
+                job_id: job_id(&id)?,
+                queue: row.try_get("queue").map_err(map_err)?,
+                attempt: to_u32(row.try_get("attempt").map_err(map_err)?, "attempt")?,
+                payload,
+                key,
+                traceparent,
+                created_at: row.try_get("created_at").map_err(map_err)?,
+            };
+            rows.push((available_at, out));
+        }
+        rows.sort_by_key(|(at, r)| (*at, r.row_id));
+        Ok(OutboxClaim {
+            lease: token,
+            rows: rows.into_iter().map(|(_, r)| r).collect(),
+        })
+    }
+
+    async fn mark_published(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+    ) -> Result<usize, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(0);
+        }
+        let ids = json_list(row_ids);
+        let mut tx = self.begin_write().await?;
+        sqlx::query(include_str!("sql/outbox_mark_jobs.sql"))
+            .bind(now_ms())
+            .bind(&ids)
+            .bind(&lease.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let deleted = sqlx::query(include_str!("sql/outbox_delete.sql"))
+            .bind(&ids)
+            .bind(&lease.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(usize::try_from(deleted).unwrap_or(usize::MAX))
+    }
+
+    async fn release_outbox(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+        available_at: EpochMs,
+    ) -> Result<usize, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(0);
+        }
+        let mut tx = self.begin_write().await?;
+        let released = sqlx::query(include_str!("sql/outbox_release.sql"))
+            .bind(available_at)
+            .bind(json_list(row_ids))
+            .bind(&lease.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(usize::try_from(released).unwrap_or(usize::MAX))
+    }
+
+    async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
+        let row = sqlx::query(include_str!("sql/outbox_next_due.sql"))
+            .bind(now_ms())
+            .fetch_one(&self.reader)
+            .await
+            .map_err(map_err)?;
+        row.try_get("due").map_err(map_err)
+    }
+}

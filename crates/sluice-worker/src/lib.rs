@@ -1,0 +1,38 @@
+//! Worker pools of sluice: consume a queue's topic, start each attempt under
+//! a lease in the store, run the handler, and record outcomes in batches
+//! (success, a retry row back in the outbox with backoff, or a dead letter)
+//! before acknowledging the messages.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sluice_core::HandlerConfig;
+
+mod flush;
+mod handler;
+mod http;
+mod intake;
+mod pool;
+
+pub use handler::{Handler, JobContext, LogHandler};
+pub use http::HttpHandler;
+pub use pool::{Worker, WorkerOptions, WorkerQueue};
+
+/// Failures that stop a worker from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum WorkerError {
+    #[error("invalid worker config: {0}")]
+    Config(String),
+    #[error("broker: {0}")]
+    Broker(#[from] sluice_broker::BrokerError),
+}
+
+/// The handler a queue's configuration names.
+pub fn handler_for(config: &HandlerConfig) -> Result<Arc<dyn Handler>, WorkerError> {
+    Ok(match config {
+        HandlerConfig::Http { url, timeout_ms } => {
+            Arc::new(HttpHandler::new(url, Duration::from_millis(*timeout_ms))?)
+        }
+        HandlerConfig::Log => Arc::new(LogHandler),
+    })
+}

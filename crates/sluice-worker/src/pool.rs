@@ -1,0 +1,326 @@
+//! The worker pool of one queue.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
+use sluice_core::{decide, now_ms, Decision, Failure, HandlerConfig, QueueConfig};
+use sluice_store::{ActiveAttempt, Completion, Outcome, StartOutcome, Store};
+use tokio::sync::{mpsc, Semaphore};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::flush::{Done, Flusher};
+use crate::intake::{intake, Intake};
+use crate::{Handler, JobContext, WorkerError};
+
+/// A queue and how to handle its jobs.
+#[derive(Clone)]
+pub struct WorkerQueue {
+    pub config: QueueConfig,
+    /// The queue's payload schema, checked for direct producers' messages.
+    pub schema: Option<Value>,
+    pub handler: Arc<dyn Handler>,
+}
+
+/// Worker tuning.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerOptions {
+    /// Job lease = handler timeout + this margin.
+    pub lease_margin: Duration,
+    /// Timeout of handlers that have none configured (log, Rust handlers).
+    pub default_timeout: Duration,
+    /// Outcomes are flushed at least this often...
+    pub flush_interval: Duration,
+    /// ...or when this many are waiting.
+    pub flush_max: usize,
+    /// How long one receive waits for messages.
+    pub recv_wait: Duration,
+    /// On shutdown, how long in-flight jobs may take to finish.
+    pub drain_grace: Duration,
+}
+
+impl Default for WorkerOptions {
+    fn default() -> Self {
+        Self {
+            lease_margin: Duration::from_secs(5),
+            default_timeout: Duration::from_secs(30),
+            flush_interval: Duration::from_millis(5),
+            flush_max: 512,
+            recv_wait: Duration::from_millis(100),
+            drain_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Consumes one queue with up to `concurrency.max` jobs at once.
+pub struct Worker {
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    queue: WorkerQueue,
+    options: WorkerOptions,
+    validator: Option<Arc<jsonschema::Validator>>,
+    timeout: Duration,
+}
+
+impl Worker {
+    pub fn new(
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        queue: WorkerQueue,
+        options: WorkerOptions,
+    ) -> Result<Self, WorkerError> {
+        queue.config.validate().map_err(|(k, e)| {
+            WorkerError::Config(format!("queue {}: {k}: {e}", queue.config.name))
+        })?;
+        let validator = match &queue.schema {
+            Some(s) => Some(Arc::new(jsonschema::validator_for(s).map_err(|e| {
+                WorkerError::Config(format!("queue {}: invalid schema: {e}", queue.config.name))
+            })?)),
+            None => None,
+        };
+        let timeout = match &queue.config.handler {
+            HandlerConfig::Http { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
+            HandlerConfig::Log => options.default_timeout,
+        };
+        Ok(Self {
+            store,
+            broker,
+            queue,
+            options,
+            validator,
+            timeout,
+        })
+    }
+
+    /// Runs until `shutdown` is cancelled, then drains: stops receiving, lets
+    /// in-flight jobs finish within the grace period, records their outcomes
+    /// and acknowledges them. Jobs still running after the grace period are
+    /// abandoned un-acked, so the broker redelivers them.
+    pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
+        let cfg = &self.queue.config;
+        let concurrency = cfg.concurrency.max as usize;
+        let options = SubscribeOptions {
+            group: format!("sluice-workers.{}", cfg.name),
+            max_in_flight: concurrency * 2,
+        };
+        let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;
+        tracing::info!(queue = %cfg.name, topic = %cfg.topic(), concurrency, "worker started");
+        let permits = Arc::new(Semaphore::new(concurrency));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Vec<AckToken>>();
+        let flusher = Flusher {
+            store: self.store.clone(),
+            queue: cfg.name.clone(),
+            max_batch: self.options.flush_max,
+            interval: self.options.flush_interval,
+        };
+        let flusher = tokio::spawn(flusher.run(done_rx, ack_tx));
+        let mut tasks = JoinSet::new();
+        let mut acks: Vec<AckToken> = Vec::new();
+        let mut errors = 0u32;
+        while !shutdown.is_cancelled() {
+            while let Ok(t) = ack_rx.try_recv() {
+                acks.extend(t);
+            }
+            self.ack(&mut *sub, &mut acks).await;
+            while tasks.try_join_next().is_some() {}
+            let free = permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    t = ack_rx.recv() => acks.extend(t.unwrap_or_default()),
+                    _ = tokio::time::sleep(self.options.recv_wait) => {}
+                    _ = shutdown.cancelled() => {}
+                }
+                continue;
+            }
+            let deliveries = tokio::select! {
+                r = sub.recv(free.min(256), self.options.recv_wait) => r,
+                _ = shutdown.cancelled() => break,
+            };
+            match deliveries {
+                Ok(ds) => {
+                    errors = 0;
+                    if !ds.is_empty() {
+                        self.dispatch(&mut *sub, ds, &permits, &done_tx, &mut tasks, &mut acks)
+                            .await;
+                    }
+                }
+                Err(e) => {
+                    errors += 1;
+                    let wait = Duration::from_millis(100 * u64::from(errors.min(50)));
+                    tracing::warn!(queue = %cfg.name, error = %e, "receive failed");
+                    tokio::time::sleep(wait).await;
+                }
+            }
+        }
+        tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
+        let deadline = Instant::now() + self.options.drain_grace;
+        while !tasks.is_empty() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if tokio::time::timeout(left, tasks.join_next()).await.is_err() {
+                tracing::warn!(queue = %cfg.name, abandoned = tasks.len(), "drain grace over; abandoning jobs for redelivery");
+                tasks.abort_all();
+                break;
+            }
+        }
+        drop(done_tx);
+        let _ = flusher.await;
+        while let Ok(t) = ack_rx.try_recv() {
+            acks.extend(t);
+        }
+        self.ack(&mut *sub, &mut acks).await;
+        tracing::info!(queue = %cfg.name, "worker stopped");
+        Ok(())
+    }
+
+    async fn ack(&self, sub: &mut dyn Subscription, acks: &mut Vec<AckToken>) {
+        if acks.is_empty() {
+            return;
+        }
+        match sub.ack(acks).await {
+            Ok(()) => acks.clear(),
+            Err(e) => {
+                tracing::warn!(queue = %self.queue.config.name, error = %e, "ack failed; will retry")
+            }
+        }
+    }
+
+    async fn dispatch(
+        &self,
+        sub: &mut dyn Subscription,
+        deliveries: Vec<Delivery>,
+        permits: &Arc<Semaphore>,
+        done_tx: &mpsc::UnboundedSender<Done>,
+        tasks: &mut JoinSet<()>,
+        acks: &mut Vec<AckToken>,
+    ) {
+        let cfg = &self.queue.config;
+        let intakes: Vec<Intake> = deliveries
+            .iter()
+            .map(|d| intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref()))
+            .collect();
+        let requests = intakes.iter().map(|i| i.request.clone()).collect();
+        let lease = self.timeout + self.options.lease_margin;
+        let outcomes = self.store.start_attempts(requests, lease).await;
+        for ((d, i), outcome) in deliveries.into_iter().zip(intakes).zip(outcomes) {
+            match outcome {
+                Ok(StartOutcome::Started(active)) => {
+                    if let Some(reason) = i.poison {
+                        tracing::warn!(job_id = %active.job.id, queue = %cfg.name, reason = %reason, "undecodable or invalid message dead-lettered");
+                        let _ = done_tx.send(done(
+                            d.token,
+                            &active,
+                            now_ms(),
+                            Outcome::Dead { error: reason },
+                        ));
+                        continue;
+                    }
+                    let permit = match permits.clone().try_acquire_owned() {
+                        Ok(p) => p,
+                        Err(_) => permits
+                            .clone()
+                            .acquire_owned()
+                            .await
+                            .expect("semaphore is never closed"),
+                    };
+                    let handler = self.queue.handler.clone();
+                    let policy = cfg.backoff.clone();
+                    let timeout = self.timeout;
+                    let tx = done_tx.clone();
+                    let queue = cfg.name.clone();
+                    tasks.spawn(async move {
+                        let started = now_ms();
+                        let outcome =
+                            run_attempt(&*handler, &active, &policy, timeout, &queue).await;
+                        let _ = tx.send(done(d.token, &active, started, outcome));
+                        drop(permit);
+                    });
+                }
+                Ok(StartOutcome::Stale) | Ok(StartOutcome::Missing) => acks.push(d.token),
+                Ok(StartOutcome::Busy { until }) => {
+                    let delay = Duration::from_millis((until - now_ms()).max(0) as u64 + 100);
+                    release(sub, d.token, delay).await;
+                }
+                Err(e) => {
+                    tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempt; releasing message");
+                    release(sub, d.token, Duration::from_secs(1)).await;
+                }
+            }
+        }
+    }
+}
+
+async fn release(sub: &mut dyn Subscription, token: AckToken, delay: Duration) {
+    if let Err(e) = sub.release(&[token], delay).await {
+        tracing::warn!(error = %e, "release failed; the message comes back after its visibility timeout");
+    }
+}
+
+fn done(token: AckToken, active: &ActiveAttempt, started_at: i64, outcome: Outcome) -> Done {
+    Done {
+        token,
+        completion: Completion {
+            job_id: active.job.id,
+            lease: active.lease.clone(),
+            attempt: active.attempt,
+            started_at,
+            outcome,
+        },
+    }
+}
+
+/// Runs the handler once under the timeout and decides the outcome.
+async fn run_attempt(
+    handler: &dyn Handler,
+    active: &ActiveAttempt,
+    policy: &sluice_core::RetryPolicy,
+    timeout: Duration,
+    queue: &str,
+) -> Outcome {
+    let job = &active.job;
+    let ctx = JobContext {
+        id: job.id,
+        queue: job.queue.clone(),
+        attempt: active.attempt,
+        max_attempts: job.max_attempts,
+        payload: job.payload.clone(),
+        key: job.key.clone(),
+        headers: job.headers.clone(),
+        traceparent: job.traceparent.clone(),
+    };
+    metrics::counter!("sluice_jobs_started_total", "queue" => queue.to_string()).increment(1);
+    if active.attempt == 1 {
+        let lag = (now_ms() - job.created_at).max(0) as f64 / 1000.0;
+        metrics::histogram!("sluice_job_start_delay_seconds", "queue" => queue.to_string())
+            .record(lag);
+    }
+    let t0 = Instant::now();
+    let result = match tokio::time::timeout(timeout, handler.handle(&ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::transient(format!(
+            "handler timed out after {} ms",
+            timeout.as_millis()
+        ))),
+    };
+    let label = if result.is_ok() { "success" } else { "failure" };
+    metrics::histogram!("sluice_handler_duration_seconds", "queue" => queue.to_string(), "outcome" => label)
+        .record(t0.elapsed().as_secs_f64());
+    match result {
+        Ok(()) => Outcome::Succeeded,
+        Err(f) => match decide(policy, active.attempt, job.max_attempts, &f) {
+            Decision::Retry { delay } => {
+                tracing::info!(job_id = %job.id, queue, attempt = active.attempt, delay_ms = delay.as_millis() as u64, error = %f.message, "attempt failed; retrying");
+                Outcome::Retry {
+                    available_at: now_ms() + delay.as_millis() as i64,
+                    error: f.message,
+                }
+            }
+            Decision::Dead { reason } => {
+                tracing::warn!(job_id = %job.id, queue, attempt = active.attempt, reason = %reason, "job dead-lettered");
+                Outcome::Dead { error: reason }
+            }
+        },
+    }
+}

@@ -1,0 +1,342 @@
+//! The configuration contract: one TOML file, overridden by
+//! `SLUICE_<SECTION>__<KEY>` environment variables. A config error names the
+//! file, the key and what is wrong.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use figment::providers::{Env, Format, Toml};
+use figment::Figment;
+use serde::Deserialize;
+use sluice_core::QueueConfig;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where generated files live (admin token, embedded broker).
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub store: StoreSection,
+    #[serde(default)]
+    pub broker: BrokerSection,
+    #[serde(default)]
+    pub http: HttpSection,
+    #[serde(default)]
+    pub admin: AdminSection,
+    #[serde(default)]
+    pub relay: RelaySection,
+    #[serde(default)]
+    pub worker: WorkerSection,
+    #[serde(default)]
+    pub queues: Vec<QueueConfig>,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./sluice-data")
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct StoreSection {
+    pub url: String,
+}
+
+impl Default for StoreSection {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://./sluice-data/sluice.db".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BrokerSection {
+    pub url: String,
+}
+
+impl Default for BrokerSection {
+    fn default() -> Self {
+        Self {
+            url: "embedded://".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpSection {
+    pub listen: String,
+    pub admin_listen: String,
+    pub max_body_bytes: usize,
+}
+
+impl Default for HttpSection {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".into(),
+            admin_listen: "127.0.0.1:8081".into(),
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct AdminSection {
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySection {
+    pub batch_size: usize,
+    pub lease_ms: u64,
+    pub poll_interval_ms: u64,
+}
+
+impl Default for RelaySection {
+    fn default() -> Self {
+        let d = sluice_relay::RelayConfig::default();
+        Self {
+            batch_size: d.batch_size,
+            lease_ms: d.lease.as_millis() as u64,
+            poll_interval_ms: d.poll_interval.as_millis() as u64,
+        }
+    }
+}
+
+impl RelaySection {
+    pub fn relay_config(&self) -> sluice_relay::RelayConfig {
+        sluice_relay::RelayConfig {
+            batch_size: self.batch_size,
+            lease: Duration::from_millis(self.lease_ms),
+            poll_interval: Duration::from_millis(self.poll_interval_ms),
+            ..Default::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerSection {
+    /// Added to the handler timeout to make the job lease.
+    pub lease_margin_ms: u64,
+    /// On SIGTERM, how long in-flight jobs may take to finish.
+    pub drain_grace_ms: u64,
+}
+
+impl Default for WorkerSection {
+    fn default() -> Self {
+        Self {
+            lease_margin_ms: 5_000,
+            drain_grace_ms: 30_000,
+        }
+    }
+}
+
+impl WorkerSection {
+    pub fn options(&self) -> sluice_worker::WorkerOptions {
+        sluice_worker::WorkerOptions {
+            lease_margin: Duration::from_millis(self.lease_margin_ms),
+            drain_grace: Duration::from_millis(self.drain_grace_ms),
+            ..Default::default()
+        }
+    }
+}
+
+/// Top-level keys environment variables may set.
+const SECTIONS: &[&str] = &[
+    "data_dir", "store", "broker", "http", "admin", "relay", "worker",
+];
+
+/// Loads `path` (when given, it must exist; otherwise `./sluice.toml` when
+/// present), then the environment; validates; fills in the default queue.
+pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
+    let (file, source) = match path {
+        Some(p) => {
+            if !p.is_file() {
+                bail!("config error: file {} does not exist", p.display());
+            }
+            (Some(p.to_path_buf()), p.display().to_string())
+        }
+        None if Path::new("sluice.toml").is_file() => {
+            (Some(PathBuf::from("sluice.toml")), "sluice.toml".into())
+        }
+        None => (None, "defaults and environment".into()),
+    };
+    let mut fig = Figment::new();
+    if let Some(f) = &file {
+        fig = fig.merge(Toml::file(f));
+    }
+    let env = Env::prefixed("SLUICE_").split("__").filter(|k| {
+        SECTIONS
+            .iter()
+            .any(|s| k.as_str() == *s || k.as_str().starts_with(&format!("{s}.")))
+    });
+    fig = fig.merge(env);
+    let mut config: Config = fig.extract().map_err(|e| {
+        let msgs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
+        anyhow::anyhow!("config error in {source}: {}", msgs.join("; "))
+    })?;
+    if config.queues.is_empty() {
+        config.queues.push(QueueConfig::named("default"));
+    }
+    config
+        .validate()
+        .with_context(|| format!("config error in {source}"))?;
+    Ok((config, source))
+}
+
+fn describe(e: &figment::Error) -> String {
+    let key = e.path.join(".");
+    let origin = e
+        .metadata
+        .as_ref()
+        .map(|m| m.name.to_string())
+        .unwrap_or_default();
+    match (key.is_empty(), origin.is_empty()) {
+        (true, _) => e.kind.to_string(),
+        (false, true) => format!("key `{key}`: {}", e.kind),
+        (false, false) => format!("key `{key}` ({origin}): {}", e.kind),
+    }
+}
+
+impl Config {
+    /// Checks every value; errors name the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut names = HashSet::new();
+        for (i, q) in self.queues.iter().enumerate() {
+            if let Err((key, e)) = q.validate() {
+                bail!("key `queues[{i}].{key}` (queue {:?}): {e}", q.name);
+            }
+            if !names.insert(q.name.as_str()) {
+                bail!(
+                    "key `queues[{i}].name`: queue {:?} is defined twice",
+                    q.name
+                );
+            }
+        }
+        if self.http.max_body_bytes < 1024 || self.http.max_body_bytes > 64 << 20 {
+            bail!(
+                "key `http.max_body_bytes`: must be between 1024 and {}",
+                64 << 20
+            );
+        }
+        for (key, addr) in [
+            ("http.listen", &self.http.listen),
+            ("http.admin_listen", &self.http.admin_listen),
+        ] {
+            if addr.parse::<std::net::SocketAddr>().is_err() {
+                bail!("key `{key}`: {addr:?} is not an address like 127.0.0.1:8080");
+            }
+        }
+        if let Some(t) = &self.admin.token {
+            if t.len() < 16 {
+                bail!("key `admin.token`: must be at least 16 characters");
+            }
+        }
+        self.relay
+            .relay_config()
+            .validate()
+            .map_err(|e| anyhow::anyhow!("key `relay`: {e}"))?;
+        Ok(())
+    }
+
+    /// Reads every queue's JSON Schema file (relative paths are relative to
+    /// the working directory).
+    pub fn load_schemas(&self) -> anyhow::Result<Vec<Option<serde_json::Value>>> {
+        self.queues
+            .iter()
+            .enumerate()
+            .map(|(i, q)| {
+                let Some(path) = &q.schema else {
+                    return Ok(None);
+                };
+                let text = std::fs::read(path).with_context(|| {
+                    format!("config error: key `queues[{i}].schema`: cannot read {path}")
+                })?;
+                let v: serde_json::Value = serde_json::from_slice(&text).with_context(|| {
+                    format!("config error: key `queues[{i}].schema`: {path} is not JSON")
+                })?;
+                Ok(Some(v))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_file(body: &str) -> anyhow::Result<(Config, String)> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("sluice.toml");
+        std::fs::write(&p, body).unwrap();
+        load(Some(&p))
+    }
+
+    #[test]
+    fn empty_file_gives_defaults() {
+        let (c, _) = with_file("").unwrap();
+        assert_eq!(c.store.url, "sqlite://./sluice-data/sluice.db");
+        assert_eq!(c.broker.url, "embedded://");
+        assert_eq!(c.queues.len(), 1);
+        assert_eq!(c.queues[0].name, "default");
+        assert_eq!(c.http.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn design_example_parses() {
+        let (c, _) = with_file(
+            r#"
+[store]
+url = "sqlite://./x.db"
+[broker]
+url = "embedded://"
+[http]
+listen = "127.0.0.1:8080"
+admin_listen = "127.0.0.1:8081"
+max_body_bytes = 1048576
+[admin]
+token = "change-me-change-me"
+[[queues]]
+name = "emails"
+max_attempts = 5
+backoff = { initial_ms = 200, max_ms = 60000, multiplier = 2.0, jitter = "full" }
+concurrency = { min = 1, max = 32 }
+handler = { type = "http", url = "http://127.0.0.1:9000/send", timeout_ms = 10000 }
+"#,
+        )
+        .unwrap();
+        assert_eq!(c.queues[0].name, "emails");
+        assert_eq!(c.queues[0].concurrency.max, 32);
+    }
+
+    #[test]
+    fn errors_name_file_and_key() {
+        let e = with_file("[store]\nurl = 5\n").unwrap_err().to_string();
+        assert!(e.contains("sluice.toml") && e.contains("store.url"), "{e}");
+        let e = with_file("[[queues]]\nname = \"q\"\nbackoff = { initial_ms = 10, max_ms = 1, multiplier = 2.0 }\n")
+            .unwrap_err();
+        let e = format!("{e:#}");
+        assert!(
+            e.contains("sluice.toml") && e.contains("queues[0].backoff"),
+            "{e}"
+        );
+        let e = format!("{:#}", with_file("[htp]\nlisten = \"x\"\n").unwrap_err());
+        assert!(e.contains("htp"), "{e}");
+        let e = format!(
+            "{:#}",
+            with_file("[http]\nlisten = \"nope\"\n").unwrap_err()
+        );
+        assert!(e.contains("http.listen"), "{e}");
+        let e = format!("{:#}", with_file("not toml [").unwrap_err());
+        assert!(e.contains("sluice.toml"), "{e}");
+    }
+}

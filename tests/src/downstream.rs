@@ -1,0 +1,160 @@
+//! A local HTTP downstream that behaves as each job's payload asks and
+//! records every delivery it sees.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::Value;
+
+/// How the downstream answers a job, read from the payload's `"mode"`:
+/// `"ok"`, `{"fail_times": n}` (503 for the first n deliveries, then 200),
+/// `{"status": code}` (always that status).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mode {
+    Ok,
+    FailTimes(u32),
+    Always(u16),
+}
+
+impl Mode {
+    pub fn payload(&self, n: usize) -> Value {
+        let mode = match self {
+            Mode::Ok => serde_json::json!("ok"),
+            Mode::FailTimes(k) => serde_json::json!({"fail_times": k}),
+            Mode::Always(s) => serde_json::json!({"status": s}),
+        };
+        serde_json::json!({"n": n, "mode": mode})
+    }
+
+    fn from_payload(v: &Value) -> Mode {
+        let m = &v["mode"];
+        if let Some(k) = m.get("fail_times").and_then(Value::as_u64) {
+            return Mode::FailTimes(k as u32);
+        }
+        if let Some(s) = m.get("status").and_then(Value::as_u64) {
+            return Mode::Always(s as u16);
+        }
+        Mode::Ok
+    }
+}
+
+/// One delivery the downstream saw.
+#[derive(Debug, Clone)]
+pub struct Arrival {
+    pub attempt: u32,
+    pub at: Instant,
+    pub status: u16,
+}
+
+#[derive(Default)]
+struct Inner {
+    by_job: HashMap<String, Vec<Arrival>>,
+    missing_headers: usize,
+}
+
+/// The running downstream; it stops when dropped.
+#[derive(Clone)]
+pub struct Downstream {
+    pub addr: SocketAddr,
+    inner: Arc<Mutex<Inner>>,
+    delay: Duration,
+    _stop: Arc<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Downstream {
+    /// Starts on an ephemeral loopback port; every answer waits `delay`.
+    pub async fn start(delay: Duration) -> anyhow::Result<Self> {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let ds = Self {
+            addr,
+            inner: Arc::default(),
+            delay,
+            _stop: Arc::new(tx),
+        };
+        let app = Router::new()
+            .route("/work", post(handle))
+            .with_state(ds.clone());
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(ds)
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}/work", self.addr)
+    }
+
+    /// Deliveries per job id.
+    pub fn arrivals(&self) -> HashMap<String, Vec<Arrival>> {
+        self.inner.lock().unwrap().by_job.clone()
+    }
+
+    /// Requests that lacked `Sluice-Job-Id`, `Sluice-Attempt` or a JSON content type.
+    pub fn missing_headers(&self) -> usize {
+        self.inner.lock().unwrap().missing_headers
+    }
+
+    /// Total deliveries seen.
+    pub fn total(&self) -> usize {
+        self.inner
+            .lock()
+            .unwrap()
+            .by_job
+            .values()
+            .map(Vec::len)
+            .sum()
+    }
+}
+
+async fn handle(
+    State(ds): State<Downstream>,
+    headers: HeaderMap,
+    Json(payload): Json<Value>,
+) -> StatusCode {
+    let at = Instant::now();
+    let id = headers
+        .get("sluice-job-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let attempt = headers
+        .get("sluice-attempt")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let json = headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("application/json"));
+    let (Some(id), Some(attempt), true) = (id, attempt, json) else {
+        ds.inner.lock().unwrap().missing_headers += 1;
+        return StatusCode::BAD_REQUEST;
+    };
+    if !ds.delay.is_zero() {
+        tokio::time::sleep(ds.delay).await;
+    }
+    let mut inner = ds.inner.lock().unwrap();
+    let seen = inner.by_job.get(&id).map_or(0, Vec::len) as u32;
+    let status = match Mode::from_payload(&payload) {
+        Mode::Ok => 200,
+        Mode::FailTimes(k) if seen < k => 503,
+        Mode::FailTimes(_) => 200,
+        Mode::Always(s) => s,
+    };
+    inner.by_job.entry(id).or_default().push(Arrival {
+        attempt,
+        at,
+        status,
+    });
+    StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
