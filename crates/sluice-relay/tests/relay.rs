@@ -1,0 +1,241 @@
+//! The relay on the real SQLite store and embedded broker.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_broker::{Broker, Delivery, SubscribeOptions};
+use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
+use sluice_relay::{Relay, RelayConfig};
+use sluice_store::{EnqueueRequest, NewJob, Store};
+use tokio_util::sync::CancellationToken;
+
+async fn rig() -> (
+    tempfile::TempDir,
+    Arc<dyn Store>,
+    Arc<dyn Broker>,
+    QueueConfig,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
+        .await
+        .unwrap();
+    let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
+        .await
+        .unwrap();
+    let q = QueueConfig::named("r");
+    (dir, store, broker, q)
+}
+
+async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| NewJob {
+            id: JobId::new(),
+            queue: "r".into(),
+            payload: json!({"i": i}),
+            key: Some(format!("k{i}")),
+            headers: Default::default(),
+            max_attempts: 3,
+            available_at: now_ms() + delay_ms,
+            traceparent: None,
+        })
+        .collect();
+    let ids = jobs.iter().map(|j| j.id).collect();
+    store
+        .enqueue(vec![EnqueueRequest {
+            jobs,
+            idempotency: None,
+        }])
+        .await
+        .remove(0)
+        .unwrap();
+    ids
+}
+
+/// Receives until `n` deliveries arrived or `limit` passed.
+async fn drain(broker: &Arc<dyn Broker>, topic: &str, n: usize, limit: Duration) -> Vec<Delivery> {
+    let mut sub = broker
+        .subscribe(
+            topic,
+            SubscribeOptions {
+                group: "test".into(),
+                max_in_flight: 100_000,
+            },
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + limit;
+    while got.len() < n && Instant::now() < deadline {
+        let batch = sub.recv(1000, Duration::from_millis(100)).await.unwrap();
+        let tokens: Vec<_> = batch.iter().map(|d| d.token).collect();
+        sub.ack(&tokens).await.unwrap();
+        got.extend(batch);
+    }
+    got
+}
+
+fn config(poll: Duration) -> RelayConfig {
+    RelayConfig {
+        poll_interval: poll,
+        retry_delay: Duration::from_millis(100),
+        ..Default::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_as_cloudevents_and_marks_published() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 3, 0).await;
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        &[q.clone()],
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    assert_eq!(relay.run_once().await.unwrap(), 3);
+    assert_eq!(
+        relay.run_once().await.unwrap(),
+        0,
+        "published rows are not claimed again"
+    );
+    for id in &ids {
+        assert_eq!(
+            store.get_job(*id).await.unwrap().status,
+            JobStatus::Published
+        );
+    }
+    let got = drain(&broker, &q.topic(), 3, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 3);
+    let d = got
+        .iter()
+        .find(|d| d.attributes["id"] == ids[0].to_string())
+        .unwrap();
+    assert_eq!(d.attributes["specversion"], "1.0");
+    assert_eq!(d.attributes["sluicequeue"], "r");
+    assert_eq!(d.attributes["sluiceattempt"], "1");
+    assert_eq!(d.key.as_deref(), Some("k0"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&d.body).unwrap(),
+        json!({"i": 0})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wakes_at_once_on_commit_and_waits_for_delayed_rows() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    // a long poll interval: only the in-process wake-up can explain a fast publish
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        &[q.clone()],
+        config(Duration::from_secs(30)),
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let t0 = Instant::now();
+    enqueue(&store, 1, 0).await;
+    let got = drain(&broker, &q.topic(), 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "relay did not wake on commit: {:?}",
+        t0.elapsed()
+    );
+
+    let delayed = enqueue(&store, 1, 700).await;
+    let t1 = Instant::now();
+    let got = drain(&broker, &q.topic(), 1, Duration::from_secs(10)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes["id"], delayed[0].to_string());
+    assert!(
+        t1.elapsed() >= Duration::from_millis(650),
+        "delayed row published early: {:?}",
+        t1.elapsed()
+    );
+    stop.cancel();
+    task.await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_publish_each_row_once() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 2000, 0).await;
+    let stop = CancellationToken::new();
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 100;
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let relay =
+            Relay::new(store.clone(), broker.publisher(), &[q.clone()], cfg.clone()).unwrap();
+        tasks.push(tokio::spawn(relay.run(stop.clone())));
+    }
+    let got = drain(&broker, &q.topic(), 2000, Duration::from_secs(60)).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let late = drain(&broker, &q.topic(), 1, Duration::from_millis(300)).await;
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut counts: HashMap<String, usize> = HashMap::new();
+    for d in got.iter().chain(&late) {
+        *counts.entry(d.attributes["id"].clone()).or_default() += 1;
+    }
+    assert_eq!(counts.len(), ids.len(), "some rows were never published");
+    let dups: usize = counts.values().map(|c| c - 1).sum();
+    assert_eq!(dups, 0, "rows published twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failed_publish_is_retried_not_lost() {
+    let (_d, store, broker, q) = rig().await;
+    let ids = enqueue(&store, 2, 0).await;
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        &[q.clone()],
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    // the topic does not exist yet: the broker rejects, the rows go back
+    assert_eq!(relay.run_once().await.unwrap(), 2);
+    assert_eq!(
+        store.get_job(ids[0]).await.unwrap().status,
+        JobStatus::Pending
+    );
+    assert_eq!(
+        relay.run_once().await.unwrap(),
+        0,
+        "released rows wait for their retry delay"
+    );
+    broker.declare(&[q.topic()]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(relay.run_once().await.unwrap(), 2);
+    assert_eq!(
+        drain(&broker, &q.topic(), 2, Duration::from_secs(5))
+            .await
+            .len(),
+        2
+    );
+}
+
+#[test]
+fn nonsense_config_is_refused() {
+    let bad = RelayConfig {
+        batch_size: 0,
+        ..Default::default()
+    };
+    assert!(bad.validate().is_err());
+    let bad = RelayConfig {
+        lease: Duration::from_millis(10),
+        ..Default::default()
+    };
+    assert!(bad.validate().is_err());
+}

@@ -1,0 +1,374 @@
+//! The worker pool with the real SQLite store, embedded broker and relay:
+//! the HTTP handler's contract with a local downstream, and direct producers
+//! publishing straight to the topic.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+use sluice_broker::{Broker, OutgoingMessage};
+use sluice_core::{now_ms, Envelope, Failure, HandlerConfig, JobId, JobStatus, QueueConfig};
+use sluice_store::{EnqueueRequest, JobRecord, NewJob, Store};
+use sluice_worker::{Handler, JobContext, Worker, WorkerOptions, WorkerQueue};
+use tokio_util::sync::CancellationToken;
+
+struct Rig {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    queue: QueueConfig,
+    shutdown: CancellationToken,
+}
+
+impl Rig {
+    async fn new(queue: QueueConfig) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
+            .await
+            .unwrap();
+        let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
+            .await
+            .unwrap();
+        broker.declare(&[queue.topic()]).await.unwrap();
+        Self {
+            _dir: dir,
+            store,
+            broker,
+            queue,
+            shutdown: CancellationToken::new(),
+        }
+    }
+
+    fn start(&self, handler: Arc<dyn Handler>, schema: Option<Value>) {
+        let relay = sluice_relay::Relay::new(
+            self.store.clone(),
+            self.broker.publisher(),
+            &[self.queue.clone()],
+            Default::default(),
+        )
+        .unwrap();
+        tokio::spawn(relay.run(self.shutdown.child_token()));
+        let wq = WorkerQueue {
+            config: self.queue.clone(),
+            schema,
+            handler,
+        };
+        let worker = Worker::new(
+            self.store.clone(),
+            self.broker.clone(),
+            wq,
+            WorkerOptions::default(),
+        )
+        .unwrap();
+        tokio::spawn(worker.run(self.shutdown.child_token()));
+    }
+
+    async fn submit(&self, payload: Value, headers: BTreeMap<String, String>) -> JobId {
+        let id = JobId::new();
+        let job = NewJob {
+            id,
+            queue: self.queue.name.clone(),
+            payload,
+            key: None,
+            headers,
+            max_attempts: self.queue.max_attempts,
+            available_at: now_ms(),
+            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        };
+        self.store
+            .enqueue(vec![EnqueueRequest {
+                jobs: vec![job],
+                idempotency: None,
+            }])
+            .await
+            .remove(0)
+            .unwrap();
+        id
+    }
+
+    async fn wait_final(&self, id: JobId) -> JobRecord {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(j) = self.store.get_job(id).await {
+                if j.status.is_final() {
+                    return j;
+                }
+            }
+            assert!(Instant::now() < deadline, "job {id} not final in time");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
+    async fn publish_direct(
+        &self,
+        attributes: BTreeMap<String, String>,
+        content_type: Option<&str>,
+        body: &[u8],
+    ) {
+        let msg = OutgoingMessage {
+            topic: self.queue.topic(),
+            job_id: JobId::new(),
+            key: None,
+            attributes,
+            content_type: content_type.map(str::to_string),
+            body: body.to_vec(),
+        };
+        for r in self.broker.publisher().publish(vec![msg]).await {
+            r.unwrap();
+        }
+    }
+}
+
+impl Drop for Rig {
+    fn drop(&mut self) {
+        self.shutdown.cancel();
+    }
+}
+
+fn queue(name: &str, handler: HandlerConfig) -> QueueConfig {
+    let mut q = QueueConfig::named(name);
+    q.max_attempts = 3;
+    q.backoff.initial_ms = 20;
+    q.backoff.max_ms = 50;
+    q.handler = handler;
+    q
+}
+
+/// A downstream answering with the scripted statuses in turn (then 200) and
+/// recording the request headers.
+async fn downstream(
+    script: Vec<(u16, Option<&'static str>)>,
+) -> (String, Arc<Mutex<Vec<(Instant, HeaderMap, Value)>>>) {
+    let seen: Arc<Mutex<Vec<(Instant, HeaderMap, Value)>>> = Arc::default();
+    let script = Arc::new(Mutex::new(script.into_iter()));
+    let s2 = seen.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        axum::routing::post(move |headers: HeaderMap, body: axum::Json<Value>| {
+            let seen = s2.clone();
+            let script = script.clone();
+            async move {
+                seen.lock().unwrap().push((Instant::now(), headers, body.0));
+                let (code, retry_after) = script.lock().unwrap().next().unwrap_or((200, None));
+                let mut h = HeaderMap::new();
+                if let Some(ra) = retry_after {
+                    h.insert("retry-after", ra.parse().unwrap());
+                }
+                (StatusCode::from_u16(code).unwrap(), h, "downstream says hi")
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    (url, seen)
+}
+
+fn http(url: &str) -> HandlerConfig {
+    HandlerConfig::Http {
+        url: url.into(),
+        timeout_ms: 2000,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_handler_sends_the_contract_headers() {
+    let (url, seen) = downstream(vec![]).await;
+    let rig = Rig::new(queue("hdr", http(&url))).await;
+    rig.start(
+        sluice_worker::handler_for(&rig.queue.handler).unwrap(),
+        None,
+    );
+    let mut headers = BTreeMap::new();
+    headers.insert("x-tenant".to_string(), "acme".to_string());
+    headers.insert("sluice-attempt".to_string(), "99".to_string());
+    let id = rig.submit(json!({"to": "x"}), headers).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 1);
+    let (_, h, body) = &seen[0];
+    assert_eq!(body, &json!({"to": "x"}));
+    assert_eq!(h["sluice-job-id"], id.to_string().as_str());
+    assert_eq!(
+        h["sluice-attempt"], "1",
+        "a job header must not override Sluice-Attempt"
+    );
+    assert_eq!(h["content-type"], "application/json");
+    assert_eq!(h["x-tenant"], "acme");
+    assert_eq!(
+        h["traceparent"],
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_honoured_then_success() {
+    let (url, seen) = downstream(vec![(429, Some("1")), (503, None)]).await;
+    let rig = Rig::new(queue("ra", http(&url))).await;
+    rig.start(
+        sluice_worker::handler_for(&rig.queue.handler).unwrap(),
+        None,
+    );
+    let id = rig.submit(json!(1), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 3);
+    let seen = seen.lock().unwrap();
+    let attempts: Vec<&str> = seen
+        .iter()
+        .map(|(_, h, _)| h["sluice-attempt"].to_str().unwrap())
+        .collect();
+    assert_eq!(attempts, ["1", "2", "3"]);
+    let gap = seen[1].0 - seen[0].0;
+    assert!(
+        gap >= Duration::from_millis(990),
+        "Retry-After: 1 not honoured: retried after {gap:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_errors_are_permanent_and_exhaustion_is_dead() {
+    let (url, seen) = downstream(vec![(404, None)]).await;
+    let rig = Rig::new(queue("perm", http(&url))).await;
+    rig.start(
+        sluice_worker::handler_for(&rig.queue.handler).unwrap(),
+        None,
+    );
+    let id = rig.submit(json!(1), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Dead, 1));
+    let err = job.last_error.unwrap();
+    assert!(err.contains("permanent") && err.contains("404"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 1);
+
+    // a downstream that refuses connections: transient until max_attempts
+    let mut q = queue("gone", http("http://127.0.0.1:9/nothing"));
+    q.max_attempts = 2;
+    let rig = Rig::new(q).await;
+    rig.start(
+        sluice_worker::handler_for(&rig.queue.handler).unwrap(),
+        None,
+    );
+    let id = rig.submit(json!(1), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Dead, 2));
+    assert!(job.last_error.unwrap().contains("gave up after 2 attempts"));
+}
+
+/// Records what it handled; fails payloads `{"fail": true}` permanently.
+#[derive(Default)]
+struct Recorder(Mutex<Vec<JobContext>>);
+
+#[async_trait]
+impl Handler for Recorder {
+    async fn handle(&self, ctx: &JobContext) -> Result<(), Failure> {
+        self.0.lock().unwrap().push(ctx.clone());
+        if ctx.payload["fail"] == json!(true) {
+            return Err(Failure::permanent("asked to fail"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_producers_binary_structured_plain_and_poison() {
+    let rig = Rig::new(queue("direct", HandlerConfig::Log)).await;
+    let recorder = Arc::new(Recorder::default());
+    let schema = json!({"type": "object", "required": ["n"]});
+    rig.start(recorder.clone(), Some(schema));
+
+    // CloudEvents binary mode with a non-UUID id: the job id is a v5 of source and id
+    let mut attrs = BTreeMap::new();
+    for (k, v) in [
+        ("specversion", "1.0"),
+        ("id", "order-1"),
+        ("source", "/billing"),
+        ("type", "invoice"),
+    ] {
+        attrs.insert(k.to_string(), v.to_string());
+    }
+    rig.publish_direct(attrs, Some("application/json"), br#"{"n": 1}"#)
+        .await;
+    // structured mode with a UUID id: that is the job id
+    let uuid_id = JobId::new();
+    let structured = json!({"specversion": "1.0", "id": uuid_id.to_string(), "source": "s", "type": "t", "data": {"n": 2}});
+    rig.publish_direct(
+        BTreeMap::new(),
+        Some("application/cloudevents+json"),
+        structured.to_string().as_bytes(),
+    )
+    .await;
+    // not JSON, then failing the schema: dead at once, never blocking the rest
+    rig.publish_direct(BTreeMap::new(), None, b"\x00 definitely not json")
+        .await;
+    rig.publish_direct(BTreeMap::new(), Some("application/json"), br#"{"m": 3}"#)
+        .await;
+    // plain JSON
+    rig.publish_direct(BTreeMap::new(), Some("application/json"), br#"{"n": 4}"#)
+        .await;
+
+    let binary = rig.wait_final(JobId::derived("/billing", "order-1")).await;
+    assert_eq!(
+        (binary.status, binary.payload.clone()),
+        (JobStatus::Succeeded, json!({"n": 1}))
+    );
+    let structured = rig.wait_final(uuid_id).await;
+    assert_eq!(
+        (structured.status, structured.payload.clone()),
+        (JobStatus::Succeeded, json!({"n": 2}))
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while recorder.0.lock().unwrap().len() < 3 {
+        assert!(Instant::now() < deadline, "plain JSON message not handled");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    let handled: Vec<Value> = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|c| c.payload.clone())
+        .collect();
+    assert!(handled.contains(&json!({"n": 4})), "{handled:?}");
+    assert!(
+        !handled.contains(&json!({"m": 3})),
+        "a schema-failing message reached the handler"
+    );
+    let plain = recorder
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|c| c.payload == json!({"n": 4}))
+        .unwrap()
+        .id;
+    assert_eq!(rig.wait_final(plain).await.status, JobStatus::Succeeded);
+
+    // the two poison messages are dead with their reasons
+    let stats = rig.store.queue_stats().await.unwrap();
+    let s = stats.iter().find(|s| s.queue == "direct").unwrap();
+    assert_eq!((s.succeeded, s.dead), (3, 2), "{s:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_handler_permanent_failure_is_dead_once() {
+    let rig = Rig::new(queue("rust", HandlerConfig::Log)).await;
+    let recorder = Arc::new(Recorder::default());
+    rig.start(recorder.clone(), None);
+    let id = rig.submit(json!({"fail": true}), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!((job.status, job.attempts), (JobStatus::Dead, 1));
+    assert!(job.last_error.unwrap().contains("asked to fail"));
+    let ok = rig
+        .submit(
+            Envelope::new(JobId::new(), "rust", json!(5)).data,
+            BTreeMap::new(),
+        )
+        .await;
+    assert_eq!(rig.wait_final(ok).await.status, JobStatus::Succeeded);
+}
