@@ -92,7 +92,7 @@ async fn publishes_as_cloudevents_and_marks_published() {
     let relay = Relay::new(
         store.clone(),
         broker.publisher(),
-        &[q.clone()],
+        std::slice::from_ref(&q),
         config(Duration::from_secs(1)),
     )
     .unwrap();
@@ -132,7 +132,7 @@ async fn wakes_at_once_on_commit_and_waits_for_delayed_rows() {
     let relay = Relay::new(
         store.clone(),
         broker.publisher(),
-        &[q.clone()],
+        std::slice::from_ref(&q),
         config(Duration::from_secs(30)),
     )
     .unwrap();
@@ -173,8 +173,13 @@ async fn two_relays_publish_each_row_once() {
     cfg.batch_size = 100;
     let mut tasks = Vec::new();
     for _ in 0..2 {
-        let relay =
-            Relay::new(store.clone(), broker.publisher(), &[q.clone()], cfg.clone()).unwrap();
+        let relay = Relay::new(
+            store.clone(),
+            broker.publisher(),
+            std::slice::from_ref(&q),
+            cfg.clone(),
+        )
+        .unwrap();
         tasks.push(tokio::spawn(relay.run(stop.clone())));
     }
     let got = drain(&broker, &q.topic(), 2000, Duration::from_secs(60)).await;
@@ -200,7 +205,7 @@ async fn failed_publish_is_retried_not_lost() {
     let relay = Relay::new(
         store.clone(),
         broker.publisher(),
-        &[q.clone()],
+        std::slice::from_ref(&q),
         config(Duration::from_secs(1)),
     )
     .unwrap();
