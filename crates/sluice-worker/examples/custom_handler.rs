@@ -76,7 +76,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let relay = sluice_relay::Relay::new(
         store.clone(),
         broker.publisher(),
-        &[queue.clone()],
+        std::slice::from_ref(&queue),
         Default::default(),
     )?;
     let relay = tokio::spawn(relay.run(shutdown.child_token()));

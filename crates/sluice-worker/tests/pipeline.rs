@@ -46,7 +46,7 @@ impl Rig {
         let relay = sluice_relay::Relay::new(
             self.store.clone(),
             self.broker.publisher(),
-            &[self.queue.clone()],
+            std::slice::from_ref(&self.queue),
             Default::default(),
         )
         .unwrap();
