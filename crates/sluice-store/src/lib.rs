@@ -13,6 +13,7 @@ use async_trait::async_trait;
 use sluice_core::{EpochMs, JobId};
 use tokio::sync::Notify;
 
+mod admin;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
@@ -21,6 +22,7 @@ pub mod model;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
+pub use admin::*;
 pub use error::StoreError;
 pub use group_commit::GroupCommit;
 pub use model::*;
