@@ -56,6 +56,8 @@ pub struct Arrival {
 struct Inner {
     by_job: HashMap<String, Vec<Arrival>>,
     missing_headers: usize,
+    /// While set, every request is answered with this status.
+    broken: Option<u16>,
 }
 
 /// The running downstream; it stops when dropped.
@@ -106,6 +108,16 @@ impl Downstream {
         self.inner.lock().unwrap().missing_headers
     }
 
+    /// Answers every request with `status` until [`Downstream::fix`].
+    pub fn break_with(&self, status: u16) {
+        self.inner.lock().unwrap().broken = Some(status);
+    }
+
+    /// Back to answering as each payload asks.
+    pub fn fix(&self) {
+        self.inner.lock().unwrap().broken = None;
+    }
+
     /// Total deliveries seen.
     pub fn total(&self) -> usize {
         self.inner
@@ -145,7 +157,7 @@ async fn handle(
     }
     let mut inner = ds.inner.lock().unwrap();
     let seen = inner.by_job.get(&id).map_or(0, Vec::len) as u32;
-    let status = match Mode::from_payload(&payload) {
+    let status = match inner.broken.map_or(Mode::from_payload(&payload), Mode::Always) {
         Mode::Ok => 200,
         Mode::FailTimes(k) if seen < k => 503,
         Mode::FailTimes(_) => 200,

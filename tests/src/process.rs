@@ -100,6 +100,23 @@ impl SluiceProcess {
         }
     }
 
+    /// The address of a later "<what> listening on http://ADDR" log line
+    /// (for example `"admin"`), waiting up to 30 s for it.
+    pub fn addr_of(&self, what: &str) -> anyhow::Result<SocketAddr> {
+        let marker = format!("{what} listening on http://");
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let found = self.log.lock().unwrap().iter().find(|l| l.contains(&marker)).and_then(|l| parse_listen(l));
+            if let Some(a) = found {
+                return Ok(a);
+            }
+            if std::time::Instant::now() > deadline {
+                bail!("no {marker:?} line in the log:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
     }

@@ -49,6 +49,19 @@ pub enum ApiError {
     /// No job has this id (or the id is malformed).
     #[error("job not found")]
     JobNotFound,
+    /// No dead letter has this id (or the id is malformed).
+    #[error("dead letter not found")]
+    DeadLetterNotFound,
+    /// No replay has this id (or the id is malformed).
+    #[error("replay not found")]
+    ReplayNotFound,
+    /// A replay was refused (for example `max_replays` reached); the reason
+    /// is shown.
+    #[error("replay refused: {0}")]
+    ReplayRefused(String),
+    /// The admin bearer token is missing or wrong.
+    #[error("missing or invalid bearer token")]
+    Unauthorized,
     /// No route matches the path.
     #[error("no route matches the path")]
     RouteNotFound,
@@ -148,7 +161,11 @@ impl ApiError {
             InvalidRequest(_) | SchemaViolation(_) | IdempotencyConflict => {
                 StatusCode::UNPROCESSABLE_ENTITY
             }
-            UnknownQueue(_) | JobNotFound | RouteNotFound => StatusCode::NOT_FOUND,
+            UnknownQueue(_) | JobNotFound | DeadLetterNotFound | ReplayNotFound | RouteNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            ReplayRefused(_) => StatusCode::CONFLICT,
+            Unauthorized => StatusCode::UNAUTHORIZED,
             MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             PayloadTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -205,6 +222,26 @@ impl ApiError {
                 "urn:sluice:problem:job-not-found",
                 "Job not found",
                 "no job has this id".into(),
+            ),
+            DeadLetterNotFound => p(
+                "urn:sluice:problem:dead-letter-not-found",
+                "Dead letter not found",
+                "no dead letter has this id".into(),
+            ),
+            ReplayNotFound => p(
+                "urn:sluice:problem:replay-not-found",
+                "Replay not found",
+                "no replay has this id".into(),
+            ),
+            ReplayRefused(reason) => p(
+                "urn:sluice:problem:replay-refused",
+                "Replay refused",
+                reason,
+            ),
+            Unauthorized => p(
+                "urn:sluice:problem:unauthorized",
+                "Unauthorized",
+                "a valid admin bearer token is required (Authorization: Bearer <token>)".into(),
             ),
             RouteNotFound => p(
                 "about:blank",
@@ -302,12 +339,19 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
         let unavailable = matches!(self, ApiError::Unavailable);
+        let unauthorized = matches!(self, ApiError::Unauthorized);
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut resp = (status, body).into_response();
         let headers = resp.headers_mut();
         headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(PROBLEM_JSON));
         if unavailable {
             headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        if unauthorized {
+            headers.insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"sluice-admin\""),
+            );
         }
         resp
     }

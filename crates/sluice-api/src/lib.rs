@@ -1,6 +1,7 @@
-//! sluice's HTTP routers: ingest (`/v1/...`), health (`/healthz`, `/readyz`)
-//! and `/metrics`. Every error is one [`ApiError`], rendered as RFC 9457
-//! `application/problem+json` without internal details.
+//! sluice's HTTP routers: ingest (`/v1/...`), admin (`/admin/v1/...`, see
+//! [`admin`]), health (`/healthz`, `/readyz`) and `/metrics`. Every error is
+//! one [`ApiError`], rendered as RFC 9457 `application/problem+json` without
+//! internal details.
 //!
 //! Request bodies that are JSON but not valid requests (missing `payload`,
 //! unknown or mistyped fields, out-of-range values, an empty or over-long
@@ -14,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
 
+pub mod admin;
 mod error;
 mod extract;
 mod health;
@@ -24,6 +26,7 @@ mod request;
 mod state;
 mod validate;
 
+pub use admin::{admin_app, admin_app_with_health, admin_routes, AdminState};
 pub use error::{ApiError, Violation, MAX_LISTED_VIOLATIONS, PROBLEM_JSON};
 pub use health::{Health, ReadinessCheck, RenderMetrics, CHECK_TIMEOUT, METRICS_CONTENT_TYPE};
 pub use request::{MAX_BATCH_JOBS, MAX_DELAY_SECONDS, MAX_JOB_HEADERS, MAX_KEY_LEN};

@@ -15,6 +15,9 @@ pub const HTTP_REQUEST_DURATION_SECONDS: &str = "sluice_http_request_duration_se
 /// Jobs newly stored by ingest (idempotent replays excluded), by `queue`.
 pub const JOBS_ACCEPTED_TOTAL: &str = "sluice_jobs_accepted_total";
 
+/// Dead letters a replay handled, by `outcome` (`replayed` or `skipped`).
+pub const REPLAY_JOBS_TOTAL: &str = "sluice_replay_jobs_total";
+
 /// Route label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 
@@ -32,6 +35,10 @@ pub fn describe_metrics() {
     metrics::describe_counter!(
         JOBS_ACCEPTED_TOTAL,
         "jobs durably accepted by ingest, by queue"
+    );
+    metrics::describe_counter!(
+        REPLAY_JOBS_TOTAL,
+        "dead letters handled by admin replays, by outcome (replayed or skipped)"
     );
 }
 

@@ -221,6 +221,84 @@ mod tests {
     }
 
     #[async_trait]
+    impl crate::AdminStore for Counting {
+        async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
+            self.inner.set_paused(queue, paused).await
+        }
+        async fn paused_queues(&self) -> Result<Vec<String>, StoreError> {
+            self.inner.paused_queues().await
+        }
+        async fn list_dead_letters(
+            &self,
+            filter: &crate::DeadLetterFilter,
+            after: Option<crate::DeadLetterCursor>,
+            limit: usize,
+        ) -> Result<Vec<crate::DeadLetter>, StoreError> {
+            self.inner.list_dead_letters(filter, after, limit).await
+        }
+        async fn count_dead_letters(
+            &self,
+            filter: &crate::DeadLetterFilter,
+        ) -> Result<u64, StoreError> {
+            self.inner.count_dead_letters(filter).await
+        }
+        async fn get_dead_letter(&self, id: JobId) -> Result<crate::DeadLetterDetail, StoreError> {
+            self.inner.get_dead_letter(id).await
+        }
+        async fn delete_dead_letter(&self, id: JobId) -> Result<(), StoreError> {
+            self.inner.delete_dead_letter(id).await
+        }
+        async fn replay_dead_letters(
+            &self,
+            ids: &[JobId],
+            max_replays: u32,
+        ) -> Result<Vec<Result<(), crate::ReplaySkip>>, StoreError> {
+            self.inner.replay_dead_letters(ids, max_replays).await
+        }
+        async fn create_replay(
+            &self,
+            replay: crate::NewReplay,
+        ) -> Result<(crate::ReplayRecord, bool), StoreError> {
+            self.inner.create_replay(replay).await
+        }
+        async fn replay_ids(
+            &self,
+            id: uuid::Uuid,
+            position: u64,
+            limit: usize,
+        ) -> Result<Vec<JobId>, StoreError> {
+            self.inner.replay_ids(id, position, limit).await
+        }
+        async fn update_replay(
+            &self,
+            id: uuid::Uuid,
+            position: u64,
+            replayed: u64,
+            skipped: u64,
+            status: Option<&str>,
+        ) -> Result<crate::ReplayRecord, StoreError> {
+            self.inner
+                .update_replay(id, position, replayed, skipped, status)
+                .await
+        }
+        async fn get_replay(&self, id: uuid::Uuid) -> Result<crate::ReplayRecord, StoreError> {
+            self.inner.get_replay(id).await
+        }
+        async fn stale_replays(
+            &self,
+            stale_ms: i64,
+        ) -> Result<Vec<crate::ReplayRecord>, StoreError> {
+            self.inner.stale_replays(stale_ms).await
+        }
+        async fn record_audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
+            self.inner.record_audit(entry).await
+        }
+        async fn list_audit(&self, limit: usize) -> Result<Vec<crate::AuditEntry>, StoreError> {
+            self.inner.list_audit(limit).await
+        }
+    }
+
+    #[async_trait]
     impl Store for Counting {
         async fn ping(&self) -> Result<(), StoreError> {
             self.inner.ping().await

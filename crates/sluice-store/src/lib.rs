@@ -4,7 +4,8 @@
 //! outbox (rows waiting to be published), attempt history, idempotency keys
 //! and dead letters. Every state change made under a lease is fenced by it.
 //!
-//! Backends: `sqlite://path` (feature `sqlite`, default).
+//! Backends: `sqlite://path` (feature `sqlite`, default) and
+//! `postgres://user@host/db` (feature `postgres`, default).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,8 @@ pub mod conformance;
 mod error;
 pub mod group_commit;
 pub mod model;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -110,7 +113,7 @@ pub struct QueueStats {
 
 /// The whole store: every role's trait plus health, stats and wake-ups.
 #[async_trait]
-pub trait Store: IngestStore + OutboxStore + AttemptStore {
+pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore {
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 
@@ -128,12 +131,13 @@ pub trait Store: IngestStore + OutboxStore + AttemptStore {
 /// Opens (creating when needed) and migrates the store named by `url`.
 ///
 /// `sqlite://path/to/file.db` (relative to the working directory; parent
-/// directories are created) or `sqlite::memory:`.
+/// directories are created), `sqlite::memory:`, or `postgres://…` /
+/// `postgresql://…` (see [`postgres`] for the URL's own parameters).
 pub async fn open(url: &str) -> Result<Arc<dyn Store>, StoreError> {
     let scheme = url.split(':').next().unwrap_or("");
     match scheme {
         "sqlite" => open_sqlite(url).await,
-        "postgres" | "postgresql" => Err(StoreError::BackendDisabled("postgres")),
+        "postgres" | "postgresql" => open_postgres(url).await,
         _ => Err(StoreError::InvalidUrl(format!(
             "unknown scheme {scheme:?}: expected sqlite:// or postgres://"
         ))),
@@ -148,6 +152,16 @@ async fn open_sqlite(url: &str) -> Result<Arc<dyn Store>, StoreError> {
 #[cfg(not(feature = "sqlite"))]
 async fn open_sqlite(_url: &str) -> Result<Arc<dyn Store>, StoreError> {
     Err(StoreError::BackendDisabled("sqlite"))
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Ok(Arc::new(postgres::PgStore::open(url).await?))
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(_url: &str) -> Result<Arc<dyn Store>, StoreError> {
+    Err(StoreError::BackendDisabled("postgres"))
 }
 
 /// Runs migrations only (`sluice migrate`); [`open`] also runs them.

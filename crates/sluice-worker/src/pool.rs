@@ -39,6 +39,8 @@ pub struct WorkerOptions {
     pub recv_wait: Duration,
     /// On shutdown, how long in-flight jobs may take to finish.
     pub drain_grace: Duration,
+    /// How often the queue's pause state is read from the store.
+    pub pause_check_interval: Duration,
 }
 
 impl Default for WorkerOptions {
@@ -50,6 +52,7 @@ impl Default for WorkerOptions {
             flush_max: 512,
             recv_wait: Duration::from_millis(100),
             drain_grace: Duration::from_secs(30),
+            pause_check_interval: Duration::from_millis(500),
         }
     }
 }
@@ -120,6 +123,7 @@ impl Worker {
         let mut tasks = JoinSet::new();
         let mut acks: Vec<AckToken> = Vec::new();
         let mut errors = 0u32;
+        let mut pause = PauseState::default();
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
@@ -127,7 +131,7 @@ impl Worker {
             self.ack(&mut *sub, &mut acks).await;
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
-            if free == 0 {
+            if free == 0 || pause.is_paused(&*self.store, &cfg.name, self.options.pause_check_interval).await {
                 tokio::select! {
                     t = ack_rx.recv() => acks.extend(t.unwrap_or_default()),
                     _ = tokio::time::sleep(self.options.recv_wait) => {}
@@ -249,6 +253,34 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The queue's pause state, read from the store at most once per interval.
+#[derive(Default)]
+struct PauseState {
+    paused: bool,
+    checked: Option<Instant>,
+}
+
+impl PauseState {
+    async fn is_paused(&mut self, store: &dyn Store, queue: &str, every: Duration) -> bool {
+        if self.checked.is_some_and(|t| t.elapsed() < every) {
+            return self.paused;
+        }
+        self.checked = Some(Instant::now());
+        match store.paused_queues().await {
+            Ok(list) => {
+                let paused = list.iter().any(|q| q == queue);
+                if paused != self.paused {
+                    tracing::info!(queue, paused, "queue pause state changed");
+                }
+                metrics::gauge!("sluice_queue_paused", "queue" => queue.to_string()).set(if paused { 1.0 } else { 0.0 });
+                self.paused = paused;
+            }
+            Err(e) => tracing::warn!(queue, error = %e, "cannot read pause state; keeping the last known"),
+        }
+        self.paused
     }
 }
 

@@ -372,3 +372,19 @@ async fn rust_handler_permanent_failure_is_dead_once() {
         .await;
     assert_eq!(rig.wait_final(ok).await.status, JobStatus::Succeeded);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn paused_queue_accepts_but_starts_nothing_until_resumed() {
+    let rig = Rig::new(queue("paused", HandlerConfig::Log)).await;
+    let recorder = Arc::new(Recorder::default());
+    rig.store.set_paused("paused", true).await.unwrap();
+    rig.start(recorder.clone(), None);
+    let id = rig.submit(json!(1), BTreeMap::new()).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(recorder.0.lock().unwrap().is_empty(), "a paused queue started a job");
+    let job = rig.store.get_job(id).await.unwrap();
+    assert!(!job.status.is_final() && job.attempts == 0, "{job:?}");
+    rig.store.set_paused("paused", false).await.unwrap();
+    assert_eq!(rig.wait_final(id).await.status, JobStatus::Succeeded);
+    assert_eq!(recorder.0.lock().unwrap().len(), 1);
+}

@@ -85,11 +85,22 @@ impl Default for HttpSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq, Default)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
 pub struct AdminSection {
-    #[serde(default)]
+    /// The admin bearer token; unset: generated into `<data_dir>/admin-token`.
     pub token: Option<String>,
+    /// How many times one job may be replayed from the dead letters.
+    pub max_replays: u32,
+}
+
+impl Default for AdminSection {
+    fn default() -> Self {
+        Self {
+            token: None,
+            max_replays: sluice_api::admin::DEFAULT_MAX_REPLAYS,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -149,6 +160,9 @@ impl WorkerSection {
         }
     }
 }
+
+/// Highest accepted `admin.max_replays`.
+const MAX_REPLAYS_LIMIT: u32 = 1000;
 
 /// Top-level keys environment variables may set.
 const SECTIONS: &[&str] = &[
@@ -241,6 +255,9 @@ impl Config {
                 bail!("key `admin.token`: must be at least 16 characters");
             }
         }
+        if self.admin.max_replays > MAX_REPLAYS_LIMIT {
+            bail!("key `admin.max_replays`: must be at most {MAX_REPLAYS_LIMIT}");
+        }
         self.relay
             .relay_config()
             .validate()
@@ -289,6 +306,8 @@ mod tests {
         assert_eq!(c.queues.len(), 1);
         assert_eq!(c.queues[0].name, "default");
         assert_eq!(c.http.max_body_bytes, 1 << 20);
+        assert_eq!(c.admin.max_replays, 3);
+        assert_eq!(c.admin.token, None);
     }
 
     #[test]
@@ -305,6 +324,7 @@ admin_listen = "127.0.0.1:8081"
 max_body_bytes = 1048576
 [admin]
 token = "change-me-change-me"
+max_replays = 5
 [[queues]]
 name = "emails"
 max_attempts = 5
@@ -316,6 +336,7 @@ handler = { type = "http", url = "http://127.0.0.1:9000/send", timeout_ms = 1000
         .unwrap();
         assert_eq!(c.queues[0].name, "emails");
         assert_eq!(c.queues[0].concurrency.max, 32);
+        assert_eq!(c.admin.max_replays, 5);
     }
 
     #[test]

@@ -1,10 +1,13 @@
-//! The `sluice` binary: every role, migrations, and (later) the operator CLI.
+//! The `sluice` binary: every role, migrations, and the operators' CLI over
+//! the admin API.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
 
+mod admin_token;
+mod cli;
 mod config;
 mod roles;
 mod telemetry;
@@ -34,16 +37,32 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run every role in one process: ingest, relay and workers.
-    Serve(roles::ServeArgs),
+    /// Run every role in one process: ingest, relay, workers and admin.
+    Serve(roles::Listen),
     /// Run the ingest HTTP API alone.
     Ingest(ListenArgs),
     /// Run the outbox relay alone (health and metrics on --listen).
     Relay(ListenArgs),
     /// Run the worker pools alone (health and metrics on --listen).
     Worker(WorkerArgs),
+    /// Run the admin API alone (on --admin-listen, with health and metrics).
+    Admin(AdminArgs),
     /// Apply store migrations and exit.
     Migrate,
+    /// Show every queue's counts, pause state and concurrency; pause or
+    /// resume one (over the admin API).
+    Queues(cli::QueuesArgs),
+    /// Dead letters: list, show, replay, delete (over the admin API).
+    Dlq(cli::DlqArgs),
+    /// Replays started by `dlq replay`: their progress (over the admin API).
+    Replay(cli::ReplayArgs),
+}
+
+#[derive(Debug, clap::Args)]
+pub struct AdminArgs {
+    /// Admin API listen address (overrides http.admin_listen).
+    #[arg(long)]
+    admin_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -64,7 +83,12 @@ pub struct WorkerArgs {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    telemetry::init_logging(cli.log_format);
+    let is_client = matches!(
+        cli.command,
+        Command::Queues(_) | Command::Dlq(_) | Command::Replay(_)
+    );
+    // Client commands keep stdout for their output and log warnings only.
+    telemetry::init_logging(cli.log_format, is_client);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -78,7 +102,9 @@ fn main() -> std::process::ExitCode {
     match rt.block_on(run(cli)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
+            if !is_client {
+                tracing::error!("{e:#}");
+            }
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
         }
@@ -86,29 +112,43 @@ fn main() -> std::process::ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let (config, source) = config::load(cli.config.as_deref())?;
+    let config_path = cli.config.as_deref();
+    let command = match cli.command {
+        Command::Queues(a) => return cli::queues(config_path, a).await,
+        Command::Dlq(a) => return cli::dlq(config_path, a).await,
+        Command::Replay(a) => return cli::replay(config_path, a).await,
+        other => other,
+    };
+    let (config, source) = config::load(config_path)?;
     tracing::debug!(source = %source, "configuration loaded");
-    match cli.command {
-        Command::Serve(args) => roles::serve(config, args).await,
-        Command::Ingest(args) => {
-            roles::run_roles(config, roles::Roles::INGEST, args.listen, vec![]).await
+    let listen = |listen: Option<SocketAddr>| roles::Listen {
+        listen,
+        admin_listen: None,
+    };
+    match command {
+        Command::Serve(l) => roles::run_roles(config, roles::Roles::ALL, l, vec![]).await,
+        Command::Ingest(a) => {
+            roles::run_roles(config, roles::Roles::INGEST, listen(a.listen), vec![]).await
         }
-        Command::Relay(args) => {
-            roles::run_roles(config, roles::Roles::RELAY, args.listen, vec![]).await
+        Command::Relay(a) => {
+            roles::run_roles(config, roles::Roles::RELAY, listen(a.listen), vec![]).await
         }
-        Command::Worker(args) => {
-            roles::run_roles(
-                config,
-                roles::Roles::WORKER,
-                args.listen.listen,
-                args.queues,
-            )
-            .await
+        Command::Worker(a) => {
+            let l = listen(a.listen.listen);
+            roles::run_roles(config, roles::Roles::WORKER, l, a.queues).await
+        }
+        Command::Admin(a) => {
+            let l = roles::Listen {
+                listen: None,
+                admin_listen: a.admin_listen,
+            };
+            roles::run_roles(config, roles::Roles::ADMIN, l, vec![]).await
         }
         Command::Migrate => {
             sluice_store::migrate(&config.store.url).await?;
             tracing::info!(store = %roles::redact(&config.store.url), "migrations applied");
             Ok(())
         }
+        Command::Queues(_) | Command::Dlq(_) | Command::Replay(_) => Ok(()),
     }
 }

@@ -7,6 +7,7 @@
 //! timeout) and no write transaction ever works on a stale snapshot. Reads use
 //! a small separate pool.
 
+mod admin;
 mod attempts;
 mod ingest;
 mod outbox;

@@ -1,0 +1,231 @@
+//! The background runner of a replay: replays the snapshot of job ids at
+//! `rate_per_second` (steady pacing) or in batches as fast as the store
+//! allows, and records progress at least every [`HEARTBEAT`] and at the end.
+//! A supervisor resumes replays whose runner died (no progress recorded for
+//! [`STALE_AFTER`]), from their recorded position: jobs already replayed
+//! are no longer dead and are skipped, never replayed twice.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use sluice_core::JobId;
+use sluice_store::{ReplayRecord, StoreError};
+use tokio::time::{Instant, MissedTickBehavior};
+
+use super::AdminState;
+use crate::metrics::REPLAY_JOBS_TOTAL;
+
+/// A running replay records progress at least this often.
+pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
+/// A `running` replay without progress for this long has lost its runner.
+pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
+/// How often a slowly paced replay records that it is alive between jobs.
+const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
+/// Jobs per store call without a rate.
+const FAST_BATCH: usize = 100;
+/// Job ids read from the snapshot per call.
+const PREFETCH: usize = 500;
+/// Shortest pacing tick; faster rates replay several jobs per tick.
+const MIN_TICK: Duration = Duration::from_millis(10);
+/// How long a transiently failing store call is retried before giving up
+/// (the supervisor resumes the replay later).
+const RETRY_FOR: Duration = Duration::from_secs(60);
+
+/// Counts replayed and skipped jobs in `sluice_replay_jobs_total`.
+pub(crate) fn count_outcomes(replayed: u64, skipped: u64) {
+    if replayed > 0 {
+        metrics::counter!(REPLAY_JOBS_TOTAL, "outcome" => "replayed").increment(replayed);
+    }
+    if skipped > 0 {
+        metrics::counter!(REPLAY_JOBS_TOTAL, "outcome" => "skipped").increment(skipped);
+    }
+}
+
+/// Runs `record` in a task unless this process already runs it.
+pub(crate) fn spawn(state: AdminState, record: ReplayRecord) {
+    if !state.running().insert(record.id) {
+        return;
+    }
+    tokio::spawn(async move {
+        let id = record.id;
+        match run(&state, record).await {
+            Ok(()) => tracing::info!(replay = %id, "replay finished"),
+            Err(e) => tracing::error!(replay = %id, error = %e, "replay stopped"),
+        }
+        state.running().remove(&id);
+    });
+}
+
+/// Resumes stale replays every `STALE_AFTER / 2` until `shutdown`.
+pub(crate) async fn supervise(state: AdminState, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut every = tokio::time::interval(STALE_AFTER / 2);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = every.tick() => {}
+        }
+        match state.store().stale_replays(STALE_AFTER.as_millis() as i64).await {
+            Ok(stale) => {
+                for r in stale {
+                    if !state.running().contains(&r.id) {
+                        tracing::info!(replay = %r.id, position = r.position, "resuming a replay whose runner stopped");
+                        spawn(state.clone(), r);
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot look for stale replays"),
+        }
+    }
+}
+
+/// Progress not yet recorded.
+struct Progress {
+    id: uuid::Uuid,
+    position: u64,
+    replayed: u64,
+    skipped: u64,
+    flushed_at: Instant,
+}
+
+impl Progress {
+    async fn flush(&mut self, state: &AdminState, status: Option<&str>) -> Result<(), StoreError> {
+        let store = state.store();
+        retry(|| store.update_replay(self.id, self.position, self.replayed, self.skipped, status))
+            .await?;
+        self.replayed = 0;
+        self.skipped = 0;
+        self.flushed_at = Instant::now();
+        Ok(())
+    }
+}
+
+async fn run(state: &AdminState, record: ReplayRecord) -> Result<(), StoreError> {
+    let mut progress = Progress {
+        id: record.id,
+        position: record.position,
+        replayed: 0,
+        skipped: 0,
+        flushed_at: Instant::now(),
+    };
+    match replay_all(state, &record, &mut progress).await {
+        Ok(true) => progress.flush(state, Some("completed")).await,
+        // Stopped by shutdown: keep the progress; a later process resumes.
+        Ok(false) => progress.flush(state, None).await,
+        Err(e) if e.is_transient() => Err(e),
+        Err(e) => {
+            let _ = progress.flush(state, Some("failed")).await;
+            Err(e)
+        }
+    }
+}
+
+/// Replays from `progress.position` to the end of the snapshot; `false`
+/// when stopped by shutdown first.
+async fn replay_all(state: &AdminState, record: &ReplayRecord, progress: &mut Progress) -> Result<bool, StoreError> {
+    let store = state.store();
+    let (mut ticker, per_tick) = match record.rate_per_second {
+        Some(rate) => {
+            let period = Duration::from_secs_f64(1.0 / rate).max(MIN_TICK);
+            let mut i = tokio::time::interval(period);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            (Some(i), rate * period.as_secs_f64())
+        }
+        None => (None, 0.0),
+    };
+    let mut credit = 0.0;
+    let mut buffer: VecDeque<JobId> = VecDeque::new();
+    let mut fetched_to = progress.position;
+    let mut exhausted = false;
+    loop {
+        let n = match &mut ticker {
+            None => FAST_BATCH,
+            Some(ticker) => {
+                loop {
+                    tokio::select! {
+                        _ = ticker.tick() => break,
+                        _ = tokio::time::sleep(IDLE_HEARTBEAT) => progress.flush(state, None).await?,
+                        _ = state.inner.stop.notified() => {}
+                    }
+                    if state.stopping() {
+                        return Ok(false);
+                    }
+                }
+                credit += per_tick;
+                let n = (credit + 1e-9).floor();
+                credit -= n;
+                n as usize
+            }
+        };
+        if state.stopping() {
+            return Ok(false);
+        }
+        if n == 0 {
+            continue;
+        }
+        while buffer.len() < n && !exhausted {
+            let ids = retry(|| store.replay_ids(record.id, fetched_to, PREFETCH)).await?;
+            exhausted = ids.len() < PREFETCH;
+            fetched_to += ids.len() as u64;
+            buffer.extend(ids);
+        }
+        if buffer.is_empty() {
+            return Ok(true);
+        }
+        let batch: Vec<JobId> = buffer.drain(..n.min(buffer.len())).collect();
+        let results = retry(|| store.replay_dead_letters(&batch, record.max_replays)).await?;
+        let replayed = results.iter().filter(|r| r.is_ok()).count() as u64;
+        let skipped = batch.len() as u64 - replayed;
+        count_outcomes(replayed, skipped);
+        progress.replayed += replayed;
+        progress.skipped += skipped;
+        progress.position += batch.len() as u64;
+        if progress.flushed_at.elapsed() >= HEARTBEAT {
+            progress.flush(state, None).await?;
+        }
+    }
+}
+
+/// Runs `op`, retrying transient failures for up to [`RETRY_FOR`].
+async fn retry<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T, StoreError>>,
+{
+    let give_up = Instant::now() + RETRY_FOR;
+    let mut wait = Duration::from_millis(100);
+    loop {
+        match op().await {
+            Err(e) if e.is_transient() && Instant::now() + wait < give_up => {
+                tracing::warn!(error = %e, "replay: store call failed, retrying");
+                tokio::time::sleep(wait).await;
+                wait = (wait * 2).min(Duration::from_secs(5));
+            }
+            other => return other,
+        }
+    }
+}
+
+impl AdminState {
+    fn running(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<uuid::Uuid>> {
+        self.inner.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn stopping(&self) -> bool {
+        self.inner.stopping.load(Ordering::SeqCst)
+    }
+
+    /// Stops this process's replay runners (each records its progress and
+    /// stays `running`, to be resumed by a later process) and waits up to
+    /// `grace` for them.
+    pub async fn stop_replays(&self, grace: Duration) {
+        self.inner.stopping.store(true, Ordering::SeqCst);
+        self.inner.stop.notify_waiters();
+        let deadline = Instant::now() + grace;
+        while !self.running().is_empty() && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}

@@ -1,0 +1,409 @@
+//! [`AttemptStore`] for PostgreSQL: a batch of starts (or of completions) is
+//! one transaction with a fixed number of multi-row statements. Starts lock
+//! their jobs (`FOR UPDATE`, in id order) and decide in order, as if the
+//! requests ran one after another; completions are fenced by lease token and
+//! attempt in the `UPDATE` itself.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::rows::{corrupt, get, job_row, pg_text, to_u32, JobColumns, JobRow};
+use super::{millis, split_on_failure, Fail, PgStore};
+use crate::{
+    ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
+    StoreError,
+};
+
+#[async_trait]
+impl AttemptStore for PgStore {
+    async fn start_attempts(
+        &self,
+        requests: Vec<StartRequest>,
+        lease: Duration,
+    ) -> Vec<Result<StartOutcome, StoreError>> {
+        if requests.is_empty() {
+            return Vec::new();
+        }
+        let lease_ms = millis(lease);
+        let first = self.start_batch(&requests, lease_ms).await;
+        let reqs = &requests;
+        split_on_failure(first, requests.len(), move |i| {
+            self.start_batch(std::slice::from_ref(&reqs[i]), lease_ms)
+        })
+        .await
+    }
+
+    async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
+        if completions.is_empty() {
+            return Vec::new();
+        }
+        let first = self.finish_batch(&completions).await;
+        let cs = &completions;
+        split_on_failure(first, completions.len(), move |i| {
+            self.finish_batch(std::slice::from_ref(&cs[i]))
+        })
+        .await
+    }
+}
+
+impl PgStore {
+    async fn start_batch(
+        &self,
+        requests: &[StartRequest],
+        lease_ms: i64,
+    ) -> Result<Vec<Result<StartOutcome, StoreError>>, StoreError> {
+        let pool = &self.pool;
+        self.run("start attempts", move || start_tx(pool, requests, lease_ms))
+            .await
+    }
+
+    async fn finish_batch(
+        &self,
+        completions: &[Completion],
+    ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
+        let pool = &self.pool;
+        let (results, retried) = self
+            .run("finish attempts", move || finish_tx(pool, completions))
+            .await?;
+        if retried {
+            self.wake_relays();
+        }
+        Ok(results)
+    }
+}
+
+/// What one start request decides given the job as the requests before it
+/// left it.
+fn decide(
+    req: &StartRequest,
+    current: Option<&JobRow>,
+    now: EpochMs,
+) -> Result<u32, StartOutcome> {
+    let Some(current) = current else {
+        return Err(StartOutcome::Missing);
+    };
+    if current.job.status.is_final() {
+        return Err(StartOutcome::Stale);
+    }
+    let attempt = req.attempt.unwrap_or(1);
+    let attempts = current.job.attempts;
+    let held = current.lease_token.is_some();
+    let until = current.lease_until.unwrap_or(EpochMs::MIN);
+    let live = held && until >= now;
+    if attempt == attempts.saturating_add(1) || attempt == attempts {
+        if live {
+            return Err(StartOutcome::Busy { until });
+        }
+        // The next attempt, or taking over the attempt of a worker whose
+        // lease expired.
+        if attempt == attempts.saturating_add(1) || held {
+            return Ok(attempts);
+        }
+    }
+    Err(StartOutcome::Stale)
+}
+
+async fn start_tx(
+    pool: &PgPool,
+    requests: &[StartRequest],
+    lease_ms: i64,
+) -> Result<Vec<Result<StartOutcome, StoreError>>, Fail> {
+    let now = now_ms();
+    let lease_until = now.saturating_add(lease_ms);
+    let mut tx = pool.begin().await?;
+
+    // Jobs of direct producers: created by the first request naming them.
+    let mut first_create: HashMap<JobId, usize> = HashMap::new();
+    let mut cols = JobColumns::default();
+    for (i, req) in requests.iter().enumerate() {
+        if let Some(job) = &req.create {
+            if !first_create.contains_key(&req.job_id) {
+                first_create.insert(req.job_id, i);
+                cols.push(req.job_id, job)?;
+            }
+        }
+    }
+    // A job created by request i does not exist for the requests before i.
+    let mut visible_from: HashMap<JobId, usize> = HashMap::new();
+    if !cols.is_empty() {
+        let created: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/job_insert_if_absent.sql"))
+            .bind(&cols.ids)
+            .bind(&cols.queues)
+            .bind(&cols.payloads)
+            .bind(&cols.keys)
+            .bind(&cols.headers)
+            .bind(&cols.traceparents)
+            .bind(&cols.max_attempts)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in created {
+            let id = JobId::from(id);
+            visible_from.insert(id, first_create[&id]);
+        }
+    }
+
+    let mut ids: Vec<Uuid> = requests.iter().map(|r| r.job_id.as_uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let rows = sqlx::query(include_str!("sql/jobs_lock.sql"))
+        .bind(&ids)
+        .fetch_all(&mut *tx)
+        .await?;
+    let mut jobs: HashMap<JobId, JobRow> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let job = job_row(row)?;
+        jobs.insert(job.job.id, job);
+    }
+
+    let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
+        requests.iter().map(|_| None).collect();
+    // (request index, job id, lease token, attempts seen)
+    let mut starts: Vec<(usize, JobId, LeaseToken, i64)> = Vec::new();
+    for (i, req) in requests.iter().enumerate() {
+        let visible = visible_from.get(&req.job_id).is_none_or(|&from| i >= from);
+        let current = jobs.get_mut(&req.job_id).filter(|_| visible);
+        match decide(req, current.as_deref(), now) {
+            Err(outcome) => results[i] = Some(Ok(outcome)),
+            Ok(seen) => {
+                let current = current.expect("decided on an existing job");
+                let token = LeaseToken::new();
+                // Later requests of the batch see the attempt in flight.
+                current.job.attempts = seen.saturating_add(1);
+                current.job.status = JobStatus::Published;
+                current.lease_token = Some(token.0.clone());
+                current.lease_until = Some(lease_until);
+                starts.push((i, req.job_id, token, i64::from(seen)));
+            }
+        }
+    }
+
+    if !starts.is_empty() {
+        let ids: Vec<Uuid> = starts.iter().map(|s| s.1.as_uuid()).collect();
+        let tokens: Vec<&str> = starts.iter().map(|s| s.2 .0.as_str()).collect();
+        let seen: Vec<i64> = starts.iter().map(|s| s.3).collect();
+        let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
+            .bind(lease_until)
+            .bind(now)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&seen)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut started: HashMap<JobId, JobRow> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_row(row)?;
+            started.insert(job.job.id, job);
+        }
+        for (i, id, token, _) in starts {
+            results[i] = Some(match started.remove(&id) {
+                Some(row) => Ok(StartOutcome::Started(ActiveAttempt {
+                    lease: token,
+                    attempt: row.job.attempts,
+                    lease_until,
+                    job: row.job,
+                })),
+                None => Err(StoreError::Unavailable(
+                    "job changed while starting an attempt".into(),
+                )),
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(results
+        .into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))))
+        .collect())
+}
+
+/// Splits completions into rounds in which each job appears once, in order:
+/// a later completion of the same job must see the earlier one's effect.
+fn rounds(completions: &[Completion]) -> Vec<Vec<usize>> {
+    let mut rounds: Vec<Vec<usize>> = Vec::new();
+    let mut last: HashMap<JobId, usize> = HashMap::new();
+    for (i, c) in completions.iter().enumerate() {
+        let r = last.get(&c.job_id).map_or(0, |r| r + 1);
+        last.insert(c.job_id, r);
+        if rounds.len() <= r {
+            rounds.resize_with(r + 1, Vec::new);
+        }
+        rounds[r].push(i);
+    }
+    rounds
+}
+
+/// The columns of the per-outcome statements of one round.
+#[derive(Default)]
+struct Finished {
+    // attempt history
+    h_ids: Vec<Uuid>,
+    h_replays: Vec<i64>,
+    h_attempts: Vec<i64>,
+    h_started: Vec<EpochMs>,
+    h_outcomes: Vec<&'static str>,
+    h_errors: Vec<Option<String>>,
+    // retry rows
+    r_ids: Vec<Uuid>,
+    r_queues: Vec<String>,
+    r_attempts: Vec<i64>,
+    r_available: Vec<EpochMs>,
+    // dead letters
+    d_ids: Vec<Uuid>,
+    d_queues: Vec<String>,
+    d_errors: Vec<String>,
+    d_attempts: Vec<i64>,
+    d_replays: Vec<i64>,
+}
+
+async fn finish_tx(
+    pool: &PgPool,
+    completions: &[Completion],
+) -> Result<(Vec<Result<(), StoreError>>, bool), Fail> {
+    let now = now_ms();
+    let mut results: Vec<Result<(), StoreError>> = completions
+        .iter()
+        .map(|_| Err(StoreError::LeaseLost))
+        .collect();
+    let mut retried = false;
+    let mut tx = pool.begin().await?;
+    for round in rounds(completions) {
+        let mut idx = Vec::with_capacity(round.len());
+        let mut ids = Vec::with_capacity(round.len());
+        let mut tokens = Vec::with_capacity(round.len());
+        let mut attempts = Vec::with_capacity(round.len());
+        let mut statuses = Vec::with_capacity(round.len());
+        let mut errors: Vec<Option<String>> = Vec::with_capacity(round.len());
+        for &i in &round {
+            let c = &completions[i];
+            let (status, error) = match &c.outcome {
+                Outcome::Succeeded => (JobStatus::Succeeded, None),
+                Outcome::Retry { error, .. } => (JobStatus::Retrying, Some(pg_text(error))),
+                Outcome::Dead { error } => (JobStatus::Dead, Some(pg_text(error))),
+            };
+            idx.push(i64::try_from(i).unwrap_or(i64::MAX));
+            ids.push(c.job_id.as_uuid());
+            tokens.push(c.lease.0.as_str());
+            attempts.push(i64::from(c.attempt));
+            statuses.push(status.as_str());
+            errors.push(error);
+        }
+        let rows = sqlx::query(include_str!("sql/attempt_finish.sql"))
+            .bind(now)
+            .bind(&idx)
+            .bind(&ids)
+            .bind(&tokens)
+            .bind(&attempts)
+            .bind(&statuses)
+            .bind(&errors)
+            .fetch_all(&mut *tx)
+            .await?;
+        let mut f = Finished::default();
+        for row in &rows {
+            let i = usize::try_from(get::<i64>(row, "idx")?).map_err(|e| corrupt("idx", e))?;
+            let c = completions
+                .get(i)
+                .ok_or_else(|| corrupt("idx", "out of range"))?;
+            let queue: String = get(row, "queue")?;
+            let job_attempts: i64 = get(row, "attempts")?;
+            let replay_count: i64 = get(row, "replay_count")?;
+            let id = c.job_id.as_uuid();
+            let (outcome, error) = match &c.outcome {
+                Outcome::Succeeded => ("succeeded", None),
+                Outcome::Retry { error, .. } => ("retry", Some(pg_text(error))),
+                Outcome::Dead { error } => ("dead", Some(pg_text(error))),
+            };
+            f.h_ids.push(id);
+            f.h_replays.push(replay_count);
+            f.h_attempts.push(i64::from(c.attempt));
+            f.h_started.push(c.started_at);
+            f.h_outcomes.push(outcome);
+            f.h_errors.push(error.clone());
+            match &c.outcome {
+                Outcome::Succeeded => {}
+                Outcome::Retry { available_at, .. } => {
+                    let next = to_u32(job_attempts, "attempts")?.saturating_add(1);
+                    f.r_ids.push(id);
+                    f.r_queues.push(queue);
+                    f.r_attempts.push(i64::from(next));
+                    f.r_available.push(*available_at);
+                }
+                Outcome::Dead { .. } => {
+                    f.d_ids.push(id);
+                    f.d_queues.push(queue);
+                    f.d_errors.push(error.unwrap_or_default());
+                    f.d_attempts.push(job_attempts);
+                    f.d_replays.push(replay_count);
+                }
+            }
+            results[i] = Ok(());
+        }
+        if !f.h_ids.is_empty() {
+            sqlx::query(include_str!("sql/attempt_history_insert.sql"))
+                .bind(now)
+                .bind(&f.h_ids)
+                .bind(&f.h_replays)
+                .bind(&f.h_attempts)
+                .bind(&f.h_started)
+                .bind(&f.h_outcomes)
+                .bind(&f.h_errors)
+                .execute(&mut *tx)
+                .await?;
+        }
+        if !f.r_ids.is_empty() {
+            sqlx::query(include_str!("sql/outbox_insert.sql"))
+                .bind(now)
+                .bind(&f.r_ids)
+                .bind(&f.r_queues)
+                .bind(&f.r_attempts)
+                .bind(&f.r_available)
+                .execute(&mut *tx)
+                .await?;
+            retried = true;
+        }
+        if !f.d_ids.is_empty() {
+            sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
+                .bind(now)
+                .bind(&f.d_ids)
+                .bind(&f.d_queues)
+                .bind(&f.d_errors)
+                .bind(&f.d_attempts)
+                .bind(&f.d_replays)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    if retried {
+        sqlx::query(include_str!("sql/outbox_notify.sql"))
+            .execute(&mut *tx)
+            .await?;
+    }
+    tx.commit().await?;
+    Ok((results, retried))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn completion(id: JobId) -> Completion {
+        Completion {
+            job_id: id,
+            lease: LeaseToken::new(),
+            attempt: 1,
+            started_at: 0,
+            outcome: Outcome::Succeeded,
+        }
+    }
+
+    #[test]
+    fn one_job_per_round() {
+        let (a, b) = (JobId::new(), JobId::new());
+        let cs = [completion(a), completion(b), completion(a), completion(a)];
+        assert_eq!(rounds(&cs), vec![vec![0, 1], vec![2], vec![3]]);
+    }
+}

@@ -1,0 +1,110 @@
+//! [`OutboxStore`] for PostgreSQL: claims are one statement that locks due
+//! rows with `FOR UPDATE SKIP LOCKED`, stamps them with a new lease token and
+//! returns them with their jobs; every later change is fenced by that token.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_core::{now_ms, EpochMs};
+
+use super::rows::{get, job_id, json, to_u32};
+use super::{millis, PgStore};
+use crate::{LeaseToken, OutboxClaim, OutboxRow, OutboxStore, StoreError};
+
+#[async_trait]
+impl OutboxStore for PgStore {
+    async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError> {
+        let token = LeaseToken::new();
+        if limit == 0 {
+            return Ok(OutboxClaim {
+                lease: token,
+                rows: Vec::new(),
+            });
+        }
+        let (pool, tok) = (&self.pool, &token);
+        let lease_ms = millis(lease);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let claimed = self
+            .run("claim outbox", move || async move {
+                let now = now_ms();
+                Ok(sqlx::query(include_str!("sql/outbox_claim.sql"))
+                    .bind(&tok.0)
+                    .bind(now.saturating_add(lease_ms))
+                    .bind(now)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?)
+            })
+            .await?;
+        let mut rows = Vec::with_capacity(claimed.len());
+        for row in &claimed {
+            rows.push(OutboxRow {
+                row_id: get(row, "row_id")?,
+                job_id: job_id(row, "job_id")?,
+                queue: get(row, "queue")?,
+                attempt: to_u32(get(row, "attempt")?, "attempt")?,
+                payload: json(row, "payload")?,
+                key: get(row, "key")?,
+                traceparent: get(row, "traceparent")?,
+                created_at: get(row, "created_at")?,
+            });
+        }
+        Ok(OutboxClaim { lease: token, rows })
+    }
+
+    async fn mark_published(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+    ) -> Result<usize, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(0);
+        }
+        let pool = &self.pool;
+        let n: i64 = self
+            .run("mark published", move || async move {
+                Ok(sqlx::query_scalar(include_str!("sql/outbox_mark.sql"))
+                    .bind(row_ids)
+                    .bind(&lease.0)
+                    .bind(now_ms())
+                    .fetch_one(pool)
+                    .await?)
+            })
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn release_outbox(
+        &self,
+        lease: &LeaseToken,
+        row_ids: &[i64],
+        available_at: EpochMs,
+    ) -> Result<usize, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(0);
+        }
+        let pool = &self.pool;
+        let done = self
+            .run("release outbox", move || async move {
+                Ok(sqlx::query(include_str!("sql/outbox_release.sql"))
+                    .bind(available_at)
+                    .bind(row_ids)
+                    .bind(&lease.0)
+                    .execute(pool)
+                    .await?)
+            })
+            .await?;
+        Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
+        let pool = &self.pool;
+        self.run("next due", move || async move {
+            Ok(sqlx::query_scalar(include_str!("sql/outbox_next_due.sql"))
+                .bind(now_ms())
+                .fetch_one(pool)
+                .await?)
+        })
+        .await
+    }
+}

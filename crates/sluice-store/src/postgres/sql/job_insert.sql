@@ -1,0 +1,26 @@
+-- Jobs and their first outbox rows, in one statement.
+-- $1 ids, $2 queues, $3 payloads (JSON), $4 keys, $5 headers (JSON),
+-- $6 traceparents, $7 max attempts, $8 available at, $9 now.
+-- Returns the number of outbox rows inserted.
+WITH u AS (
+    SELECT *
+    FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+                $7::bigint[], $8::bigint[])
+        WITH ORDINALITY AS u(id, queue, payload, key, headers, traceparent, max_attempts,
+                             available_at, ord)
+), j AS (
+    INSERT INTO jobs (id, queue, status, payload, key, headers, traceparent,
+                      max_attempts, attempts, replay_count, created_at, updated_at)
+    SELECT id, queue, 'pending', payload::jsonb, key, headers::jsonb, traceparent,
+           max_attempts, 0, 0, $9, $9
+    FROM u
+    RETURNING id
+), o AS (
+    INSERT INTO outbox (job_id, queue, attempt, available_at, created_at)
+    SELECT u.id, u.queue, 1, u.available_at, $9
+    FROM u
+    JOIN j ON j.id = u.id
+    ORDER BY u.ord
+    RETURNING 1
+)
+SELECT COUNT(*) AS n FROM o

@@ -1,0 +1,4 @@
+SELECT queue
+FROM queue_state
+WHERE paused
+ORDER BY queue

@@ -1,0 +1,5 @@
+-- ?1 limit: newest first
+SELECT at, actor, action, target, count, detail
+FROM audit_log
+ORDER BY at DESC, id DESC
+LIMIT ?1
