@@ -157,7 +157,10 @@ async fn handle(
     }
     let mut inner = ds.inner.lock().unwrap();
     let seen = inner.by_job.get(&id).map_or(0, Vec::len) as u32;
-    let status = match inner.broken.map_or(Mode::from_payload(&payload), Mode::Always) {
+    let status = match inner
+        .broken
+        .map_or(Mode::from_payload(&payload), Mode::Always)
+    {
         Mode::Ok => 200,
         Mode::FailTimes(k) if seen < k => 503,
         Mode::FailTimes(_) => 200,

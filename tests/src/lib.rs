@@ -2,6 +2,7 @@
 //! downstream that records every delivery, and an HTTP client.
 
 pub mod downstream;
+pub mod pg;
 pub mod process;
 
 pub use downstream::{Arrival, Downstream, Mode};

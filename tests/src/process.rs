@@ -106,7 +106,13 @@ impl SluiceProcess {
         let marker = format!("{what} listening on http://");
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
         loop {
-            let found = self.log.lock().unwrap().iter().find(|l| l.contains(&marker)).and_then(|l| parse_listen(l));
+            let found = self
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .find(|l| l.contains(&marker))
+                .and_then(|l| parse_listen(l));
             if let Some(a) = found {
                 return Ok(a);
             }

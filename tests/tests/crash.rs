@@ -9,12 +9,12 @@ use futures::StreamExt;
 use serde_json::{json, Value};
 use sluice_tests::{eventually, Downstream, Mode, SluiceProcess};
 
-fn write_config(dir: &Path, downstream: &str) {
+fn write_config(dir: &Path, downstream: &str, store: &str) {
     let cfg = format!(
         r#"
 data_dir = "./data"
 [store]
-url = "sqlite://./data/sluice.db"
+url = "{store}"
 [broker]
 url = "embedded://./data/broker?visibility_timeout_ms=3000&poll_interval_ms=50"
 [worker]
@@ -31,11 +31,24 @@ handler = {{ type = "http", url = "{downstream}", timeout_ms = 2000 }}
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn kill_dash_nine_loses_no_accepted_job() {
+async fn kill_dash_nine_sqlite_embedded() {
+    kill_dash_nine_loses_no_accepted_job("sqlite://./data/sluice.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_dash_nine_postgres_embedded() {
+    let Some(server) = sluice_tests::pg::server_url() else {
+        return;
+    };
+    let db = sluice_tests::pg::TempDb::create(&server).await.unwrap();
+    kill_dash_nine_loses_no_accepted_job(&db.url).await;
+}
+
+async fn kill_dash_nine_loses_no_accepted_job(store: &str) {
     // a slowish downstream keeps work in flight when the process dies
     let ds = Downstream::start(Duration::from_millis(25)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url());
+    write_config(dir.path(), &ds.url(), store);
     let mut sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
     let client = reqwest::Client::new();

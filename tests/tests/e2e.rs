@@ -14,12 +14,12 @@ const INITIAL_MS: u64 = 100;
 const MAX_MS: u64 = 800;
 const MAX_ATTEMPTS: u32 = 4;
 
-fn write_config(dir: &Path, downstream: &str) {
+fn write_config(dir: &Path, downstream: &str, store: &str) {
     let cfg = format!(
         r#"
 data_dir = "./data"
 [store]
-url = "sqlite://./data/sluice.db"
+url = "{store}"
 [broker]
 url = "embedded://./data/broker?visibility_timeout_ms=5000&poll_interval_ms=50"
 [worker]
@@ -123,10 +123,23 @@ async fn wait_final(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_thousand_jobs_with_retries_and_dead_letters() {
+async fn sqlite_embedded() {
+    two_thousand_jobs_with_retries_and_dead_letters("sqlite://./data/sluice.db").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_embedded() {
+    let Some(server) = sluice_tests::pg::server_url() else {
+        return;
+    };
+    let db = sluice_tests::pg::TempDb::create(&server).await.unwrap();
+    two_thousand_jobs_with_retries_and_dead_letters(&db.url).await;
+}
+
+async fn two_thousand_jobs_with_retries_and_dead_letters(store: &str) {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url());
+    write_config(dir.path(), &ds.url(), store);
     let sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
     let base = sluice.url("");

@@ -22,6 +22,7 @@ mod health;
 mod ingest;
 mod jobs;
 pub mod metrics;
+mod problem;
 mod request;
 mod state;
 mod validate;

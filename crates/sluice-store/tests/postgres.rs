@@ -18,8 +18,8 @@ use serde_json::json;
 use sluice_core::{now_ms, JobId};
 use sluice_store::postgres::{PgStore, NOTIFY_CHANNEL};
 use sluice_store::{
-    AttemptStore, Completion, EnqueueRequest, GroupCommit, IngestStore, NewJob, OutboxStore, Outcome,
-    StartOutcome, StartRequest, Store, StoreError,
+    AttemptStore, Completion, EnqueueRequest, GroupCommit, IngestStore, NewJob, OutboxStore,
+    Outcome, StartOutcome, StartRequest, Store, StoreError,
 };
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection, Executor, Row};
@@ -65,10 +65,11 @@ impl TestDb {
     async fn create() -> Option<TestDb> {
         let server = server_url()?;
         let name = format!("sluice_t_{}", uuid::Uuid::new_v4().simple());
-        let mut conn = tokio::time::timeout(Duration::from_secs(20), PgConnection::connect(&server))
-            .await
-            .expect("connecting to SLUICE_TEST_POSTGRES_URL timed out")
-            .expect("connect to SLUICE_TEST_POSTGRES_URL");
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(20), PgConnection::connect(&server))
+                .await
+                .expect("connecting to SLUICE_TEST_POSTGRES_URL timed out")
+                .expect("connect to SLUICE_TEST_POSTGRES_URL");
         conn.execute(format!(r#"CREATE DATABASE "{name}""#).as_str())
             .await
             .expect("create the test database");
@@ -95,8 +96,10 @@ impl Drop for TestDb {
             rt.block_on(async {
                 tokio::time::timeout(Duration::from_secs(30), async {
                     let mut conn = PgConnection::connect(&server).await?;
-                    conn.execute(format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str())
-                        .await?;
+                    conn.execute(
+                        format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
+                    )
+                    .await?;
                     conn.close().await
                 })
                 .await
@@ -218,7 +221,10 @@ async fn rows_committed_out_of_order_are_all_published() {
             vec![row_b],
             "the uncommitted row is invisible"
         );
-        assert_eq!(store.mark_published(&first.lease, &[row_b]).await.unwrap(), 1);
+        assert_eq!(
+            store.mark_published(&first.lease, &[row_b]).await.unwrap(),
+            1
+        );
 
         tx_a.commit().await.unwrap();
         // A relay remembering the highest row id it published would skip A.
@@ -232,7 +238,10 @@ async fn rows_committed_out_of_order_are_all_published() {
             vec![(row_a, early)],
             "the row committed late is still published"
         );
-        assert_eq!(store.mark_published(&second.lease, &[row_a]).await.unwrap(), 1);
+        assert_eq!(
+            store.mark_published(&second.lease, &[row_a]).await.unwrap(),
+            1
+        );
         assert_eq!(store.next_due().await.unwrap(), None);
     });
 }
@@ -341,7 +350,11 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
             .await
             .unwrap();
         let got: Vec<(i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
-        assert_eq!(got, vec![(1, true), (2, true)], "each migration applied once");
+        assert_eq!(
+            got,
+            vec![(1, true), (2, true)],
+            "each migration applied once"
+        );
         let j = job("q");
         enqueue(&a, vec![j.clone()]).await;
         for s in [&b as &dyn Store, &c, &*d] {
@@ -408,7 +421,11 @@ async fn group_commit_coalesces_concurrent_requests() {
         }
         for t in tasks {
             let (id, res) = t.await.unwrap();
-            assert_eq!(res.unwrap().ids, vec![id], "each caller gets its own answer");
+            assert_eq!(
+                res.unwrap().ids,
+                vec![id],
+                "each caller gets its own answer"
+            );
             assert_eq!(store.get_job(id).await.unwrap().id, id);
         }
         assert_eq!(store.queue_stats().await.unwrap()[0].pending, N as u64);
@@ -420,7 +437,7 @@ async fn group_commit_coalesces_concurrent_requests() {
         )
         .await;
         assert!(
-            commits >= 1 && commits < N / 2,
+            (1..N / 2).contains(&commits),
             "{commits} commits for {N} requests"
         );
     });
@@ -511,7 +528,9 @@ async fn missing_database_and_bad_urls_never_show_the_password() {
     let secret = "s3cr3t-Pa55";
     let mut u = url::Url::parse(&url_for(&server, "sluice_t_does_not_exist")).unwrap();
     u.set_password(Some(secret)).unwrap();
-    let err = PgStore::open(u.as_str()).await.expect_err("no such database");
+    let err = PgStore::open(u.as_str())
+        .await
+        .expect_err("no such database");
     assert!(err.is_transient(), "{err:?}");
     assert!(!format!("{err} {err:?}").contains(secret), "{err:?}");
 
@@ -590,7 +609,8 @@ async fn outage_is_unavailable_then_recovers_without_reopening() {
         let mut via = server.clone();
         via.set_host(Some("127.0.0.1")).unwrap();
         via.set_port(Some(cable.addr.port())).unwrap();
-        via.query_pairs_mut().append_pair("acquire_timeout_ms", "1000");
+        via.query_pairs_mut()
+            .append_pair("acquire_timeout_ms", "1000");
         let store = PgStore::open(via.as_str()).await.unwrap();
         let direct = PgStore::open(&db.url).await.unwrap();
         enqueue(&store, vec![job("q")]).await;
@@ -602,7 +622,11 @@ async fn outage_is_unavailable_then_recovers_without_reopening() {
         assert!(matches!(res, Err(StoreError::Unavailable(_))), "{res:?}");
         assert!(store.ping().await.unwrap_err().is_transient());
         assert!(
-            store.claim_outbox(10, LONG).await.unwrap_err().is_transient(),
+            store
+                .claim_outbox(10, LONG)
+                .await
+                .unwrap_err()
+                .is_transient(),
             "claims fail too"
         );
         assert!(started.elapsed() < Duration::from_secs(10), "fails fast");
@@ -653,9 +677,13 @@ async fn terminated_backends_are_replaced() {
         let mut admin = db.admin().await;
         // What a server restart or an operator does to every session.
         let killed: Vec<i32> = sqlx::query_scalar(
-            "SELECT pid FROM pg_stat_activity \
-             WHERE datname = current_database() AND pid <> pg_backend_pid() \
-               AND pg_terminate_backend(pid)",
+            // Materialized first: the filter must run before the function,
+            // which would otherwise be free to see every session.
+            "WITH victims AS MATERIALIZED ( \
+                 SELECT pid FROM pg_stat_activity \
+                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
+             ) \
+             SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
         )
         .fetch_all(&mut admin)
         .await
@@ -663,13 +691,12 @@ async fn terminated_backends_are_replaced() {
         assert!(!killed.is_empty());
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
-            let alive: i64 = sqlx::query_scalar(
-                "SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)",
-            )
-            .bind(&killed)
-            .fetch_one(&mut admin)
-            .await
-            .unwrap();
+            let alive: i64 =
+                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                    .bind(&killed)
+                    .fetch_one(&mut admin)
+                    .await
+                    .unwrap();
             if alive == 0 {
                 break;
             }
@@ -785,6 +812,10 @@ async fn history_and_dead_letters_are_stored_as_written() {
         .iter()
         .map(|r| (r.get(0), r.get(1)))
         .collect();
-        assert_eq!(kinds, vec![("object".into(), "object".into())], "jsonb columns");
+        assert_eq!(
+            kinds,
+            vec![("object".into(), "object".into())],
+            "jsonb columns"
+        );
     });
 }

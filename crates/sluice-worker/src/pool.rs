@@ -131,7 +131,11 @@ impl Worker {
             self.ack(&mut *sub, &mut acks).await;
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
-            if free == 0 || pause.is_paused(&*self.store, &cfg.name, self.options.pause_check_interval).await {
+            if free == 0
+                || pause
+                    .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
+                    .await
+            {
                 tokio::select! {
                     t = ack_rx.recv() => acks.extend(t.unwrap_or_default()),
                     _ = tokio::time::sleep(self.options.recv_wait) => {}
@@ -275,10 +279,13 @@ impl PauseState {
                 if paused != self.paused {
                     tracing::info!(queue, paused, "queue pause state changed");
                 }
-                metrics::gauge!("sluice_queue_paused", "queue" => queue.to_string()).set(if paused { 1.0 } else { 0.0 });
+                metrics::gauge!("sluice_queue_paused", "queue" => queue.to_string())
+                    .set(if paused { 1.0 } else { 0.0 });
                 self.paused = paused;
             }
-            Err(e) => tracing::warn!(queue, error = %e, "cannot read pause state; keeping the last known"),
+            Err(e) => {
+                tracing::warn!(queue, error = %e, "cannot read pause state; keeping the last known")
+            }
         }
         self.paused
     }

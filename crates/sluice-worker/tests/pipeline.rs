@@ -381,7 +381,10 @@ async fn paused_queue_accepts_but_starts_nothing_until_resumed() {
     rig.start(recorder.clone(), None);
     let id = rig.submit(json!(1), BTreeMap::new()).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(recorder.0.lock().unwrap().is_empty(), "a paused queue started a job");
+    assert!(
+        recorder.0.lock().unwrap().is_empty(),
+        "a paused queue started a job"
+    );
     let job = rig.store.get_job(id).await.unwrap();
     assert!(!job.status.is_final() && job.attempts == 0, "{job:?}");
     rig.store.set_paused("paused", false).await.unwrap();

@@ -67,7 +67,9 @@ pub fn read(path: &Path) -> anyhow::Result<Option<String>> {
             Ok(Some(t.to_string()))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read admin token file {}", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot read admin token file {}", path.display()))
+        }
     }
 }
 
@@ -94,7 +96,9 @@ fn create(path: &Path) -> anyhow::Result<Option<String>> {
     match result {
         Ok(()) => Ok(Some(token)),
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot write admin token file {}", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot write admin token file {}", path.display()))
+        }
     }
 }
 
@@ -110,7 +114,10 @@ fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
 
 #[cfg(not(unix))]
 fn open_private(path: &Path) -> std::io::Result<std::fs::File> {
-    std::fs::OpenOptions::new().write(true).create_new(true).open(path)
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(path)
 }
 
 #[cfg(unix)]
@@ -134,7 +141,10 @@ mod tests {
     fn configured_token_wins_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let (t, s) = resolve(Some("from-config-0123456"), dir.path()).unwrap();
-        assert_eq!((t.as_str(), s), ("from-config-0123456", TokenSource::Config));
+        assert_eq!(
+            (t.as_str(), s),
+            ("from-config-0123456", TokenSource::Config)
+        );
         assert!(!token_path(dir.path()).exists());
     }
 
@@ -152,11 +162,17 @@ mod tests {
         #[cfg(unix)]
         {
             use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(token_path(&data)).unwrap().permissions().mode();
+            let mode = std::fs::metadata(token_path(&data))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o600);
         }
         // No temporary files are left behind.
-        let names: Vec<_> = std::fs::read_dir(&data).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let names: Vec<_> = std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         assert_eq!(names, vec![std::ffi::OsString::from(TOKEN_FILE)]);
     }
 

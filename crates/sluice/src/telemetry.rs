@@ -47,6 +47,7 @@ pub fn init_metrics() -> anyhow::Result<RenderMetrics> {
             &[1.0, 2.0, 5.0, 10.0, 50.0, 100.0, 250.0, 500.0, 1000.0],
         )?
         .install_recorder()?;
+    sluice_api::metrics::describe_metrics();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         loop {

@@ -43,7 +43,10 @@ impl From<AuditEntry> for EntryView {
     }
 }
 
-pub(crate) async fn list(State(state): State<AdminState>, uri: Uri) -> Result<Json<AuditView>, ApiError> {
+pub(crate) async fn list(
+    State(state): State<AdminState>,
+    uri: Uri,
+) -> Result<Json<AuditView>, ApiError> {
     let q = Query::parse(uri.query(), &["limit"])?;
     let limit = q.limit(DEFAULT_AUDIT_LIMIT, MAX_LIST_LIMIT)?;
     let entries = state.store().list_audit(limit).await?;

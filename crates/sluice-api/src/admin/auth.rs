@@ -153,6 +153,9 @@ mod tests {
         assert_eq!(sanitize_actor(" alice@ops ").as_deref(), Some("alice@ops"));
         assert_eq!(sanitize_actor("a\nb<c>").as_deref(), Some("a_b_c_"));
         assert_eq!(sanitize_actor("   "), None);
-        assert_eq!(sanitize_actor(&"x".repeat(100)).unwrap().len(), MAX_ACTOR_LEN);
+        assert_eq!(
+            sanitize_actor(&"x".repeat(100)).unwrap().len(),
+            MAX_ACTOR_LEN
+        );
     }
 }

@@ -92,11 +92,11 @@ pub(crate) fn filter_from(q: &Query) -> Result<DeadLetterFilter, ApiError> {
 }
 
 /// `GET /admin/v1/dead-letters?queue=&error_contains=&limit=&cursor=`.
-pub(crate) async fn list(State(state): State<AdminState>, uri: Uri) -> Result<Json<Page>, ApiError> {
-    let q = Query::parse(
-        uri.query(),
-        &["queue", "error_contains", "limit", "cursor"],
-    )?;
+pub(crate) async fn list(
+    State(state): State<AdminState>,
+    uri: Uri,
+) -> Result<Json<Page>, ApiError> {
+    let q = Query::parse(uri.query(), &["queue", "error_contains", "limit", "cursor"])?;
     let filter = filter_from(&q)?;
     let limit = q.limit(DEFAULT_LIST_LIMIT, MAX_LIST_LIMIT)?;
     let after = q.get("cursor").map(params::decode_cursor).transpose()?;
@@ -151,7 +151,13 @@ pub(crate) async fn delete(
         .await
         .map_err(not_found)?;
     state
-        .audit(&actor, "delete", id.to_string(), 1, json!({ "id": id.to_string() }))
+        .audit(
+            &actor,
+            "delete",
+            id.to_string(),
+            1,
+            json!({ "id": id.to_string() }),
+        )
         .await;
     Ok(Json(json!({ "id": id.to_string(), "deleted": true })))
 }

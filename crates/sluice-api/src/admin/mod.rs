@@ -4,8 +4,9 @@
 //! resume, replay and delete is written to the audit log.
 
 use std::collections::HashSet;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 use sluice_core::QueueConfig;
@@ -14,6 +15,7 @@ use tokio::sync::Notify;
 
 mod audit;
 mod auth;
+mod bulk;
 mod dead_letters;
 mod params;
 mod queues;
@@ -56,6 +58,8 @@ pub(crate) struct Inner {
     /// Set by [`AdminState::stop_replays`]; runners stop at the next job.
     pub stopping: AtomicBool,
     pub stop: Notify,
+    /// A `running` replay without progress for this long (ms) is resumed.
+    pub stale_after_ms: AtomicU64,
 }
 
 impl std::fmt::Debug for AdminState {
@@ -63,7 +67,12 @@ impl std::fmt::Debug for AdminState {
         f.debug_struct("AdminState")
             .field(
                 "queues",
-                &self.inner.queues.iter().map(|q| &q.name).collect::<Vec<_>>(),
+                &self
+                    .inner
+                    .queues
+                    .iter()
+                    .map(|q| &q.name)
+                    .collect::<Vec<_>>(),
             )
             .field("max_replays", &self.inner.max_replays)
             .finish_non_exhaustive()
@@ -88,13 +97,26 @@ impl AdminState {
                 running: Mutex::new(HashSet::new()),
                 stopping: AtomicBool::new(false),
                 stop: Notify::new(),
+                stale_after_ms: AtomicU64::new(runner::STALE_AFTER.as_millis() as u64),
             }),
         }
     }
 
-    /// Resumes replays whose runner died (no progress for
-    /// [`runner::STALE_AFTER`]) now, and keeps checking in the background
-    /// until `shutdown` resolves. Call once per process after start.
+    /// How long a `running` replay may go without recorded progress before
+    /// it counts as abandoned (default 30 s; runners record progress at
+    /// least every 5 s).
+    pub fn set_replay_stale_after(&self, after: Duration) {
+        let ms = after.as_millis().clamp(1, u64::MAX as u128) as u64;
+        self.inner.stale_after_ms.store(ms, Ordering::SeqCst);
+    }
+
+    pub(crate) fn stale_after(&self) -> Duration {
+        Duration::from_millis(self.inner.stale_after_ms.load(Ordering::SeqCst))
+    }
+
+    /// Resumes replays whose runner died (no progress for the stale time)
+    /// now, and keeps checking every half of it in the background until
+    /// `shutdown` resolves. Call once per process after start.
     pub fn spawn_replay_supervisor(
         &self,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,

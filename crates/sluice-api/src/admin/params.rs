@@ -39,7 +39,10 @@ impl Query {
 
     /// The parameter, with an empty value counted as absent.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+        self.0
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
     }
 
     /// `limit` between 1 and `max`, `default` when absent.
@@ -98,10 +101,11 @@ pub(crate) fn decode_cursor(s: &str) -> Result<DeadLetterCursor, ApiError> {
 
 /// A job id from the path; malformed ids are `not_found` (like ingest's
 /// `GET /v1/jobs/{id}`: a malformed id names nothing).
-pub(crate) fn job_id(p: Result<Path<String>, PathRejection>, not_found: ApiError) -> Result<JobId, ApiError> {
-    p.ok()
-        .and_then(|Path(s)| s.parse().ok())
-        .ok_or(not_found)
+pub(crate) fn job_id(
+    p: Result<Path<String>, PathRejection>,
+    not_found: ApiError,
+) -> Result<JobId, ApiError> {
+    p.ok().and_then(|Path(s)| s.parse().ok()).ok_or(not_found)
 }
 
 /// A replay id from the path; malformed ids are `404`.
@@ -133,7 +137,11 @@ mod tests {
 
     #[test]
     fn queries() {
-        let q = Query::parse(Some("queue=a&limit=5&cursor="), &["queue", "limit", "cursor"]).unwrap();
+        let q = Query::parse(
+            Some("queue=a&limit=5&cursor="),
+            &["queue", "limit", "cursor"],
+        )
+        .unwrap();
         assert_eq!(q.get("queue"), Some("a"));
         assert_eq!(q.get("cursor"), None);
         assert_eq!(q.limit(50, 10).unwrap(), 5);

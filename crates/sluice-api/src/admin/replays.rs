@@ -1,93 +1,34 @@
-//! Replays: one dead letter inline, or many in the background at a rate,
-//! with a dry run, progress, `max_replays` and `Idempotency-Key`.
+//! Replays of one dead letter (inline) and replay progress; bulk replays
+//! are in [`super::bulk`]. Both replay routes honour `Idempotency-Key`.
 
 use axum::body::Bytes;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::{json, Value};
 use sluice_core::{format_ms, JobId};
-use sluice_store::{DeadLetterFilter, Idempotency, NewReplay, ReplayRecord, ReplaySkip, StoreError};
+use sluice_store::{Idempotency, NewReplay, ReplayRecord, ReplaySkip, StoreError};
 
 use super::auth::Actor;
-use super::dead_letters::DeadLetterView;
-use super::params::{self, bad};
-use super::{runner, AdminState, DRY_RUN_SAMPLE, MAX_LIST_LIMIT, MAX_REPLAY_LIMIT, MAX_REPLAY_RATE};
-use crate::validate::{fingerprint, idempotency_key, require_json};
+use super::params;
+use super::{runner, AdminState};
+use crate::validate::{fingerprint, idempotency_key};
 use crate::ApiError;
 
 /// Idempotency scope of the admin replay routes.
-const SCOPE: &str = "admin/replay";
-
-/// The bulk replay body; every field is optional.
-#[derive(Debug, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct BulkRequest {
-    queue: Option<String>,
-    ids: Option<Vec<String>>,
-    error_contains: Option<String>,
-    limit: Option<u64>,
-    rate_per_second: Option<f64>,
-    dry_run: Option<bool>,
-}
-
-/// A bulk request once checked.
-struct Bulk {
-    filter: DeadLetterFilter,
-    limit: usize,
-    rate: Option<f64>,
-    dry_run: bool,
-}
-
-fn check_bulk(body: &[u8]) -> Result<(Bulk, BulkRequest), ApiError> {
-    let value = crate::request::parse_json(body)?;
-    let req: BulkRequest = serde_json::from_value(value)
-        .map_err(|e| bad(&format!("the body is not a valid replay request: {e}")))?;
-    let ids = match &req.ids {
-        None => None,
-        Some(v) if v.is_empty() || v.len() > MAX_REPLAY_LIMIT => {
-            return Err(bad(&format!("ids must hold 1 to {MAX_REPLAY_LIMIT} job ids")))
-        }
-        Some(v) => {
-            let mut ids = Vec::with_capacity(v.len());
-            for s in v {
-                let id: JobId = s
-                    .parse()
-                    .map_err(|_| bad(&format!("ids: {s:?} is not a job id")))?;
-                if !ids.contains(&id) {
-                    ids.push(id);
-                }
-            }
-            Some(ids)
-        }
-    };
-    let rate = match req.rate_per_second {
-        Some(r) if !(r.is_finite() && r > 0.0 && r <= MAX_REPLAY_RATE) => {
-            return Err(bad(&format!(
-                "rate_per_second must be a number above 0 and at most {MAX_REPLAY_RATE}"
-            )))
-        }
-        r => r,
-    };
-    let limit = match req.limit {
-        None => MAX_REPLAY_LIMIT,
-        l => params::check_limit(l, MAX_REPLAY_LIMIT)?,
-    };
-    let filter = DeadLetterFilter {
-        queue: params::queue_filter(req.queue.as_deref())?,
-        error_contains: params::error_filter(req.error_contains.as_deref())?,
-        ids,
-    };
-    let dry_run = req.dry_run.unwrap_or(false);
-    Ok((Bulk { filter, limit, rate, dry_run }, req))
-}
+pub(crate) const SCOPE: &str = "admin/replay";
 
 /// The idempotency record of a request: its key and a fingerprint of
 /// method, path and body.
-fn idempotency(headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> Result<Option<Idempotency>, ApiError> {
+pub(crate) fn idempotency(
+    headers: &HeaderMap,
+    method: &Method,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<Option<Idempotency>, ApiError> {
     let Some(key) = idempotency_key(headers)? else {
         return Ok(None);
     };
@@ -98,80 +39,6 @@ fn idempotency(headers: &HeaderMap, method: &Method, uri: &Uri, body: &[u8]) -> 
         key,
         fingerprint: fingerprint(&bytes),
     }))
-}
-
-/// `POST /admin/v1/dead-letters/replay`: a dry run (`200 {"matched",
-/// "sample"}`, nothing changed) or a background replay (`202 {"replay_id",
-/// "matched"}` and `Location`).
-pub(crate) async fn bulk(
-    State(state): State<AdminState>,
-    Actor(actor): Actor,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError> {
-    require_json(&headers)?;
-    let idem = idempotency(&headers, &method, &uri, &body)?;
-    let (bulk, request) = check_bulk(&body)?;
-    if bulk.dry_run {
-        let count = state.store().count_dead_letters(&bulk.filter).await?;
-        let sample = state
-            .store()
-            .list_dead_letters(&bulk.filter, None, DRY_RUN_SAMPLE.min(bulk.limit))
-            .await?;
-        let sample: Vec<DeadLetterView> = sample.into_iter().map(Into::into).collect();
-        let matched = count.min(bulk.limit as u64);
-        return Ok(Json(json!({ "matched": matched, "sample": sample })).into_response());
-    }
-    let ids = snapshot(&state, &bulk.filter, bulk.limit).await?;
-    let new = NewReplay {
-        id: uuid::Uuid::now_v7(),
-        request: serde_json::to_value(&request).unwrap_or(Value::Null),
-        ids,
-        rate_per_second: bulk.rate,
-        max_replays: state.inner.max_replays,
-        idempotency: idem,
-        actor: actor.clone(),
-    };
-    let (record, created) = state.store().create_replay(new).await?;
-    if created {
-        state
-            .audit(
-                &actor,
-                "replay_bulk",
-                record.id.to_string(),
-                record.matched,
-                json!({ "replay_id": record.id.to_string(), "request": record.request }),
-            )
-            .await;
-        runner::spawn(state.clone(), record.clone());
-    }
-    let url = format!("/admin/v1/replays/{}", record.id);
-    let mut headers = HeaderMap::new();
-    if let Ok(v) = HeaderValue::from_str(&url) {
-        headers.insert(header::LOCATION, v);
-    }
-    let body = json!({ "replay_id": record.id.to_string(), "matched": record.matched, "status_url": url });
-    Ok((StatusCode::ACCEPTED, headers, Json(body)).into_response())
-}
-
-/// The ids of up to `limit` dead letters matching `filter`, in listing order.
-async fn snapshot(state: &AdminState, filter: &DeadLetterFilter, limit: usize) -> Result<Vec<JobId>, ApiError> {
-    let mut ids = Vec::new();
-    let mut after = None;
-    while ids.len() < limit {
-        let want = (limit - ids.len()).min(MAX_LIST_LIMIT);
-        let page = state.store().list_dead_letters(filter, after, want).await?;
-        let Some(last) = page.last() else { break };
-        after = Some(sluice_store::DeadLetterCursor { died_at: last.died_at, id: last.id });
-        let full = page.len() == want;
-        ids.extend(page.into_iter().map(|d| d.id));
-        if !full {
-            break;
-        }
-    }
-    Ok(ids)
 }
 
 /// `POST /admin/v1/dead-letters/{id}/replay`: replays one dead letter now;
@@ -191,7 +58,11 @@ pub(crate) async fn single(
     let max = state.inner.max_replays;
     if idem.is_none() {
         // Refuse before recording anything when the outcome is known.
-        let d = state.store().get_dead_letter(id).await.map_err(super::dead_letters::not_found)?;
+        let d = state
+            .store()
+            .get_dead_letter(id)
+            .await
+            .map_err(super::dead_letters::not_found)?;
         refuse_over_limit(id, d.dead_letter.replay_count, max)?;
     }
     let new = NewReplay {
@@ -212,7 +83,10 @@ pub(crate) async fn single(
         Ok(mut v) if v.len() == 1 => v.remove(0),
         Ok(_) => Err(ReplaySkip::NotDead),
         Err(e) => {
-            let _ = state.store().update_replay(record.id, 0, 0, 0, Some("failed")).await;
+            let _ = state
+                .store()
+                .update_replay(record.id, 0, 0, 0, Some("failed"))
+                .await;
             return Err(e.into());
         }
     };
@@ -243,12 +117,22 @@ pub(crate) async fn single(
 
 /// The answer to a request repeated with its `Idempotency-Key`: the same
 /// outcome, nothing replayed again.
-async fn repeat(state: &AdminState, id: JobId, earlier: &ReplayRecord) -> Result<Response, ApiError> {
+async fn repeat(
+    state: &AdminState,
+    id: JobId,
+    earlier: &ReplayRecord,
+) -> Result<Response, ApiError> {
     if earlier.finished_at.is_none() {
         return Err(ApiError::ReplayRefused(
             "a request with this Idempotency-Key is still in progress".into(),
         ));
     }
+    if earlier.status == "failed" {
+        return Err(ApiError::ReplayRefused(
+            "the first request with this Idempotency-Key failed; retry with a new key".into(),
+        ));
+    }
+    // The job's replay count now (the same as then unless replayed since).
     if earlier.replayed > 0 {
         let job = state.store().get_job(id).await?;
         return Ok(accepted(id, job.replay_count));

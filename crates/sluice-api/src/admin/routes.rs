@@ -8,7 +8,7 @@ use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 use super::auth::{self, AuthState};
-use super::{audit, dead_letters, queues, replays, AdminState};
+use super::{audit, bulk, dead_letters, queues, replays, AdminState};
 use crate::health::{self, Health, HealthState, RenderMetrics};
 
 /// Largest admin request body: a bulk replay may list 100 000 ids.
@@ -19,13 +19,41 @@ const MAX_ADMIN_BODY_BYTES: usize = 8 << 20;
 pub fn admin_routes() -> Vec<(Method, &'static str, MethodRouter<AdminState>)> {
     vec![
         (Method::GET, "/admin/v1/queues", get(queues::list)),
-        (Method::POST, "/admin/v1/queues/{queue}/pause", post(queues::pause)),
-        (Method::POST, "/admin/v1/queues/{queue}/resume", post(queues::resume)),
-        (Method::GET, "/admin/v1/dead-letters", get(dead_letters::list)),
-        (Method::POST, "/admin/v1/dead-letters/replay", post(replays::bulk)),
-        (Method::GET, "/admin/v1/dead-letters/{id}", get(dead_letters::show)),
-        (Method::DELETE, "/admin/v1/dead-letters/{id}", delete(dead_letters::delete)),
-        (Method::POST, "/admin/v1/dead-letters/{id}/replay", post(replays::single)),
+        (
+            Method::POST,
+            "/admin/v1/queues/{queue}/pause",
+            post(queues::pause),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/queues/{queue}/resume",
+            post(queues::resume),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/dead-letters",
+            get(dead_letters::list),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/dead-letters/replay",
+            post(bulk::bulk),
+        ),
+        (
+            Method::GET,
+            "/admin/v1/dead-letters/{id}",
+            get(dead_letters::show),
+        ),
+        (
+            Method::DELETE,
+            "/admin/v1/dead-letters/{id}",
+            delete(dead_letters::delete),
+        ),
+        (
+            Method::POST,
+            "/admin/v1/dead-letters/{id}/replay",
+            post(replays::single),
+        ),
         (Method::GET, "/admin/v1/replays/{id}", get(replays::get)),
         (Method::GET, "/admin/v1/audit", get(audit::list)),
     ]
@@ -40,8 +68,18 @@ pub fn admin_app(state: AdminState) -> Router {
 
 /// [`admin_app`] plus `/healthz`, `/readyz` and `/metrics`, which need no
 /// token (for a process running the admin role alone).
-pub fn admin_app_with_health(state: AdminState, health: Arc<Health>, render_metrics: RenderMetrics) -> Router {
-    build(state, Some(HealthState { health, render_metrics }))
+pub fn admin_app_with_health(
+    state: AdminState,
+    health: Arc<Health>,
+    render_metrics: RenderMetrics,
+) -> Router {
+    build(
+        state,
+        Some(HealthState {
+            health,
+            render_metrics,
+        }),
+    )
 }
 
 fn build(state: AdminState, health: Option<HealthState>) -> Router {
@@ -53,7 +91,9 @@ fn build(state: AdminState, health: Option<HealthState>) -> Router {
     for (_, path, handler) in admin_routes() {
         router = router.route(path, handler);
     }
-    let mut router = router.with_state(state).layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES));
+    let mut router = router
+        .with_state(state)
+        .layer(DefaultBodyLimit::max(MAX_ADMIN_BODY_BYTES));
     if let Some(h) = health {
         router = router.merge(health::routes(h));
     }

@@ -19,7 +19,8 @@ use crate::metrics::REPLAY_JOBS_TOTAL;
 
 /// A running replay records progress at least this often.
 pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
-/// A `running` replay without progress for this long has lost its runner.
+/// A `running` replay without progress for this long has lost its runner
+/// (the default of [`AdminState::set_replay_stale_after`]).
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
 /// How often a slowly paced replay records that it is alive between jobs.
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
@@ -61,13 +62,14 @@ pub(crate) fn spawn(state: AdminState, record: ReplayRecord) {
 /// Resumes stale replays every `STALE_AFTER / 2` until `shutdown`.
 pub(crate) async fn supervise(state: AdminState, shutdown: impl Future<Output = ()>) {
     tokio::pin!(shutdown);
-    let mut every = tokio::time::interval(STALE_AFTER / 2);
+    let mut every = tokio::time::interval(state.stale_after() / 2);
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = every.tick() => {}
         }
-        match state.store().stale_replays(STALE_AFTER.as_millis() as i64).await {
+        let stale_ms = i64::try_from(state.stale_after().as_millis()).unwrap_or(i64::MAX);
+        match state.store().stale_replays(stale_ms).await {
             Ok(stale) => {
                 for r in stale {
                     if !state.running().contains(&r.id) {
@@ -124,7 +126,11 @@ async fn run(state: &AdminState, record: ReplayRecord) -> Result<(), StoreError>
 
 /// Replays from `progress.position` to the end of the snapshot; `false`
 /// when stopped by shutdown first.
-async fn replay_all(state: &AdminState, record: &ReplayRecord, progress: &mut Progress) -> Result<bool, StoreError> {
+async fn replay_all(
+    state: &AdminState,
+    record: &ReplayRecord,
+    progress: &mut Progress,
+) -> Result<bool, StoreError> {
     let store = state.store();
     let (mut ticker, per_tick) = match record.rate_per_second {
         Some(rate) => {

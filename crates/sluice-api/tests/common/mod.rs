@@ -18,6 +18,8 @@ use sluice_store::{EnqueueRequest, Enqueued, IngestStore, JobRecord, Store, Stor
 use tempfile::TempDir;
 use tower::ServiceExt;
 
+pub mod admin;
+
 /// `max_attempts` of the `emails` queue (not the global default of 5).
 pub const EMAILS_MAX_ATTEMPTS: u32 = 7;
 

@@ -152,7 +152,11 @@ async fn replay_tx(
         if done.len() != replay.len() {
             return Err(corrupt(
                 "replay",
-                format!("{} of {} dead letters had a dead job", done.len(), replay.len()),
+                format!(
+                    "{} of {} dead letters had a dead job",
+                    done.len(),
+                    replay.len()
+                ),
             )
             .into());
         }
@@ -221,7 +225,10 @@ async fn create_replay_tx(
                 .first()
                 .ok_or_else(|| corrupt("idempotency", "the key names no replay"))?;
             let record = fetch_replay(&mut tx, earlier).await?.ok_or_else(|| {
-                corrupt("idempotency", format!("the key names missing replay {earlier}"))
+                corrupt(
+                    "idempotency",
+                    format!("the key names missing replay {earlier}"),
+                )
             })?;
             tx.rollback().await?;
             return Ok((record, false));
@@ -310,12 +317,14 @@ impl AdminStore for PgStore {
         let n: i64 = self
             .run("count dead letters", move || async move {
                 let (queue, error, ids) = binds;
-                Ok(sqlx::query_scalar(include_str!("sql/dead_letter_count.sql"))
-                    .bind(queue)
-                    .bind(error)
-                    .bind(ids)
-                    .fetch_one(pool)
-                    .await?)
+                Ok(
+                    sqlx::query_scalar(include_str!("sql/dead_letter_count.sql"))
+                        .bind(queue)
+                        .bind(error)
+                        .bind(ids)
+                        .fetch_one(pool)
+                        .await?,
+                )
             })
             .await?;
         to_u64(n, "count")
@@ -358,10 +367,12 @@ impl AdminStore for PgStore {
         let pool = &self.pool;
         let n: i64 = self
             .run("delete dead letter", move || async move {
-                Ok(sqlx::query_scalar(include_str!("sql/dead_letter_delete.sql"))
-                    .bind(id.as_uuid())
-                    .fetch_one(pool)
-                    .await?)
+                Ok(
+                    sqlx::query_scalar(include_str!("sql/dead_letter_delete.sql"))
+                        .bind(id.as_uuid())
+                        .fetch_one(pool)
+                        .await?,
+                )
             })
             .await?;
         if n == 0 {
@@ -525,7 +536,13 @@ mod tests {
             ids: Some(vec![id]),
         };
         let (q, e, ids) = filter_binds(&filter);
-        assert_eq!((q, e, ids), (Some("q"), Some("x"), Some(vec![id.as_uuid()])));
-        assert_eq!(filter_binds(&DeadLetterFilter::default()), (None, None, None));
+        assert_eq!(
+            (q, e, ids),
+            (Some("q"), Some("x"), Some(vec![id.as_uuid()]))
+        );
+        assert_eq!(
+            filter_binds(&DeadLetterFilter::default()),
+            (None, None, None)
+        );
     }
 }

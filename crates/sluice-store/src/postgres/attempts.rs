@@ -77,18 +77,40 @@ impl PgStore {
     }
 }
 
-/// What one start request decides given the job as the requests before it
-/// left it.
-fn decide(
-    req: &StartRequest,
-    current: Option<&JobRow>,
-    now: EpochMs,
-) -> Result<u32, StartOutcome> {
+/// What one start request decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Start the attempt after `seen` attempts.
+    Start { seen: u32 },
+    /// Answer without starting.
+    Skip(Skip),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Missing,
+    Stale,
+    Busy(EpochMs),
+}
+
+impl From<Skip> for StartOutcome {
+    fn from(s: Skip) -> Self {
+        match s {
+            Skip::Missing => StartOutcome::Missing,
+            Skip::Stale => StartOutcome::Stale,
+            Skip::Busy(until) => StartOutcome::Busy { until },
+        }
+    }
+}
+
+/// Decides one start request given the job as the requests before it in
+/// the batch left it (the rules of the SQLite backend).
+fn decide(req: &StartRequest, current: Option<&JobRow>, now: EpochMs) -> Decision {
     let Some(current) = current else {
-        return Err(StartOutcome::Missing);
+        return Decision::Skip(Skip::Missing);
     };
     if current.job.status.is_final() {
-        return Err(StartOutcome::Stale);
+        return Decision::Skip(Skip::Stale);
     }
     let attempt = req.attempt.unwrap_or(1);
     let attempts = current.job.attempts;
@@ -97,15 +119,15 @@ fn decide(
     let live = held && until >= now;
     if attempt == attempts.saturating_add(1) || attempt == attempts {
         if live {
-            return Err(StartOutcome::Busy { until });
+            return Decision::Skip(Skip::Busy(until));
         }
         // The next attempt, or taking over the attempt of a worker whose
         // lease expired.
         if attempt == attempts.saturating_add(1) || held {
-            return Ok(attempts);
+            return Decision::Start { seen: attempts };
         }
     }
-    Err(StartOutcome::Stale)
+    Decision::Skip(Skip::Stale)
 }
 
 async fn start_tx(
@@ -122,8 +144,8 @@ async fn start_tx(
     let mut cols = JobColumns::default();
     for (i, req) in requests.iter().enumerate() {
         if let Some(job) = &req.create {
-            if !first_create.contains_key(&req.job_id) {
-                first_create.insert(req.job_id, i);
+            if let std::collections::hash_map::Entry::Vacant(e) = first_create.entry(req.job_id) {
+                e.insert(i);
                 cols.push(req.job_id, job)?;
             }
         }
@@ -169,8 +191,8 @@ async fn start_tx(
         let visible = visible_from.get(&req.job_id).is_none_or(|&from| i >= from);
         let current = jobs.get_mut(&req.job_id).filter(|_| visible);
         match decide(req, current.as_deref(), now) {
-            Err(outcome) => results[i] = Some(Ok(outcome)),
-            Ok(seen) => {
+            Decision::Skip(skip) => results[i] = Some(Ok(skip.into())),
+            Decision::Start { seen } => {
                 let current = current.expect("decided on an existing job");
                 let token = LeaseToken::new();
                 // Later requests of the batch see the attempt in flight.

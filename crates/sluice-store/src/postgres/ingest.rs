@@ -169,17 +169,15 @@ async fn enqueue_tx(
                 }
                 for i in taken {
                     let idem = requests[i].idempotency.as_ref().expect("keyed");
-                    results[i] = Some(
-                        match stored.get(&(idem.scope.clone(), idem.key.clone())) {
-                            Some((fingerprint, ids)) if *fingerprint == idem.fingerprint => {
-                                replayed(ids)
-                            }
-                            Some(_) => Err(StoreError::IdempotencyConflict),
-                            None => Err(StoreError::Unavailable(
-                                "idempotency key changed concurrently".into(),
-                            )),
-                        },
-                    );
+                    results[i] = Some(match stored.get(&(idem.scope.clone(), idem.key.clone())) {
+                        Some((fingerprint, ids)) if *fingerprint == idem.fingerprint => {
+                            replayed(ids)
+                        }
+                        Some(_) => Err(StoreError::IdempotencyConflict),
+                        None => Err(StoreError::Unavailable(
+                            "idempotency key changed concurrently".into(),
+                        )),
+                    });
                 }
             }
         }
@@ -204,7 +202,11 @@ async fn enqueue_tx(
                 .fetch_one(&mut *tx)
                 .await?;
             if usize::try_from(n).ok() != Some(cols.ids.len()) {
-                return Err(corrupt("enqueue", format!("{n} outbox rows for {} jobs", cols.ids.len())).into());
+                return Err(corrupt(
+                    "enqueue",
+                    format!("{n} outbox rows for {} jobs", cols.ids.len()),
+                )
+                .into());
             }
             added += n;
         }

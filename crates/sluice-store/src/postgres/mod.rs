@@ -30,10 +30,12 @@ mod rows;
 
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use sluice_core::now_ms;
 use sqlx::postgres::{PgConnectOptions, PgListener, PgPool, PgPoolOptions};
 use sqlx::Row;
 use tokio::sync::{watch, Notify};
@@ -51,6 +53,9 @@ const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(5);
 /// The longest one operation (all its retries) may take, unless the URL says
 /// `op_timeout_ms=`: a lost TCP peer must not hang a caller forever.
 const DEFAULT_OP_TIMEOUT: Duration = Duration::from_secs(30);
+/// After an operation found the database unreachable, others fail at once
+/// for this long (then the next one probes again).
+const HOLD_DOWN_MS: i64 = 500;
 /// Serialization failures and deadlocks are retried this many times.
 const MAX_RETRIES: u32 = 4;
 /// Reconnect backoff of the `LISTEN` task.
@@ -64,6 +69,8 @@ pub struct PgStore {
     pool: PgPool,
     notify: Arc<Notify>,
     op_timeout: Duration,
+    /// Epoch ms until which operations fail fast (see [`HOLD_DOWN_MS`]).
+    down_until: Arc<AtomicI64>,
     listener: Arc<ListenerTask>,
 }
 
@@ -238,6 +245,7 @@ impl PgStore {
             pool,
             notify,
             op_timeout: cfg.op_timeout,
+            down_until: Arc::new(AtomicI64::new(0)),
             listener: Arc::new(ListenerTask {
                 handle,
                 pool: listen_pool,
@@ -284,6 +292,15 @@ impl PgStore {
         Fut: Future<Output = Result<T, Fail>> + Send,
         T: Send,
     {
+        // Right after the database proved unreachable, answer at once
+        // instead of making every caller wait out the acquire timeout (a
+        // flood of ingest requests gets its 503s now, not in a minute).
+        if now_ms() < self.down_until.load(Ordering::Relaxed) {
+            return Err(StoreError::Unavailable(
+                "the database is unreachable; retrying shortly".into(),
+            ));
+        }
+        let down_until = &self.down_until;
         let attempts = async {
             let mut tries = 0;
             loop {
@@ -294,7 +311,12 @@ impl PgStore {
                         tracing::debug!(error = %e, what, tries, "postgres transaction conflict, retrying");
                         tokio::time::sleep(jittered(Duration::from_millis(5 << tries))).await;
                     }
-                    Err(Fail::Db(e)) => return Err(map_err(e)),
+                    Err(Fail::Db(e)) => {
+                        if is_connection_error(&e) {
+                            down_until.store(now_ms() + HOLD_DOWN_MS, Ordering::Relaxed);
+                        }
+                        return Err(map_err(e));
+                    }
                     Err(Fail::Store(e)) => return Err(e),
                 }
             }
@@ -474,6 +496,19 @@ fn is_retryable(e: &sqlx::Error) -> bool {
     matches!(sqlstate(e).as_deref(), Some("40001" | "40P01"))
 }
 
+/// The database cannot be reached (or the connection is gone), as opposed
+/// to a statement failing on a live connection.
+fn is_connection_error(e: &sqlx::Error) -> bool {
+    use sqlx::Error as E;
+    match e {
+        E::PoolTimedOut | E::PoolClosed | E::WorkerCrashed | E::Io(_) | E::Tls(_) => true,
+        E::Database(_) => sqlstate(e).is_some_and(|c| {
+            c.starts_with("08") || c.starts_with("57P") || c.starts_with("28") || c == "3D000"
+        }),
+        _ => false,
+    }
+}
+
 /// Whether a SQLSTATE means the server cannot serve now (retry later).
 fn unavailable_state(code: &str) -> bool {
     matches!(
@@ -639,6 +674,48 @@ mod tests {
         for code in ["23505", "22P02", "42P01"] {
             assert!(!unavailable_state(code), "{code}");
         }
+    }
+
+    /// A store on a pool that never connects (nothing listens on port 1).
+    fn unreachable_store() -> PgStore {
+        let cfg = parse_url("postgres://u:pw@127.0.0.1:1/d?acquire_timeout_ms=200").unwrap();
+        let pool = PgPoolOptions::new()
+            .acquire_timeout(cfg.acquire_timeout)
+            .connect_lazy_with(cfg.connect);
+        let (_, listening) = watch::channel(false);
+        PgStore {
+            pool: pool.clone(),
+            notify: Arc::new(Notify::new()),
+            op_timeout: Duration::from_secs(5),
+            down_until: Arc::new(AtomicI64::new(0)),
+            listener: Arc::new(ListenerTask {
+                handle: tokio::spawn(async {}).abort_handle(),
+                pool,
+                listening,
+            }),
+        }
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_database_fails_fast_then_is_probed_again() {
+        let store = unreachable_store();
+        let started = std::time::Instant::now();
+        let first = store.ping().await.unwrap_err();
+        assert!(first.is_transient(), "{first:?}");
+        assert!(!first.to_string().contains("retrying shortly"), "{first}");
+        assert!(
+            started.elapsed() >= Duration::from_millis(150),
+            "waited for the pool"
+        );
+        // Right after: no wait for the pool, the same answer.
+        let held = std::time::Instant::now();
+        let second = store.ping().await.unwrap_err();
+        assert!(second.to_string().contains("retrying shortly"), "{second}");
+        assert!(held.elapsed() < Duration::from_millis(100));
+        // After the hold-down the database is tried again.
+        tokio::time::sleep(Duration::from_millis(HOLD_DOWN_MS as u64 + 50)).await;
+        let third = store.ping().await.unwrap_err();
+        assert!(!third.to_string().contains("retrying shortly"), "{third}");
     }
 
     #[test]

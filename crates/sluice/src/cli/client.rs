@@ -25,11 +25,15 @@ impl AdminClient {
     }
 
     pub async fn get(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(Method::GET, path, None, None).await.map(|(_, v)| v)
+        self.send(Method::GET, path, None, None)
+            .await
+            .map(|(_, v)| v)
     }
 
     pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
-        self.send(Method::DELETE, path, None, None).await.map(|(_, v)| v)
+        self.send(Method::DELETE, path, None, None)
+            .await
+            .map(|(_, v)| v)
     }
 
     /// A POST with an optional JSON body and `Idempotency-Key`.
@@ -68,8 +72,9 @@ impl AdminClient {
         let status = resp.status();
         let text = resp.text().await.context("cannot read the response")?;
         if status.is_success() {
-            let v = serde_json::from_str(&text)
-                .with_context(|| format!("the admin API answered {status} with a body that is not JSON"))?;
+            let v = serde_json::from_str(&text).with_context(|| {
+                format!("the admin API answered {status} with a body that is not JSON")
+            })?;
             return Ok((status, v));
         }
         Err(problem(status, &text))
@@ -88,7 +93,9 @@ fn actor() -> String {
 /// The problem's title and detail, or the status alone.
 fn problem(status: StatusCode, body: &str) -> anyhow::Error {
     let v: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    let title = v["title"].as_str().unwrap_or_else(|| status.canonical_reason().unwrap_or("error"));
+    let title = v["title"]
+        .as_str()
+        .unwrap_or_else(|| status.canonical_reason().unwrap_or("error"));
     let mut msg = match v["detail"].as_str() {
         Some(d) if !d.is_empty() => format!("{title}: {d} (HTTP {})", status.as_u16()),
         _ => format!("{title} (HTTP {})", status.as_u16()),
@@ -115,6 +122,8 @@ mod tests {
         );
         let e = problem(StatusCode::BAD_GATEWAY, "<html>");
         assert_eq!(e.to_string(), "Bad Gateway (HTTP 502)");
-        assert!(problem(StatusCode::UNAUTHORIZED, "{}").to_string().contains("--token"));
+        assert!(problem(StatusCode::UNAUTHORIZED, "{}")
+            .to_string()
+            .contains("--token"));
     }
 }

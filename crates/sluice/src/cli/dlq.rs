@@ -51,7 +51,10 @@ pub async fn list(client: &AdminClient, a: ListArgs, json: bool) -> anyhow::Resu
         println!("{}", pretty(&v));
         return Ok(());
     }
-    let items = v["dead_letters"].as_array().map(Vec::as_slice).unwrap_or_default();
+    let items = v["dead_letters"]
+        .as_array()
+        .map(Vec::as_slice)
+        .unwrap_or_default();
     println!("{}", dead_letter_table(items));
     match v["next_cursor"].as_str() {
         Some(c) => println!("next cursor: {c}"),
@@ -75,17 +78,36 @@ pub fn dead_letter_table(items: &[Value]) -> String {
             ]
         })
         .collect();
-    table(&["ID", "QUEUE", "ATTEMPTS", "DIED AT", "REPLAYS", "LAST ERROR"], &rows)
+    table(
+        &[
+            "ID",
+            "QUEUE",
+            "ATTEMPTS",
+            "DIED AT",
+            "REPLAYS",
+            "LAST ERROR",
+        ],
+        &rows,
+    )
 }
 
 pub async fn show(client: &AdminClient, id: &str, json: bool) -> anyhow::Result<()> {
-    let d = client.get(&format!("/admin/v1/dead-letters/{}", segment(id))).await?;
+    let d = client
+        .get(&format!("/admin/v1/dead-letters/{}", segment(id)))
+        .await?;
     if json {
         println!("{}", pretty(&d));
         return Ok(());
     }
     for key in [
-        "id", "queue", "key", "attempts", "max_attempts", "replay_count", "created_at", "died_at",
+        "id",
+        "queue",
+        "key",
+        "attempts",
+        "max_attempts",
+        "replay_count",
+        "created_at",
+        "died_at",
         "last_error",
     ] {
         println!("{:<13} {}", format!("{key}:"), cell(&d[key]));
@@ -110,13 +132,25 @@ pub async fn show(client: &AdminClient, id: &str, json: bool) -> anyhow::Result<
     println!("history:");
     println!(
         "{}",
-        table(&["RUN", "ATTEMPT", "STARTED AT", "FINISHED AT", "OUTCOME", "ERROR"], &rows)
+        table(
+            &[
+                "RUN",
+                "ATTEMPT",
+                "STARTED AT",
+                "FINISHED AT",
+                "OUTCOME",
+                "ERROR"
+            ],
+            &rows
+        )
     );
     Ok(())
 }
 
 pub async fn delete(client: &AdminClient, id: &str, json: bool) -> anyhow::Result<()> {
-    let v = client.delete(&format!("/admin/v1/dead-letters/{}", segment(id))).await?;
+    let v = client
+        .delete(&format!("/admin/v1/dead-letters/{}", segment(id)))
+        .await?;
     if json {
         println!("{}", pretty(&v));
     } else {

@@ -23,7 +23,12 @@ pub struct Conn {
     #[arg(long, global = true, env = "SLUICE_ADMIN_URL")]
     admin_url: Option<String>,
     /// Admin bearer token (default: admin.token, else <data_dir>/admin-token).
-    #[arg(long, global = true, env = "SLUICE_ADMIN__TOKEN", hide_env_values = true)]
+    #[arg(
+        long,
+        global = true,
+        env = "SLUICE_ADMIN__TOKEN",
+        hide_env_values = true
+    )]
     token: Option<String>,
     /// Print JSON instead of tables.
     #[arg(long, global = true)]

@@ -70,7 +70,10 @@ mod tests {
     fn tables_align() {
         let t = table(
             &["ID", "QUEUE"],
-            &[vec!["1".into(), "emails".into()], vec!["22".into(), "q".into()]],
+            &[
+                vec!["1".into(), "emails".into()],
+                vec!["22".into(), "q".into()],
+            ],
         );
         assert_eq!(t, "ID  QUEUE\n1   emails\n22  q");
     }

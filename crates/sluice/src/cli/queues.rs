@@ -25,21 +25,42 @@ pub async fn list(client: &AdminClient, json: bool) -> anyhow::Result<()> {
                 cell(&q["retrying"]),
                 cell(&q["dead"]),
                 age(&q["oldest_pending_age_seconds"]),
-                if q["paused"] == Value::Bool(true) { "yes" } else { "no" }.into(),
-                format!("{}-{}", cell(&q["concurrency"]["min"]), cell(&q["concurrency"]["max"])),
+                if q["paused"] == Value::Bool(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .into(),
+                format!(
+                    "{}-{}",
+                    cell(&q["concurrency"]["min"]),
+                    cell(&q["concurrency"]["max"])
+                ),
                 cell(&q["circuit"]),
             ]
         })
         .collect();
     let header = [
-        "QUEUE", "PENDING", "PUBLISHED", "RETRYING", "DEAD", "OLDEST PENDING", "PAUSED",
-        "CONCURRENCY", "CIRCUIT",
+        "QUEUE",
+        "PENDING",
+        "PUBLISHED",
+        "RETRYING",
+        "DEAD",
+        "OLDEST PENDING",
+        "PAUSED",
+        "CONCURRENCY",
+        "CIRCUIT",
     ];
     println!("{}", table(&header, &rows));
     Ok(())
 }
 
-pub async fn set_paused(client: &AdminClient, queue: &str, pause: bool, json: bool) -> anyhow::Result<()> {
+pub async fn set_paused(
+    client: &AdminClient,
+    queue: &str,
+    pause: bool,
+    json: bool,
+) -> anyhow::Result<()> {
     let action = if pause { "pause" } else { "resume" };
     let path = format!("/admin/v1/queues/{}/{action}", segment(queue));
     let (_, v) = client.post(&path, None, None).await?;

@@ -101,14 +101,22 @@ pub async fn replay(client: &AdminClient, a: ReplayArgs, json: bool) -> anyhow::
         }
         return Ok(());
     }
-    let (_, v) = client.post("/admin/v1/dead-letters/replay", Some(&a.body()), key).await?;
+    let (_, v) = client
+        .post("/admin/v1/dead-letters/replay", Some(&a.body()), key)
+        .await?;
     if a.dry_run {
         if json {
             println!("{}", pretty(&v));
         } else {
-            let sample = v["sample"].as_array().map(Vec::as_slice).unwrap_or_default();
+            let sample = v["sample"]
+                .as_array()
+                .map(Vec::as_slice)
+                .unwrap_or_default();
             println!("{}", dead_letter_table(sample));
-            println!("dry run: {} dead letter(s) match; nothing was replayed", cell(&v["matched"]));
+            println!(
+                "dry run: {} dead letter(s) match; nothing was replayed",
+                cell(&v["matched"])
+            );
         }
         return Ok(());
     }
@@ -117,13 +125,19 @@ pub async fn replay(client: &AdminClient, a: ReplayArgs, json: bool) -> anyhow::
         if json {
             println!("{}", pretty(&v));
         } else {
-            println!("replay {id} started: {} dead letter(s) matched", cell(&v["matched"]));
+            println!(
+                "replay {id} started: {} dead letter(s) matched",
+                cell(&v["matched"])
+            );
             println!("follow it with: sluice replay status {id}");
         }
         return Ok(());
     }
     if !json {
-        eprintln!("replay {id}: {} dead letter(s) matched", cell(&v["matched"]));
+        eprintln!(
+            "replay {id}: {} dead letter(s) matched",
+            cell(&v["matched"])
+        );
     }
     let last = follow(client, &id, !json).await?;
     finish(&last, json)
@@ -145,8 +159,15 @@ async fn follow(client: &AdminClient, id: &str, show: bool) -> anyhow::Result<Va
     let mut shown = None;
     loop {
         let r = client.get(&path).await?;
-        let (pos, matched) = (r["position"].as_u64().unwrap_or(0), r["matched"].as_u64().unwrap_or(0));
-        let msg = format!("replayed {}, skipped {}", cell(&r["replayed"]), cell(&r["skipped"]));
+        let (pos, matched) = (
+            r["position"].as_u64().unwrap_or(0),
+            r["matched"].as_u64().unwrap_or(0),
+        );
+        let msg = format!(
+            "replayed {}, skipped {}",
+            cell(&r["replayed"]),
+            cell(&r["skipped"])
+        );
         if let Some(bar) = &bar {
             bar.set_length(matched);
             bar.set_position(pos);
@@ -181,20 +202,34 @@ fn finish(r: &Value, json: bool) -> anyhow::Result<()> {
     if r["status"] == "completed" {
         Ok(())
     } else {
-        bail!("replay {} ended with status {}", cell(&r["id"]), cell(&r["status"]))
+        bail!(
+            "replay {} ended with status {}",
+            cell(&r["id"]),
+            cell(&r["status"])
+        )
     }
 }
 
 /// `sluice replay status ID`.
 pub async fn status(client: &AdminClient, id: &str, json: bool) -> anyhow::Result<()> {
-    let r = client.get(&format!("/admin/v1/replays/{}", segment(id))).await?;
+    let r = client
+        .get(&format!("/admin/v1/replays/{}", segment(id)))
+        .await?;
     if json {
         println!("{}", pretty(&r));
         return Ok(());
     }
     for key in [
-        "id", "status", "matched", "replayed", "skipped", "position", "rate_per_second",
-        "created_at", "updated_at", "finished_at",
+        "id",
+        "status",
+        "matched",
+        "replayed",
+        "skipped",
+        "position",
+        "rate_per_second",
+        "created_at",
+        "updated_at",
+        "finished_at",
     ] {
         println!("{:<16} {}", format!("{key}:"), cell(&r[key]));
     }

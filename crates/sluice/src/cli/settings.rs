@@ -42,16 +42,28 @@ const ENV_KEYS: &[&str] = &["data_dir", "http.admin_listen", "admin.token"];
 
 /// The admin URL and token: flags (and their env vars) first, then the
 /// config file and `SLUICE_*` env, then `<data_dir>/admin-token`.
-pub fn resolve(config: Option<&Path>, url: Option<String>, token: Option<String>) -> anyhow::Result<Target> {
+pub fn resolve(
+    config: Option<&Path>,
+    url: Option<String>,
+    token: Option<String>,
+) -> anyhow::Result<Target> {
     let light = load(config)?;
     let url = match url {
         Some(u) => u.trim_end_matches('/').to_string(),
-        None => default_url(light.http.admin_listen.as_deref().unwrap_or("127.0.0.1:8081"))?,
+        None => default_url(
+            light
+                .http
+                .admin_listen
+                .as_deref()
+                .unwrap_or("127.0.0.1:8081"),
+        )?,
     };
     let token = match token.or(light.admin.token) {
         Some(t) => t,
         None => {
-            let dir = light.data_dir.unwrap_or_else(|| PathBuf::from("./sluice-data"));
+            let dir = light
+                .data_dir
+                .unwrap_or_else(|| PathBuf::from("./sluice-data"));
             let path = admin_token::token_path(&dir);
             match admin_token::read(&path)? {
                 Some(t) => t,
@@ -109,8 +121,14 @@ mod tests {
 
     #[test]
     fn urls_from_listen_addresses() {
-        assert_eq!(default_url("127.0.0.1:8081").unwrap(), "http://127.0.0.1:8081");
-        assert_eq!(default_url("0.0.0.0:9000").unwrap(), "http://127.0.0.1:9000");
+        assert_eq!(
+            default_url("127.0.0.1:8081").unwrap(),
+            "http://127.0.0.1:8081"
+        );
+        assert_eq!(
+            default_url("0.0.0.0:9000").unwrap(),
+            "http://127.0.0.1:9000"
+        );
         assert_eq!(default_url("[::]:9000").unwrap(), "http://[::1]:9000");
         assert!(default_url("nope").is_err());
     }

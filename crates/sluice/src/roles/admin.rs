@@ -24,7 +24,12 @@ pub fn app(
     health: Arc<Health>,
     render: RenderMetrics,
 ) -> (AdminState, axum::Router) {
-    let state = AdminState::new(store, config.queues.clone(), token, config.admin.max_replays);
+    let state = AdminState::new(
+        store,
+        config.queues.clone(),
+        token,
+        config.admin.max_replays,
+    );
     let app = sluice_api::admin_app_with_health(state.clone(), health, render);
     (state, app)
 }

@@ -20,7 +20,7 @@ mod admin;
 mod support;
 
 pub use support::redact;
-use support::{open_store, wait_for_signal, BrokerCheck, StoreCheck};
+use support::{bind, open_store, wait_for_signal, BrokerCheck, StoreCheck};
 
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,16 +84,6 @@ pub struct Listen {
     pub admin_listen: Option<SocketAddr>,
 }
 
-async fn bind(flag: Option<SocketAddr>, key: &str, configured: &str) -> anyhow::Result<TcpListener> {
-    let addr: SocketAddr = match flag {
-        Some(a) => a,
-        None => configured.parse().with_context(|| key.to_string())?,
-    };
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
-}
-
 /// Runs `roles` until SIGTERM or Ctrl-C, then drains and returns.
 pub async fn run_roles(
     config: Config,
@@ -106,23 +96,33 @@ pub async fn run_roles(
     } else {
         None
     };
-    // The main listener's line comes first: tools read the first
-    // "listening on" line as the ingest (or health) address.
+    // Both listeners are bound before either is announced, and the main
+    // one's line comes first: tools read the first "listening on" line as
+    // the ingest (or health) address.
     let main = if roles.main_listener() {
-        let l = bind(listen.listen, "http.listen", &config.http.listen).await?;
-        let what = if roles.ingest { "ingest API" } else { "health and metrics" };
-        tracing::info!("sluice {} listening on http://{} ({what})", roles.describe(), l.local_addr()?);
-        Some(l)
+        Some(bind(listen.listen, "http.listen", &config.http.listen).await?)
     } else {
         None
     };
     let admin_listener = if roles.admin {
-        let l = bind(listen.admin_listen, "http.admin_listen", &config.http.admin_listen).await?;
-        tracing::info!("sluice admin listening on http://{} (admin API)", l.local_addr()?);
-        Some(l)
+        let (flag, configured) = (listen.admin_listen, &config.http.admin_listen);
+        Some(bind(flag, "http.admin_listen", configured).await?)
     } else {
         None
     };
+    if let Some(l) = &main {
+        let what = if roles.ingest {
+            "ingest API"
+        } else {
+            "health and metrics"
+        };
+        let (names, addr) = (roles.describe(), l.local_addr()?);
+        tracing::info!("sluice {names} listening on http://{addr} ({what})");
+    }
+    if let Some(l) = &admin_listener {
+        let addr = l.local_addr()?;
+        tracing::info!("sluice admin listening on http://{addr} (admin API)");
+    }
     tracing::info!(
         store = %redact(&config.store.url),
         broker = %redact(&config.broker.url),

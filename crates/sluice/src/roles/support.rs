@@ -1,6 +1,7 @@
 //! What every role's wiring shares: URL redaction for logs, readiness
 //! checks, opening the store, and waiting for SIGTERM / Ctrl-C.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -9,6 +10,7 @@ use async_trait::async_trait;
 use sluice_api::ReadinessCheck;
 use sluice_broker::Broker;
 use sluice_store::Store;
+use tokio::net::TcpListener;
 
 /// Hides the password of a URL (`scheme://user:****@host`).
 pub fn redact(url: &str) -> String {
@@ -70,6 +72,21 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
             Err(e) => return Err(e).with_context(|| format!("cannot open store {}", redact(url))),
         }
     }
+}
+
+/// Binds the flag's address, else the configured one (`key` names it in errors).
+pub async fn bind(
+    flag: Option<SocketAddr>,
+    key: &str,
+    configured: &str,
+) -> anyhow::Result<TcpListener> {
+    let addr: SocketAddr = match flag {
+        Some(a) => a,
+        None => configured.parse().with_context(|| key.to_string())?,
+    };
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

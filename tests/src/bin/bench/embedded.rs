@@ -1,4 +1,4 @@
-//! `scripts/bench`: ingest throughput and 202-to-handler latency of `sluice
+//! `scripts/bench embedded`: ingest throughput and 202-to-handler latency of `sluice
 //! serve` on the embedded default, with baselines measured in the same run on
 //! the same machine:
 //! - raw HTTP: the same client load against the no-op downstream itself;
@@ -14,56 +14,9 @@ use serde_json::{json, Value};
 use sluice_tests::{Downstream, SluiceProcess};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
+use crate::{arg, load, percentile};
+
 const CLIENTS: usize = 32;
-
-fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-/// Runs `CLIENTS` loops of `one` for `secs`; returns completions/s and the
-/// per-call results.
-async fn load<F, Fut, T>(secs: u64, one: F) -> (f64, Vec<T>)
-where
-    F: Fn(usize) -> Fut + Clone + Send + 'static,
-    Fut: std::future::Future<Output = Option<T>> + Send,
-    T: Send + 'static,
-{
-    let start = Instant::now();
-    let end = start + Duration::from_secs(secs);
-    let mut handles = Vec::new();
-    for c in 0..CLIENTS {
-        let one = one.clone();
-        handles.push(tokio::spawn(async move {
-            let mut out = Vec::new();
-            let mut i = c;
-            while Instant::now() < end {
-                if let Some(v) = one(i).await {
-                    out.push(v);
-                }
-                i += CLIENTS;
-            }
-            out
-        }));
-    }
-    let mut all = Vec::new();
-    for h in handles {
-        all.extend(h.await.unwrap());
-    }
-    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
-    (rate, all)
-}
-
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    if sorted.is_empty() {
-        return Duration::ZERO;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
 
 async fn sqlite_baseline(dir: &std::path::Path, secs: u64) -> anyhow::Result<f64> {
     let opts = SqliteConnectOptions::new()
@@ -79,7 +32,7 @@ async fn sqlite_baseline(dir: &std::path::Path, secs: u64) -> anyhow::Result<f64
     sqlx::query("CREATE TABLE jobs (id INTEGER PRIMARY KEY, payload TEXT NOT NULL)")
         .execute(&pool)
         .await?;
-    let (rate, _) = load(secs, move |i| {
+    let (rate, _) = load(CLIENTS, secs, move |i| {
         let pool = pool.clone();
         async move {
             sqlx::query("INSERT INTO jobs (payload) VALUES (?)")
@@ -94,8 +47,7 @@ async fn sqlite_baseline(dir: &std::path::Path, secs: u64) -> anyhow::Result<f64
     Ok(rate)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+pub async fn run() -> anyhow::Result<()> {
     let secs = arg("--seconds", 10);
     let latency_rate = arg("--latency-rate", 200);
     let ds = Downstream::start(Duration::ZERO).await?;
@@ -119,7 +71,7 @@ async fn main() -> anyhow::Result<()> {
     // baseline 1: the same client load straight at the no-op downstream
     let ds_url = ds.url();
     let c = client.clone();
-    let (raw_http, _) = load(secs.min(5), move |i| {
+    let (raw_http, _) = load(CLIENTS, secs.min(5), move |i| {
         let (c, url) = (c.clone(), ds_url.clone());
         async move {
             let r = c
@@ -142,7 +94,7 @@ async fn main() -> anyhow::Result<()> {
     let accepted: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let url = sluice.url("/v1/queues/bench/jobs");
     let (c, acc) = (client.clone(), accepted.clone());
-    let (sluice_rate, ids) = load(secs, move |i| {
+    let (sluice_rate, ids) = load(CLIENTS, secs, move |i| {
         let (c, url, acc) = (c.clone(), url.clone(), acc.clone());
         async move {
             let r = c

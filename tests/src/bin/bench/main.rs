@@ -1,0 +1,71 @@
+//! `scripts/bench [embedded|ingest]`: sluice's benchmarks, each reporting
+//! its figures next to a baseline measured in the same run on the same
+//! machine (these machines are shared and noisy; ratios are what count).
+//! - `embedded` (default): HTTP ingest and 202-to-handler latency on the
+//!   embedded default (SQLite + embedded broker).
+//! - `ingest`: PostgreSQL ingest against pgbench, the batch endpoint against
+//!   multi-row INSERTs, and the relay's drain rate of a 100,000-row backlog.
+
+use std::time::{Duration, Instant};
+
+mod embedded;
+mod postgres;
+
+pub fn arg(name: &str, default: u64) -> u64 {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// Runs `clients` loops of `one` for `secs`; returns completions/s and the
+/// per-call results.
+pub async fn load<F, Fut, T>(clients: usize, secs: u64, one: F) -> (f64, Vec<T>)
+where
+    F: Fn(usize) -> Fut + Clone + Send + 'static,
+    Fut: std::future::Future<Output = Option<T>> + Send,
+    T: Send + 'static,
+{
+    let start = Instant::now();
+    let end = start + Duration::from_secs(secs);
+    let mut handles = Vec::new();
+    for c in 0..clients {
+        let one = one.clone();
+        handles.push(tokio::spawn(async move {
+            let mut out = Vec::new();
+            let mut i = c;
+            while Instant::now() < end {
+                if let Some(v) = one(i).await {
+                    out.push(v);
+                }
+                i += clients;
+            }
+            out
+        }));
+    }
+    let mut all = Vec::new();
+    for h in handles {
+        all.extend(h.await.unwrap());
+    }
+    let rate = all.len() as f64 / start.elapsed().as_secs_f64();
+    (rate, all)
+}
+
+pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match std::env::args().nth(1).as_deref() {
+        None | Some("embedded") => embedded::run().await,
+        Some(a) if a.starts_with("--") => embedded::run().await,
+        Some("ingest") => postgres::run().await,
+        Some(other) => anyhow::bail!("unknown benchmark {other:?}: expected embedded or ingest"),
+    }
+}

@@ -1,0 +1,228 @@
+//! `scripts/bench ingest`: sluice ingest on PostgreSQL against what an
+//! application gets from the same server in the same run.
+//! (a) pgbench, one-row INSERT per transaction, 64 clients;
+//! (b) `sluice ingest`, single-job POSTs, 64 concurrent connections (group
+//!     commit), with p50/p99 202 latency; `synchronous_commit=on` for both;
+//! (c) the batch endpoint (1,000 jobs a request) against multi-row INSERTs of
+//!     the same rows;
+//! (d) the relay's drain rate of a 100,000-row outbox backlog.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::json;
+use sluice_tests::pg::TempDb;
+use sluice_tests::SluiceProcess;
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Executor, QueryBuilder};
+
+use crate::{arg, load, percentile};
+
+const CLIENTS: usize = 64;
+const BATCH: usize = 1000;
+const BACKLOG: i64 = 100_000;
+
+fn pgbench(url: &str, secs: u64, script: &std::path::Path) -> anyhow::Result<f64> {
+    let out = Command::new("pgbench")
+        .args([
+            "-n",
+            "-c",
+            &CLIENTS.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &secs.to_string(),
+            "-f",
+        ])
+        .arg(script)
+        .arg(url)
+        .output()
+        .context("run pgbench (Debian package postgresql-client)")?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    if !out.status.success() {
+        bail!(
+            "pgbench failed: {}{}",
+            text,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    text.lines()
+        .find(|l| l.starts_with("tps = "))
+        .and_then(|l| l.split_whitespace().nth(2))
+        .and_then(|v| v.parse().ok())
+        .context("no tps line in pgbench output")
+}
+
+fn payload(i: usize) -> serde_json::Value {
+    json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let secs = arg("--seconds", 10);
+    let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = TempDb::create(&server).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(16)
+        .connect(&db.url)
+        .await?;
+    let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
+        .fetch_one(&pool)
+        .await?;
+    pool.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at bigint NOT NULL)")
+        .await?;
+    let dir = tempfile::tempdir()?;
+
+    // (a) pgbench: one INSERT per transaction
+    let script = dir.path().join("insert.sql");
+    std::fs::write(
+        &script,
+        format!(
+            "INSERT INTO bench_insert (payload, created_at) VALUES ('{}', 0);\n",
+            payload(1)
+        ),
+    )?;
+    let pgbench_tps = pgbench(&db.url, secs, &script)?;
+
+    // (b) sluice ingest, single-job POSTs
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!(
+            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[[queues]]\nname = \"bench\"\n",
+            db.url
+        ),
+    )?;
+    let ingest = SluiceProcess::start(
+        dir.path(),
+        &["ingest", "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn,sluice=info")],
+    )?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()?;
+    let url = ingest.url("/v1/queues/bench/jobs");
+    let c = client.clone();
+    let (single_rate, mut lat) = load(CLIENTS, secs, move |i| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let t = Instant::now();
+            let r = c
+                .post(&url)
+                .json(&json!({"payload": payload(i)}))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 202).then(|| t.elapsed())
+        }
+    })
+    .await;
+    lat.sort();
+
+    // (c) batch endpoint against multi-row INSERTs of the same rows, 8 clients
+    let url = ingest.url("/v1/queues/bench/jobs/batch");
+    let c = client.clone();
+    let (batch_rps, _) = load(8, secs, move |i| {
+        let (c, url) = (c.clone(), url.clone());
+        async move {
+            let jobs: Vec<_> = (0..BATCH)
+                .map(|k| json!({"payload": payload(i * BATCH + k)}))
+                .collect();
+            let r = c
+                .post(&url)
+                .json(&json!({"jobs": jobs}))
+                .send()
+                .await
+                .ok()?;
+            (r.status() == 202).then_some(())
+        }
+    })
+    .await;
+    let p = pool.clone();
+    let (insert_rps, _) = load(8, secs, move |i| {
+        let p = p.clone();
+        async move {
+            let mut qb = QueryBuilder::new("INSERT INTO bench_insert (payload, created_at) ");
+            qb.push_values(0..BATCH, |mut b, k| {
+                b.push_bind(payload(i * BATCH + k)).push_bind(0i64);
+            });
+            qb.build().execute(&p).await.ok().map(|_| ())
+        }
+    })
+    .await;
+
+    // (d) top the outbox up to the backlog, then drain it with one relay
+    let mut backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await?;
+    let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
+    while backlog < BACKLOG {
+        let jobs: Vec<_> = (0..BATCH).map(|k| json!({"payload": payload(k)})).collect();
+        let r = client
+            .post(&batch_url)
+            .json(&json!({"jobs": jobs}))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("batch submit answered {}", r.status());
+        }
+        backlog += BATCH as i64;
+    }
+    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await?;
+    let t0 = Instant::now();
+    let relay = SluiceProcess::start(
+        dir.path(),
+        &["relay", "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn")],
+    )?;
+    loop {
+        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+            .fetch_one(&pool)
+            .await?;
+        if left == 0 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            bail!("relay did not drain the backlog in 15 minutes ({left} left)");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = t0.elapsed();
+    drop(relay);
+
+    println!(
+        "sluice ingest benchmark on PostgreSQL (synchronous_commit={sync}), {secs} s per phase"
+    );
+    println!(
+        "  (a) pgbench 1-row INSERT/transaction, {CLIENTS} clients:  {pgbench_tps:>10.0} rows/s"
+    );
+    println!(
+        "  (b) sluice single-job POSTs, {CLIENTS} connections:       {single_rate:>10.0} jobs/s  ratio b/a = {:.2}",
+        single_rate / pgbench_tps
+    );
+    println!(
+        "      202 latency: p50 {:.1} ms, p99 {:.1} ms",
+        percentile(&lat, 0.50).as_secs_f64() * 1000.0,
+        percentile(&lat, 0.99).as_secs_f64() * 1000.0
+    );
+    let batch_rows = batch_rps * BATCH as f64;
+    let insert_rows = insert_rps * BATCH as f64;
+    println!(
+        "  (c) sluice batch endpoint ({BATCH}/request, 8 clients):  {batch_rows:>10.0} jobs/s"
+    );
+    println!(
+        "      multi-row INSERT of {BATCH} rows, 8 clients:        {insert_rows:>10.0} rows/s  ratio = {:.2}",
+        batch_rows / insert_rows
+    );
+    println!(
+        "  (d) relay drain of {backlog} outbox rows to the embedded broker: {:.1} s = {:.0} rows/s",
+        drain.as_secs_f64(),
+        backlog as f64 / drain.as_secs_f64()
+    );
+    drop(ingest);
+    pool.close().await;
+    drop(db);
+    Ok(())
+}
