@@ -152,24 +152,28 @@ async fn handle(
         ds.inner.lock().unwrap().missing_headers += 1;
         return StatusCode::BAD_REQUEST;
     };
+    // recorded on arrival: a delivery counts even if the caller dies before the answer
+    let status = {
+        let mut inner = ds.inner.lock().unwrap();
+        let seen = inner.by_job.get(&id).map_or(0, Vec::len) as u32;
+        let status = match inner
+            .broken
+            .map_or(Mode::from_payload(&payload), Mode::Always)
+        {
+            Mode::Ok => 200,
+            Mode::FailTimes(k) if seen < k => 503,
+            Mode::FailTimes(_) => 200,
+            Mode::Always(s) => s,
+        };
+        inner.by_job.entry(id).or_default().push(Arrival {
+            attempt,
+            at,
+            status,
+        });
+        status
+    };
     if !ds.delay.is_zero() {
         tokio::time::sleep(ds.delay).await;
     }
-    let mut inner = ds.inner.lock().unwrap();
-    let seen = inner.by_job.get(&id).map_or(0, Vec::len) as u32;
-    let status = match inner
-        .broken
-        .map_or(Mode::from_payload(&payload), Mode::Always)
-    {
-        Mode::Ok => 200,
-        Mode::FailTimes(k) if seen < k => 503,
-        Mode::FailTimes(_) => 200,
-        Mode::Always(s) => s,
-    };
-    inner.by_job.entry(id).or_default().push(Arrival {
-        attempt,
-        at,
-        status,
-    });
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
 }

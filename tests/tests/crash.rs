@@ -17,6 +17,8 @@ data_dir = "./data"
 url = "{store}"
 [broker]
 url = "embedded://./data/broker?visibility_timeout_ms=3000&poll_interval_ms=50"
+[relay]
+lease_ms = 5000
 [worker]
 lease_margin_ms = 500
 [[queues]]
