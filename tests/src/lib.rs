@@ -1,6 +1,7 @@
 //! Test harness: the real `sluice` binary as a child process, a local HTTP
 //! downstream that records every delivery, and an HTTP client.
 
+pub mod brokers;
 pub mod downstream;
 pub mod pg;
 pub mod process;

@@ -1,6 +1,6 @@
-//! End to end on the embedded default (SQLite store, embedded broker): the
-//! real binary as a separate process, 2,000 jobs over HTTP to a local
-//! downstream with transient and permanent failures.
+//! End to end: the real binary as a separate process, 2,000 jobs over HTTP
+//! to a local downstream with transient and permanent failures, on the
+//! embedded default and on PostgreSQL with each broker.
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -14,18 +14,22 @@ const INITIAL_MS: u64 = 100;
 const MAX_MS: u64 = 800;
 const MAX_ATTEMPTS: u32 = 4;
 
-fn write_config(dir: &Path, downstream: &str, store: &str) {
+/// The embedded broker, quick to redeliver.
+const EMBEDDED: &str = "embedded://./data/broker?visibility_timeout_ms=5000&poll_interval_ms=50";
+
+fn write_config(dir: &Path, downstream: &str, store: &str, broker: &str, topic: &str) {
     let cfg = format!(
         r#"
 data_dir = "./data"
 [store]
 url = "{store}"
 [broker]
-url = "embedded://./data/broker?visibility_timeout_ms=5000&poll_interval_ms=50"
+url = "{broker}"
 [worker]
 lease_margin_ms = 1000
 [[queues]]
 name = "e2e"
+topic = "{topic}"
 max_attempts = {MAX_ATTEMPTS}
 backoff = {{ initial_ms = {INITIAL_MS}, max_ms = {MAX_MS}, multiplier = 2.0, jitter = "equal" }}
 concurrency = {{ min = 1, max = 32 }}
@@ -124,7 +128,12 @@ async fn wait_final(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_embedded() {
-    two_thousand_jobs_with_retries_and_dead_letters("sqlite://./data/sluice.db").await;
+    two_thousand_jobs_with_retries_and_dead_letters(
+        "sqlite://./data/sluice.db",
+        EMBEDDED,
+        "sluice.e2e",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -133,13 +142,13 @@ async fn postgres_embedded() {
         return;
     };
     let db = sluice_tests::pg::TempDb::create(&server).await.unwrap();
-    two_thousand_jobs_with_retries_and_dead_letters(&db.url).await;
+    two_thousand_jobs_with_retries_and_dead_letters(&db.url, EMBEDDED, "sluice.e2e").await;
 }
 
-async fn two_thousand_jobs_with_retries_and_dead_letters(store: &str) {
+async fn two_thousand_jobs_with_retries_and_dead_letters(store: &str, broker: &str, topic: &str) {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url(), store);
+    write_config(dir.path(), &ds.url(), store, broker, topic);
     let sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
     let base = sluice.url("");
