@@ -38,8 +38,13 @@ async fn one_dead_letter_goes_back_to_the_outbox_with_the_same_id() {
         .claim_outbox(100, Duration::from_secs(5))
         .await
         .unwrap();
+    // (the dead letter's own row, for the dead-letter topic, may still be due too)
     assert_eq!(
-        c.rows.iter().map(|r| r.job_id).collect::<Vec<_>>(),
+        c.rows
+            .iter()
+            .filter(|r| r.kind == sluice_store::OutboxKind::Job)
+            .map(|r| r.job_id)
+            .collect::<Vec<_>>(),
         vec![id]
     );
     let audit = t.audit().await;

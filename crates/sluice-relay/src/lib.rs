@@ -5,6 +5,13 @@
 //! claim's lease, so several relays on one store do not publish a row twice
 //! in normal operation; a crash between publish and mark causes a duplicate
 //! publication, never a loss.
+//!
+//! Dead-letter rows ([`OutboxKind::DeadLetter`]) go to the queue's
+//! dead-letter topic (`<topic>.dlq`) as the same CloudEvent (same id, key
+//! and data) with `type` [`DEAD_LETTER_TYPE`] and the reason in the
+//! [`ERROR_ATTR`] extension attribute, for outside consumers. A dead letter
+//! replayed before its row was published is still published (a stale but
+//! harmless event, with the job id of the now-replayed job).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,8 +19,13 @@ use std::time::Duration;
 
 use sluice_broker::{OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
-use sluice_store::{OutboxRow, Store, StoreError};
+use sluice_store::{OutboxKind, OutboxRow, Store, StoreError};
 use tokio_util::sync::CancellationToken;
+
+/// The CloudEvents `type` of a dead letter published to a dead-letter topic.
+pub const DEAD_LETTER_TYPE: &str = "sluice.job.dead";
+/// The CloudEvents extension attribute carrying why a job died.
+pub const ERROR_ATTR: &str = "sluiceerror";
 
 /// Relay tuning; see [`RelayConfig::validate`].
 #[derive(Debug, Clone, PartialEq)]
@@ -70,13 +82,15 @@ pub enum RelayError {
 pub struct Relay {
     store: Arc<dyn Store>,
     publisher: Arc<dyn Publisher>,
-    topics: HashMap<String, String>,
+    /// queue → (topic, dead-letter topic)
+    topics: HashMap<String, (String, String)>,
     config: RelayConfig,
 }
 
 impl Relay {
-    /// A relay publishing each queue to its configured topic (queues not in
-    /// `queues` go to `sluice.<queue>`).
+    /// A relay publishing each queue to its configured topic and its dead
+    /// letters to the queue's dead-letter topic (queues not in `queues` go to
+    /// `sluice.<queue>` and `sluice.<queue>.dlq`).
     pub fn new(
         store: Arc<dyn Store>,
         publisher: Arc<dyn Publisher>,
@@ -84,7 +98,10 @@ impl Relay {
         config: RelayConfig,
     ) -> Result<Self, RelayError> {
         config.validate()?;
-        let topics = queues.iter().map(|q| (q.name.clone(), q.topic())).collect();
+        let topics = queues
+            .iter()
+            .map(|q| (q.name.clone(), (q.topic(), q.dlq_topic())))
+            .collect();
         Ok(Self {
             store,
             publisher,
@@ -99,12 +116,25 @@ impl Relay {
         env.sluicekey = row.key.clone();
         env.sluiceattempt = Some(row.attempt);
         env.traceparent = row.traceparent.clone();
-        let (attributes, body) = env.to_binary();
-        let topic = self
-            .topics
-            .get(&row.queue)
-            .cloned()
-            .unwrap_or_else(|| format!("sluice.{}", row.queue));
+        if matches!(row.kind, OutboxKind::DeadLetter { .. }) {
+            env.ty = DEAD_LETTER_TYPE.into();
+        }
+        let (mut attributes, body) = env.to_binary();
+        let (topic, dlq_topic) = match self.topics.get(&row.queue) {
+            Some((topic, dlq)) => (topic.clone(), dlq.clone()),
+            None => {
+                let topic = format!("sluice.{}", row.queue);
+                let dlq = format!("{topic}.dlq");
+                (topic, dlq)
+            }
+        };
+        let topic = match &row.kind {
+            OutboxKind::Job => topic,
+            OutboxKind::DeadLetter { error } => {
+                attributes.insert(ERROR_ATTR.to_string(), error.clone());
+                dlq_topic
+            }
+        };
         OutgoingMessage {
             topic,
             job_id: row.job_id,

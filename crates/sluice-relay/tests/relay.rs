@@ -8,7 +8,9 @@ use serde_json::json;
 use sluice_broker::{Broker, Delivery, SubscribeOptions};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
-use sluice_store::{EnqueueRequest, NewJob, Store};
+use sluice_store::{
+    Completion, EnqueueRequest, NewJob, Outcome, StartOutcome, StartRequest, Store,
+};
 use tokio_util::sync::CancellationToken;
 
 async fn rig() -> (
@@ -229,6 +231,195 @@ async fn failed_publish_is_retried_not_lost() {
             .len(),
         2
     );
+}
+
+/// Starts attempt 1 of `id` as a worker would and finishes it dead.
+async fn kill(store: &Arc<dyn Store>, id: JobId, error: &str) {
+    let started = store
+        .start_attempts(
+            vec![StartRequest {
+                job_id: id,
+                attempt: Some(1),
+                create: None,
+            }],
+            Duration::from_secs(30),
+        )
+        .await
+        .remove(0)
+        .unwrap();
+    let StartOutcome::Started(a) = started else {
+        panic!("attempt of {id} did not start: {started:?}");
+    };
+    store
+        .finish_attempts(vec![Completion {
+            job_id: id,
+            lease: a.lease,
+            attempt: a.attempt,
+            started_at: now_ms(),
+            outcome: Outcome::Dead {
+                error: error.into(),
+            },
+        }])
+        .await
+        .remove(0)
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_go_to_the_dlq_topic_and_the_job_stays_dead() {
+    let (_d, store, broker, q) = rig().await;
+    let mut named = QueueConfig::named("n");
+    named.topic = Some("custom.n".into());
+    broker
+        .declare(&[
+            q.topic(),
+            q.dlq_topic(),
+            "custom.n".into(),
+            "custom.n.dlq".into(),
+        ])
+        .await
+        .unwrap();
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        &[q.clone(), named],
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let ids = enqueue(&store, 2, 0).await;
+    let mut other = NewJob {
+        id: JobId::new(),
+        queue: "n".into(),
+        payload: json!({"named": true}),
+        key: None,
+        headers: Default::default(),
+        max_attempts: 3,
+        available_at: now_ms(),
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+    };
+    other.headers.insert("x".into(), "y".into());
+    store
+        .enqueue(vec![EnqueueRequest {
+            jobs: vec![other.clone()],
+            idempotency: None,
+        }])
+        .await
+        .remove(0)
+        .unwrap();
+    assert_eq!(relay.run_once().await.unwrap(), 3);
+    assert_eq!(
+        drain(&broker, &q.topic(), 2, Duration::from_secs(5))
+            .await
+            .len(),
+        2
+    );
+    assert_eq!(
+        drain(&broker, "custom.n", 1, Duration::from_secs(5))
+            .await
+            .len(),
+        1
+    );
+
+    kill(&store, ids[0], "HTTP 404: permanent").await;
+    kill(&store, other.id, "schema: missing field").await;
+    assert_eq!(
+        relay.run_once().await.unwrap(),
+        2,
+        "one dead-letter row each"
+    );
+    assert_eq!(relay.run_once().await.unwrap(), 0, "published once");
+
+    let got = drain(&broker, &q.dlq_topic(), 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    let d = &got[0];
+    assert_eq!(d.attributes["id"], ids[0].to_string());
+    assert_eq!(d.attributes["type"], "sluice.job.dead");
+    assert_eq!(d.attributes["sluiceerror"], "HTTP 404: permanent");
+    assert_eq!(d.attributes["sluicequeue"], "r");
+    assert_eq!(d.attributes["sluiceattempt"], "1");
+    assert_eq!(d.attributes["specversion"], "1.0");
+    assert_eq!(d.key.as_deref(), Some("k0"));
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&d.body).unwrap(),
+        json!({"i": 0})
+    );
+    let got = drain(&broker, "custom.n.dlq", 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes["id"], other.id.to_string());
+    assert_eq!(got[0].attributes["sluiceerror"], "schema: missing field");
+    assert_eq!(
+        got[0].attributes["traceparent"],
+        other.traceparent.clone().unwrap()
+    );
+    // Nothing else reached the job topics: workers never see a dead letter.
+    assert!(drain(&broker, &q.topic(), 1, Duration::from_millis(300))
+        .await
+        .is_empty());
+    assert!(drain(&broker, "custom.n", 1, Duration::from_millis(300))
+        .await
+        .is_empty());
+
+    for id in [ids[0], other.id] {
+        let job = store.get_job(id).await.unwrap();
+        assert_eq!((job.status, job.attempts), (JobStatus::Dead, 1), "{job:?}");
+    }
+    assert_eq!(
+        store.get_job(ids[1]).await.unwrap().status,
+        JobStatus::Published
+    );
+    assert_eq!(
+        store.count_dead_letters(&Default::default()).await.unwrap(),
+        2
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dead_letters_of_unknown_queues_go_to_their_default_dlq_topic() {
+    let (_d, store, broker, q) = rig().await;
+    // "r" is not configured: sluice.r and sluice.r.dlq by default
+    broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        &[],
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let ids = enqueue(&store, 1, 0).await;
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    kill(&store, ids[0], "gave up").await;
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    let got = drain(&broker, "sluice.r.dlq", 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes["id"], ids[0].to_string());
+    assert_eq!(got[0].attributes["sluiceerror"], "gave up");
+    assert_eq!(store.get_job(ids[0]).await.unwrap().status, JobStatus::Dead);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undeclared_dlq_topic_keeps_the_dead_letter_for_later() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        std::slice::from_ref(&q),
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    let ids = enqueue(&store, 1, 0).await;
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    kill(&store, ids[0], "boom").await;
+    // the dlq topic does not exist yet: the broker rejects, the row goes back
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    assert_eq!(store.get_job(ids[0]).await.unwrap().status, JobStatus::Dead);
+    broker.declare(&[q.dlq_topic()]).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    let got = drain(&broker, &q.dlq_topic(), 1, Duration::from_secs(5)).await;
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].attributes["sluiceerror"], "boom");
+    assert_eq!(store.get_job(ids[0]).await.unwrap().status, JobStatus::Dead);
 }
 
 #[test]

@@ -150,13 +150,18 @@ pub trait AdminStore: Send + Sync {
     async fn get_dead_letter(&self, id: JobId) -> Result<DeadLetterDetail, StoreError>;
 
     /// Deletes a dead letter and its job for good, or [`StoreError::NotFound`].
+    /// The job's outbox rows go with it, including a dead-letter publication
+    /// not yet on the broker (there is no job left to publish).
     async fn delete_dead_letter(&self, id: JobId) -> Result<(), StoreError>;
 
     /// Replays each dead letter (in one transaction): back to the outbox with
     /// the same job id, status `pending`, `replay_count + 1` and a fresh
     /// attempt budget (attempts restart at 0), the dead letter removed. A job
     /// not dead, or already replayed `max_replays` times, is skipped with the
-    /// reason. Notifies the relay after commit.
+    /// reason. Notifies the relay after commit. A dead-letter publication of
+    /// the job still in the outbox is left alone and published as usual
+    /// (an outside consumer may see it after the replay; it carries the same
+    /// job id and the error of that death), and never changes the job.
     async fn replay_dead_letters(
         &self,
         ids: &[JobId],

@@ -55,8 +55,10 @@ pub trait OutboxStore: Send + Sync {
     async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError>;
 
     /// Records that these rows of the claim are on the broker: removes them
-    /// and moves their jobs to `published` (unless a worker already moved the
-    /// job on). Rows no longer held by `lease` are left alone; returns how
+    /// and, for [`OutboxKind::Job`] rows, moves their jobs to `published`
+    /// (unless a worker already moved the job on). A
+    /// [`OutboxKind::DeadLetter`] row is only removed: its job is never
+    /// changed. Rows no longer held by `lease` are left alone; returns how
     /// many were marked.
     async fn mark_published(
         &self,
@@ -93,8 +95,11 @@ pub trait AttemptStore: Send + Sync {
 
     /// Records outcomes, each fenced by its lease ([`StoreError::LeaseLost`]
     /// when it is no longer held): success; a retry (status `retrying` and a
-    /// new outbox row due at `available_at`); or a dead letter. Each attempt
-    /// is kept in the job's history with its error.
+    /// new outbox row due at `available_at`); or a dead letter (status
+    /// `dead`, a dead-letter entry, and an [`OutboxKind::DeadLetter`] outbox
+    /// row due now, so the relay publishes it to the queue's dead-letter
+    /// topic at least once). Each attempt is kept in the job's history with
+    /// its error. Relays are notified after a commit that added outbox rows.
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>>;
 }
 

@@ -83,6 +83,28 @@ impl Default for LeaseToken {
     }
 }
 
+/// What an outbox row publishes.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum OutboxKind {
+    /// The job, to its queue's topic, for workers to run.
+    #[default]
+    Job,
+    /// News that the job became a dead letter, to the queue's dead-letter
+    /// topic for outside consumers; `error` is why it died. Publishing it
+    /// never changes the job.
+    DeadLetter { error: String },
+}
+
+impl OutboxKind {
+    /// The stored name: `job` or `dead_letter`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Self::Job => "job",
+            Self::DeadLetter { .. } => "dead_letter",
+        }
+    }
+}
+
 /// A due outbox row, claimed by a relay.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxRow {
@@ -95,6 +117,8 @@ pub struct OutboxRow {
     pub key: Option<String>,
     pub traceparent: Option<String>,
     pub created_at: EpochMs,
+    /// A job row, or a dead letter's (whose `attempt` is the attempt that died).
+    pub kind: OutboxKind,
 }
 
 /// Outbox rows claimed under one lease.

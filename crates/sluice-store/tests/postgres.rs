@@ -352,7 +352,7 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
         let got: Vec<(i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         assert_eq!(
             got,
-            vec![(1, true), (2, true)],
+            vec![(1, true), (2, true), (3, true)],
             "each migration applied once"
         );
         let j = job("q");
@@ -366,7 +366,7 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
             .fetch_one(&mut conn)
             .await
             .unwrap();
-        assert_eq!(n, 2);
+        assert_eq!(n, 3);
     });
 }
 
@@ -802,6 +802,23 @@ async fn history_and_dead_letters_are_stored_as_written() {
         assert_eq!(dl.get::<String, _>(0), "mail");
         assert_eq!(dl.get::<String, _>(1), "second");
         assert_eq!(dl.get::<i64, _>(2), 2);
+        let outbox: Vec<(String, i64, Option<String>)> =
+            sqlx::query("SELECT kind, attempt, error FROM outbox ORDER BY row_id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap()
+                .iter()
+                .map(|r| (r.get(0), r.get(1), r.get(2)))
+                .collect();
+        assert_eq!(
+            outbox,
+            vec![
+                ("job".into(), 1, None),
+                ("job".into(), 2, None),
+                ("dead_letter".into(), 2, Some("second".into())),
+            ],
+            "the first row (never marked), the retry row and the dead letter's row"
+        );
         let kinds: Vec<(String, String)> = sqlx::query(
             "SELECT jsonb_typeof(payload), jsonb_typeof(headers) FROM jobs WHERE id = $1",
         )

@@ -257,9 +257,86 @@ async fn history_and_dead_letter_rows_are_written() {
     assert_eq!(dl.get::<i64, _>("attempts"), 2);
     assert_eq!(dl.get::<i64, _>("replay_count"), 0);
     assert!(dl.get::<i64, _>("died_at") > 0);
-    let outbox: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM outbox")
-        .fetch_one(&pool)
+    let outbox: Vec<(String, i64, Option<String>)> =
+        sqlx::query("SELECT kind, attempt, error FROM outbox ORDER BY row_id")
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.get("kind"), r.get("attempt"), r.get("error")))
+            .collect();
+    assert_eq!(
+        outbox,
+        vec![
+            ("job".into(), 1, None),
+            ("job".into(), 2, None),
+            ("dead_letter".into(), 2, Some("second".into())),
+        ],
+        "the first row (never marked), the retry row and the dead letter's row"
+    );
+}
+
+/// A database migrated before outbox kinds existed, with a row waiting,
+/// upgrades in place: the row is a job row and publishes as before.
+#[tokio::test]
+async fn outbox_rows_written_before_kinds_stay_job_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old-migrations");
+    std::fs::create_dir(&old).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sqlite/migrations");
+    for name in ["0001_init.sql", "0002_admin.sql"] {
+        std::fs::copy(src.join(name), old.join(name)).unwrap();
+    }
+    let path = dir.path().join("old.db");
+    let pool = sqlx::SqlitePool::connect_with(
+        sqlx::sqlite::SqliteConnectOptions::new()
+            .filename(&path)
+            .create_if_missing(true),
+    )
+    .await
+    .unwrap();
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .unwrap()
+        .run(&pool)
         .await
         .unwrap();
-    assert_eq!(outbox, 2, "the first row (never marked) and the retry row");
+    let id = JobId::new();
+    sqlx::query(
+        "INSERT INTO jobs (id, queue, status, payload, max_attempts, created_at, updated_at)
+         VALUES (?1, 'q', 'pending', '{\"old\":true}', 3, 1, 1)",
+    )
+    .bind(id.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    sqlx::query(
+        "INSERT INTO outbox (job_id, queue, attempt, available_at, created_at)
+         VALUES (?1, 'q', 1, 1, 1)",
+    )
+    .bind(id.to_string())
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool.close().await;
+
+    let store = SqliteStore::open(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    let c = store.claim_outbox(10, LONG).await.unwrap();
+    assert_eq!(c.rows.len(), 1);
+    assert_eq!(c.rows[0].job_id, id);
+    assert_eq!(c.rows[0].kind, sluice_store::OutboxKind::Job);
+    assert_eq!(c.rows[0].payload, json!({"old": true}));
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &[c.rows[0].row_id])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.get_job(id).await.unwrap().status,
+        JobStatus::Published
+    );
 }

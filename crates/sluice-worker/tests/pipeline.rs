@@ -32,7 +32,11 @@ impl Rig {
         let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
             .await
             .unwrap();
-        broker.declare(&[queue.topic()]).await.unwrap();
+        // as the binary does: the queue's topic and its dead-letter topic
+        broker
+            .declare(&[queue.topic(), queue.dlq_topic()])
+            .await
+            .unwrap();
         Self {
             _dir: dir,
             store,
@@ -100,6 +104,31 @@ impl Rig {
             assert!(Instant::now() < deadline, "job {id} not final in time");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
+    }
+
+    /// Receives from the queue's dead-letter topic (as an outside consumer)
+    /// until `n` messages arrived or 20 s passed.
+    async fn dead_letters(&self, n: usize) -> Vec<sluice_broker::Delivery> {
+        let mut sub = self
+            .broker
+            .subscribe(
+                &self.queue.dlq_topic(),
+                sluice_broker::SubscribeOptions {
+                    group: "outside".into(),
+                    max_in_flight: 100,
+                },
+            )
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut got = Vec::new();
+        while got.len() < n && Instant::now() < deadline {
+            let batch = sub.recv(100, Duration::from_millis(100)).await.unwrap();
+            let tokens: Vec<_> = batch.iter().map(|d| d.token).collect();
+            sub.ack(&tokens).await.unwrap();
+            got.extend(batch);
+        }
+        got
     }
 
     async fn publish_direct(
@@ -244,6 +273,22 @@ async fn client_errors_are_permanent_and_exhaustion_is_dead() {
     let err = job.last_error.unwrap();
     assert!(err.contains("permanent") && err.contains("404"), "{err}");
     assert_eq!(seen.lock().unwrap().len(), 1);
+    // outside consumers see the dead letter on sluice.perm.dlq
+    let dead = rig.dead_letters(1).await;
+    assert_eq!(dead.len(), 1, "no dead letter on {}", rig.queue.dlq_topic());
+    assert_eq!(dead[0].topic, "sluice.perm.dlq");
+    assert_eq!(dead[0].attributes["id"], id.to_string());
+    assert_eq!(dead[0].attributes["type"], "sluice.job.dead");
+    assert_eq!(dead[0].attributes["sluiceerror"], err);
+    assert_eq!(
+        serde_json::from_slice::<Value>(&dead[0].body).unwrap(),
+        json!(1)
+    );
+    assert_eq!(
+        rig.store.get_job(id).await.unwrap().status,
+        JobStatus::Dead,
+        "publishing the dead letter leaves the job dead"
+    );
 
     // a downstream that refuses connections: transient until max_attempts
     let mut q = queue("gone", http("http://127.0.0.1:9/nothing"));
@@ -256,7 +301,13 @@ async fn client_errors_are_permanent_and_exhaustion_is_dead() {
     let id = rig.submit(json!(1), BTreeMap::new()).await;
     let job = rig.wait_final(id).await;
     assert_eq!((job.status, job.attempts), (JobStatus::Dead, 2));
-    assert!(job.last_error.unwrap().contains("gave up after 2 attempts"));
+    let err = job.last_error.unwrap();
+    assert!(err.contains("gave up after 2 attempts"), "{err}");
+    let dead = rig.dead_letters(1).await;
+    assert_eq!(dead.len(), 1, "no dead letter on {}", rig.queue.dlq_topic());
+    assert_eq!(dead[0].attributes["id"], id.to_string());
+    assert_eq!(dead[0].attributes["sluiceattempt"], "2");
+    assert_eq!(dead[0].attributes["sluiceerror"], err);
 }
 
 /// Records what it handled; fails payloads `{"fail": true}` permanently.

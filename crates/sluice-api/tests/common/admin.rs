@@ -13,8 +13,8 @@ use serde_json::{json, Value};
 use sluice_api::{admin_app, AdminState};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_store::{
-    Completion, DeadLetterFilter, EnqueueRequest, NewJob, Outcome, StartOutcome, StartRequest,
-    Store,
+    Completion, DeadLetterFilter, EnqueueRequest, NewJob, OutboxKind, Outcome, StartOutcome,
+    StartRequest, Store,
 };
 use tempfile::TempDir;
 
@@ -128,8 +128,12 @@ impl AdminApp {
     /// Delivers the due outbox row of `id` and finishes that attempt with `outcome`.
     pub async fn finish(&self, id: JobId, outcome: Outcome) {
         let c = self.store.claim_outbox(10_000, LEASE).await.unwrap();
-        let (mine, others): (Vec<_>, Vec<_>) = c.rows.iter().partition(|r| r.job_id == id);
-        assert_eq!(mine.len(), 1, "one due row for {id}");
+        // A dead letter's own outbox row (for the dead-letter topic) is not the job's.
+        let (mine, others): (Vec<_>, Vec<_>) = c
+            .rows
+            .iter()
+            .partition(|r| r.job_id == id && r.kind == OutboxKind::Job);
+        assert_eq!(mine.len(), 1, "one due job row for {id}");
         let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
         self.store
             .release_outbox(&c.lease, &others, now_ms())

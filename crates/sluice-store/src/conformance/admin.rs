@@ -19,7 +19,8 @@ pub(crate) async fn kill(store: &dyn Store, queue: &str, error: &str) -> JobId {
     kill_job(store, new_job(queue), error).await
 }
 
-/// Delivers the due row of `id` and finishes that attempt dead.
+/// Delivers the due row of `id`, finishes that attempt dead, and publishes
+/// the dead letter's outbox row as the relay would.
 pub(crate) async fn die(store: &dyn Store, id: JobId, error: &str) {
     let a = deliver(store, id, LONG).await;
     finish(
@@ -31,6 +32,14 @@ pub(crate) async fn die(store: &dyn Store, id: JobId, error: &str) {
     )
     .await
     .unwrap();
+    assert_eq!(status_of(store, id).await, JobStatus::Dead);
+    let row = publish_dead_letter(store, id).await;
+    assert_eq!(
+        row.kind,
+        OutboxKind::DeadLetter {
+            error: error.into()
+        }
+    );
     assert_eq!(status_of(store, id).await, JobStatus::Dead);
 }
 
@@ -752,4 +761,99 @@ pub async fn audit_newest_first(store: Arc<dyn Store>) {
         newest_first[..2].to_vec()
     );
     assert!(store.list_audit(0).await.unwrap().is_empty());
+}
+
+/// A dead letter replayed (or deleted) before the relay published its
+/// dead-letter row: the replay works as usual and the stale row is still
+/// published, under the same job id, without touching the replayed job
+/// (whose attempt 1 is the attempt the row names); a delete takes the row
+/// with the job.
+pub async fn replay_and_delete_with_a_pending_dead_letter_row(store: Arc<dyn Store>) {
+    let store = &*store;
+    let id = enqueue(store, vec![new_job("q")]).await[0];
+    let a = deliver(store, id, LONG).await;
+    finish(
+        store,
+        &a,
+        Outcome::Dead {
+            error: "first death".into(),
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        store.replay_dead_letters(&[id], 3).await.unwrap(),
+        vec![Ok(())]
+    );
+    let job = store.get_job(id).await.unwrap();
+    assert_eq!(
+        (job.status, job.attempts, job.replay_count),
+        (JobStatus::Pending, 0, 1)
+    );
+
+    let c = claim(store, 100, LONG).await;
+    let mut got: Vec<(JobId, u32, OutboxKind)> = c
+        .rows
+        .iter()
+        .map(|r| (r.job_id, r.attempt, r.kind.clone()))
+        .collect();
+    got.sort_by_key(|g| g.2 != OutboxKind::Job);
+    assert_eq!(
+        got,
+        vec![
+            (id, 1, OutboxKind::Job),
+            (
+                id,
+                1,
+                OutboxKind::DeadLetter {
+                    error: "first death".into()
+                }
+            ),
+        ]
+    );
+    let job_row = c.rows.iter().find(|r| r.kind == OutboxKind::Job).unwrap();
+    let dead_row = c.rows.iter().find(|r| r.kind != OutboxKind::Job).unwrap();
+    // The stale dead letter is published first: the replayed job stays pending.
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &[dead_row.row_id])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        store.get_job(id).await.unwrap(),
+        job,
+        "the job is untouched"
+    );
+    // Its own row moves it on as usual.
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &[job_row.row_id])
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(status_of(store, id).await, JobStatus::Published);
+
+    // Dies again and is deleted before its dead letter is published.
+    let a = started(start(store, id, Some(1), LONG).await);
+    finish(
+        store,
+        &a,
+        Outcome::Dead {
+            error: "second death".into(),
+        },
+    )
+    .await
+    .unwrap();
+    let alive = enqueue(store, vec![new_job("q")]).await[0];
+    store.delete_dead_letter(id).await.unwrap();
+    assert!(matches!(store.get_job(id).await, Err(StoreError::NotFound)));
+    let c = claim(store, 100, LONG).await;
+    assert_eq!(
+        c.rows.iter().map(|r| r.job_id).collect::<Vec<_>>(),
+        vec![alive],
+        "the deleted job's dead-letter row went with it"
+    );
 }

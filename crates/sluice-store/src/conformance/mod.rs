@@ -32,7 +32,7 @@ use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 
 use crate::{
     ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, NewJob, OutboxClaim,
-    OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
+    OutboxKind, OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
 };
 
 /// The longest any one case may run.
@@ -110,6 +110,11 @@ macro_rules! store_conformance {
             finish_success,
             finish_retry_requeues_next_attempt,
             finish_dead,
+            dead_letter_is_published_through_the_outbox,
+            publishing_a_dead_letter_never_changes_its_job,
+            retries_and_successes_publish_no_dead_letter,
+            dead_letters_of_a_batch_keep_their_errors,
+            replay_and_delete_with_a_pending_dead_letter_row,
             finish_is_fenced_per_completion,
             attempts_count_through_retries,
             queue_stats_counts,
@@ -262,12 +267,15 @@ pub(crate) async fn finish(
     res.pop().unwrap()
 }
 
-/// Claims every due row, which must include one for `id`; marks that one
-/// published, gives the others back, and starts the row's attempt.
+/// Claims every due row, which must include one job row for `id`; marks
+/// that one published, gives the others back, and starts the row's attempt.
 pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> ActiveAttempt {
     let c = claim(store, 10_000, LONG).await;
-    let (mine, others): (Vec<_>, Vec<_>) = c.rows.iter().partition(|r| r.job_id == id);
-    assert_eq!(mine.len(), 1, "one due row for {id}");
+    let (mine, others): (Vec<_>, Vec<_>) = c
+        .rows
+        .iter()
+        .partition(|r| r.job_id == id && r.kind == OutboxKind::Job);
+    assert_eq!(mine.len(), 1, "one due job row for {id}");
     let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
     store
         .release_outbox(&c.lease, &others, now_ms())
@@ -281,6 +289,36 @@ pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> Ac
         1
     );
     started(start(store, id, Some(mine[0].attempt), lease).await)
+}
+
+/// Claims every due row, which must include exactly one dead-letter row for
+/// `id`; marks that one published (as the relay does once it is on the
+/// dead-letter topic), gives the others back, and returns it.
+pub(crate) async fn publish_dead_letter(store: &dyn Store, id: JobId) -> OutboxRow {
+    let c = claim(store, 10_000, LONG).await;
+    let (mine, others): (Vec<_>, Vec<_>) = c
+        .rows
+        .iter()
+        .partition(|r| r.job_id == id && matches!(r.kind, OutboxKind::DeadLetter { .. }));
+    assert_eq!(
+        mine.len(),
+        1,
+        "one due dead-letter row for {id}: {:?}",
+        c.rows
+    );
+    let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
+    store
+        .release_outbox(&c.lease, &others, now_ms())
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .mark_published(&c.lease, &[mine[0].row_id])
+            .await
+            .unwrap(),
+        1
+    );
+    mine[0].clone()
 }
 
 /// Sleeps until the clock is past `at` (bounded by the case timeout).

@@ -219,16 +219,35 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
     assert_eq!(status_of(store, r.id).await, JobStatus::Retrying);
 
-    // The retry's own row (attempt 2) does move it to published.
+    // The retry's own row (attempt 2) does move it to published; the dead
+    // letter's row does not touch its job.
     let c = claim(store, 10, LONG).await;
-    assert_eq!(c.rows.len(), 1);
-    assert_eq!((c.rows[0].job_id, c.rows[0].attempt), (r.id, 2));
+    let mut got: Vec<(JobId, u32, crate::OutboxKind)> = c
+        .rows
+        .iter()
+        .map(|r| (r.job_id, r.attempt, r.kind.clone()))
+        .collect();
+    got.sort_by_key(|g| g.2 != crate::OutboxKind::Job);
+    assert_eq!(
+        got,
+        vec![
+            (r.id, 2, crate::OutboxKind::Job),
+            (
+                d.id,
+                1,
+                crate::OutboxKind::DeadLetter {
+                    error: "bad".into()
+                }
+            ),
+        ]
+    );
     assert_eq!(
         store
             .mark_published(&c.lease, &row_ids(&c.rows))
             .await
             .unwrap(),
-        1
+        2
     );
     assert_eq!(status_of(store, r.id).await, JobStatus::Published);
+    assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
 }

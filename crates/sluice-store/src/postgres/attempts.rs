@@ -67,10 +67,10 @@ impl PgStore {
         completions: &[Completion],
     ) -> Result<Vec<Result<(), StoreError>>, StoreError> {
         let pool = &self.pool;
-        let (results, retried) = self
+        let (results, added) = self
             .run("finish attempts", move || finish_tx(pool, completions))
             .await?;
-        if retried {
+        if added {
             self.wake_relays();
         }
         Ok(results)
@@ -291,7 +291,8 @@ async fn finish_tx(
         .iter()
         .map(|_| Err(StoreError::LeaseLost))
         .collect();
-    let mut retried = false;
+    // Whether an outbox row (a retry or a dead letter's) was added.
+    let mut added = false;
     let mut tx = pool.begin().await?;
     for round in rounds(completions) {
         let mut idx = Vec::with_capacity(round.len());
@@ -385,7 +386,7 @@ async fn finish_tx(
                 .bind(&f.r_available)
                 .execute(&mut *tx)
                 .await?;
-            retried = true;
+            added = true;
         }
         if !f.d_ids.is_empty() {
             sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
@@ -397,15 +398,25 @@ async fn finish_tx(
                 .bind(&f.d_replays)
                 .execute(&mut *tx)
                 .await?;
+            // Published to the queue's dead-letter topic by the relay.
+            sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
+                .bind(now)
+                .bind(&f.d_ids)
+                .bind(&f.d_queues)
+                .bind(&f.d_attempts)
+                .bind(&f.d_errors)
+                .execute(&mut *tx)
+                .await?;
+            added = true;
         }
     }
-    if retried {
+    if added {
         sqlx::query(include_str!("sql/outbox_notify.sql"))
             .execute(&mut *tx)
             .await?;
     }
     tx.commit().await?;
-    Ok((results, retried))
+    Ok((results, added))
 }
 
 #[cfg(test)]

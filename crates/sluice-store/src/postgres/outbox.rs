@@ -7,9 +7,20 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs};
 
-use super::rows::{get, job_id, json, to_u32};
+use super::rows::{corrupt, get, job_id, json, to_u32};
 use super::{millis, PgStore};
-use crate::{LeaseToken, OutboxClaim, OutboxRow, OutboxStore, StoreError};
+use crate::{LeaseToken, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
+
+/// The kind of an outbox row from its `kind` and `error` columns.
+fn outbox_kind(kind: String, error: Option<String>) -> Result<OutboxKind, StoreError> {
+    match kind.as_str() {
+        "job" => Ok(OutboxKind::Job),
+        "dead_letter" => Ok(OutboxKind::DeadLetter {
+            error: error.ok_or_else(|| corrupt("outbox row", "dead letter without error"))?,
+        }),
+        other => Err(corrupt("outbox kind", format!("unknown kind {other:?}"))),
+    }
+}
 
 #[async_trait]
 impl OutboxStore for PgStore {
@@ -47,6 +58,7 @@ impl OutboxStore for PgStore {
                 key: get(row, "key")?,
                 traceparent: get(row, "traceparent")?,
                 created_at: get(row, "created_at")?,
+                kind: outbox_kind(get(row, "kind")?, get(row, "error")?)?,
             });
         }
         Ok(OutboxClaim { lease: token, rows })

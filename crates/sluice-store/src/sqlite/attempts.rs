@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs, JobStatus};
 use sqlx::{Connection, Row, SqliteConnection};
 
-use super::rows::{insert_job, insert_outbox, job_row, to_u32};
+use super::rows::{insert_dead_letter_outbox, insert_job, insert_outbox, job_row, to_u32};
 use super::{dup_err, map_err, millis, SqliteStore};
 use crate::{
     ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
@@ -35,8 +35,8 @@ impl AttemptStore for SqliteStore {
             return Vec::new();
         }
         match self.finish_tx(&completions).await {
-            Ok((results, retried)) => {
-                if retried {
+            Ok((results, added)) => {
+                if added {
                     self.wake_relays();
                 }
                 results
@@ -75,21 +75,22 @@ impl SqliteStore {
         let mut tx = self.begin_write().await?;
         let now = now_ms();
         let mut results = Vec::with_capacity(completions.len());
-        let mut retried = false;
+        // Whether an outbox row (a retry or a dead letter's) was added.
+        let mut added = false;
         for c in completions {
             let mut sp = tx.begin().await.map_err(map_err)?;
             let res = finish_one(&mut sp, c, now).await;
             match &res {
                 Ok(()) => {
                     sp.commit().await.map_err(map_err)?;
-                    retried |= matches!(c.outcome, Outcome::Retry { .. });
+                    added |= !matches!(c.outcome, Outcome::Succeeded);
                 }
                 Err(_) => sp.rollback().await.map_err(map_err)?,
             }
             results.push(res);
         }
         tx.commit().await.map_err(map_err)?;
-        Ok((results, retried))
+        Ok((results, added))
     }
 }
 
@@ -210,6 +211,8 @@ async fn finish_one(
                 .execute(&mut *conn)
                 .await
                 .map_err(map_err)?;
+            let died = to_u32(attempts, "attempts")?;
+            insert_dead_letter_outbox(&mut *conn, c.job_id, &queue, died, error, now).await?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sluice_core::{now_ms, EpochMs};
 use sqlx::Row;
 
-use super::rows::{corrupt, job_id, json_list, to_u32};
+use super::rows::{corrupt, job_id, json_list, outbox_kind, to_u32};
 use super::{map_err, millis, SqliteStore};
 use crate::{LeaseToken, OutboxClaim, OutboxRow, OutboxStore, StoreError};
 
@@ -84,6 +84,10 @@ impl OutboxStore for SqliteStore {
                 key,
                 traceparent,
                 created_at: row.try_get("created_at").map_err(map_err)?,
+                kind: outbox_kind(
+                    row.try_get("kind").map_err(map_err)?,
+                    row.try_get("error").map_err(map_err)?,
+                )?,
             };
             rows.push((available_at, out));
         }

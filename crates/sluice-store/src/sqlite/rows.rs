@@ -7,7 +7,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::Row;
 
 use super::map_err;
-use crate::{JobRecord, NewJob, StoreError};
+use crate::{JobRecord, NewJob, OutboxKind, StoreError};
 
 /// A `jobs` row with its lease (selected by `job_get.sql` / `attempt_start.sql`).
 pub(super) struct JobRow {
@@ -116,6 +116,39 @@ pub(super) async fn insert_outbox(
         .await
         .map_err(map_err)?;
     Ok(())
+}
+
+/// Inserts the outbox row publishing that `attempt` of a job died with
+/// `error`, due now.
+pub(super) async fn insert_dead_letter_outbox(
+    conn: &mut sqlx::SqliteConnection,
+    job_id: JobId,
+    queue: &str,
+    attempt: u32,
+    error: &str,
+    now: EpochMs,
+) -> Result<(), StoreError> {
+    sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
+        .bind(job_id.to_string())
+        .bind(queue)
+        .bind(i64::from(attempt))
+        .bind(error)
+        .bind(now)
+        .execute(conn)
+        .await
+        .map_err(map_err)?;
+    Ok(())
+}
+
+/// The kind of an outbox row from its `kind` and `error` columns.
+pub(super) fn outbox_kind(kind: String, error: Option<String>) -> Result<OutboxKind, StoreError> {
+    match kind.as_str() {
+        "job" => Ok(OutboxKind::Job),
+        "dead_letter" => Ok(OutboxKind::DeadLetter {
+            error: error.ok_or_else(|| corrupt("outbox row", "dead letter without error"))?,
+        }),
+        other => Err(corrupt("outbox kind", format!("unknown kind {other:?}"))),
+    }
 }
 
 /// A JSON array text, for `json_each` parameters.

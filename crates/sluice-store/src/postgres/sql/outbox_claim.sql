@@ -15,9 +15,10 @@ WITH due AS MATERIALIZED (
     SET lease_token = $1, lease_until = $2
     FROM due
     WHERE o.row_id = due.row_id
-    RETURNING o.row_id, o.job_id, o.queue, o.attempt, o.available_at, o.created_at
+    RETURNING o.row_id, o.job_id, o.queue, o.attempt, o.available_at, o.created_at,
+              o.kind, o.error
 )
-SELECT c.row_id, c.job_id, c.queue, c.attempt, c.created_at,
+SELECT c.row_id, c.job_id, c.queue, c.attempt, c.created_at, c.kind, c.error,
        j.payload::text AS payload, j.key, j.traceparent
 FROM claimed AS c
 JOIN jobs AS j ON j.id = c.job_id

@@ -9,4 +9,4 @@ WHERE row_id IN (
     ORDER BY available_at, row_id
     LIMIT ?4
 )
-RETURNING row_id, job_id, queue, attempt, available_at, created_at
+RETURNING row_id, job_id, queue, attempt, available_at, created_at, kind, error
