@@ -175,7 +175,7 @@ pub async fn run() -> anyhow::Result<()> {
     let relay = SluiceProcess::start(
         dir.path(),
         &["relay", "--listen", "127.0.0.1:0"],
-        &[("RUST_LOG", "warn")],
+        &[("RUST_LOG", "warn,sluice=info")],
     )?;
     loop {
         let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
