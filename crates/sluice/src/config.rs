@@ -188,10 +188,13 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     if let Some(f) = &file {
         fig = fig.merge(Toml::file(f));
     }
+    // keys arrive as written (upper case); only configuration sections count,
+    // so SLUICE_TEST_* and the like are ignored
     let env = Env::prefixed("SLUICE_").split("__").filter(|k| {
+        let k = k.as_str().to_ascii_lowercase();
         SECTIONS
             .iter()
-            .any(|s| k.as_str() == *s || k.as_str().starts_with(&format!("{s}.")))
+            .any(|s| k == *s || k.starts_with(&format!("{s}.")))
     });
     fig = fig.merge(env);
     let mut config: Config = fig.extract().map_err(|e| {

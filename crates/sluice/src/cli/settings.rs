@@ -90,7 +90,7 @@ fn load(config: Option<&Path>) -> anyhow::Result<Light> {
     fig = fig.merge(
         Env::prefixed("SLUICE_")
             .split("__")
-            .filter(|k| ENV_KEYS.contains(&k.as_str())),
+            .filter(|k| ENV_KEYS.contains(&k.as_str().to_ascii_lowercase().as_str())),
     );
     fig.extract()
         .map_err(|e| anyhow::anyhow!("{e}"))
