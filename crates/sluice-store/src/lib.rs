@@ -116,6 +116,37 @@ pub struct QueueStats {
     pub oldest_pending_at: Option<EpochMs>,
 }
 
+/// Folds `(queue, status, count, oldest created_at)` rows, ordered by queue,
+/// into per-queue stats; the oldest time counts for `pending` only. Shared by
+/// the backends, whose `queue_stats` SQL returns these rows.
+pub(crate) fn fold_queue_stats(
+    rows: impl IntoIterator<Item = (String, String, i64, Option<EpochMs>)>,
+) -> Result<Vec<QueueStats>, StoreError> {
+    let mut out: Vec<QueueStats> = Vec::new();
+    for (queue, status, n, oldest) in rows {
+        if out.last().is_none_or(|s| s.queue != queue) {
+            out.push(QueueStats {
+                queue: queue.clone(),
+                ..QueueStats::default()
+            });
+        }
+        let stats = out.last_mut().expect("pushed above");
+        let n = u64::try_from(n).unwrap_or(0);
+        match status.as_str() {
+            "pending" => {
+                stats.pending = n;
+                stats.oldest_pending_at = oldest;
+            }
+            "published" => stats.published = n,
+            "retrying" => stats.retrying = n,
+            "succeeded" => stats.succeeded = n,
+            "dead" => stats.dead = n,
+            other => return Err(StoreError::Corrupt(format!("unknown job status {other:?}"))),
+        }
+    }
+    Ok(out)
+}
+
 /// The whole store: every role's trait plus health, stats and wake-ups.
 #[async_trait]
 pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore {

@@ -426,33 +426,18 @@ impl Store for PgStore {
                     .await?)
             })
             .await?;
-        let mut out: Vec<QueueStats> = Vec::new();
-        for row in rows {
-            let queue: String = row.try_get("queue").map_err(map_err)?;
-            let status: String = row.try_get("status").map_err(map_err)?;
-            let n: i64 = row.try_get("n").map_err(map_err)?;
-            let oldest: Option<i64> = row.try_get("oldest").map_err(map_err)?;
-            if out.last().is_none_or(|s| s.queue != queue) {
-                out.push(QueueStats {
-                    queue: queue.clone(),
-                    ..QueueStats::default()
-                });
-            }
-            let stats = out.last_mut().expect("pushed above");
-            let n = u64::try_from(n).unwrap_or(0);
-            match status.as_str() {
-                "pending" => {
-                    stats.pending = n;
-                    stats.oldest_pending_at = oldest;
-                }
-                "published" => stats.published = n,
-                "retrying" => stats.retrying = n,
-                "succeeded" => stats.succeeded = n,
-                "dead" => stats.dead = n,
-                other => return Err(StoreError::Corrupt(format!("unknown job status {other:?}"))),
-            }
-        }
-        Ok(out)
+        let counts = rows
+            .iter()
+            .map(|row| {
+                Ok((
+                    row.try_get("queue").map_err(map_err)?,
+                    row.try_get("status").map_err(map_err)?,
+                    row.try_get("n").map_err(map_err)?,
+                    row.try_get("oldest").map_err(map_err)?,
+                ))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        crate::fold_queue_stats(counts)
     }
 
     fn outbox_notify(&self) -> Arc<Notify> {
