@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use sluice_api::{Health, IngestQueue, IngestSettings, IngestState, ReadinessCheck};
-use sluice_store::GroupCommit;
+use sluice_store::{GroupCommit, GroupCommitOptions};
 use sluice_worker::{Worker, WorkerQueue};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -224,7 +224,12 @@ pub async fn run_roles(
                     })
                     .collect(),
             };
-            let ingest_store = Arc::new(GroupCommit::new(store.clone()));
+            let group = GroupCommitOptions {
+                // SQLite has one writer: concurrent transactions only queue.
+                max_concurrent: if store.backend() == "sqlite" { 1 } else { 4 },
+                ..GroupCommitOptions::default()
+            };
+            let ingest_store = Arc::new(GroupCommit::with_options(store.clone(), group));
             sluice_api::ingest_app(IngestState::new(
                 ingest_store,
                 settings,
