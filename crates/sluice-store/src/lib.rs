@@ -27,7 +27,7 @@ pub mod sqlite;
 
 pub use admin::*;
 pub use error::StoreError;
-pub use group_commit::GroupCommit;
+pub use group_commit::{GroupCommit, GroupCommitOptions};
 pub use model::*;
 
 /// Ingest: durable acceptance of jobs, and reads for the status endpoint.

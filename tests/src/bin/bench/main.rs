@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 mod embedded;
 mod postgres;
+mod wrk;
 
 pub fn arg(name: &str, default: u64) -> u64 {
     let args: Vec<String> = std::env::args().collect();
