@@ -104,6 +104,19 @@ pub async fn run() -> anyhow::Result<()> {
         &["ingest", "--listen", "127.0.0.1:0"],
         &[("RUST_LOG", "warn,sluice=info")],
     )?;
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CLIENTS)
+        .build()?;
+    let ready = ingest.url("/readyz");
+    sluice_tests::eventually(Duration::from_secs(60), Duration::from_millis(100), || {
+        let (c, ready) = (client.clone(), ready.clone());
+        async move {
+            let r = c.get(&ready).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await
+    .context("ingest never became ready")?;
     // wrk drives the load (a C client, as pgbench is); the accepted count
     // is what the jobs table gained, not what the client saw.
     let before = job_count(&pool).await?;
@@ -112,9 +125,6 @@ pub async fn run() -> anyhow::Result<()> {
     let t = Instant::now();
     let wrk = wrk::post(dir.path(), &url, &body, CLIENTS, secs)?;
     let single_rate = (job_count(&pool).await? - before) as f64 / t.elapsed().as_secs_f64();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CLIENTS)
-        .build()?;
 
     // (c) batch endpoint against multi-row INSERTs of the same rows, 8 clients
     let url = ingest.url("/v1/queues/bench/jobs/batch");
