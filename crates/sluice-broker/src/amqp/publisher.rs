@@ -4,6 +4,7 @@
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
@@ -20,6 +21,8 @@ use crate::{BrokerError, OutgoingMessage, Publisher};
 
 /// Messages of a batch below which one channel carries them all.
 const MIN_PER_CHANNEL: usize = 64;
+/// Longest wait for one channel's share of a batch to be confirmed.
+const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The AMQP publisher. A result is `Ok` only once the broker confirmed the
 /// message (`basic.ack`) without returning it; a returned message (no queue
@@ -112,7 +115,17 @@ impl AmqpPublisher {
                 }
             }
         });
-        let results = join_all(sends).await;
+        let results = match tokio::time::timeout(CONFIRM_TIMEOUT, join_all(sends)).await {
+            Ok(results) => results,
+            Err(_) => {
+                *guard = None;
+                let e = BrokerError::Unavailable(format!(
+                    "no confirms within {} s",
+                    CONFIRM_TIMEOUT.as_secs()
+                ));
+                return fail_all(&messages, &e);
+            }
+        };
         if results
             .iter()
             .any(|r| matches!(r, Err(BrokerError::Unavailable(_))))
