@@ -150,11 +150,19 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
         );
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
+    let retried: i64 = {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&db.url).await.unwrap();
+        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE attempts > 1")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
     let arrivals = ds.arrivals();
     let lost = ids.iter().filter(|id| !arrivals.contains_key(*id)).count();
     let duplicates: usize = arrivals.values().map(|a| a.len() - 1).sum();
     eprintln!(
-        "all {JOBS} succeeded {:?} after the faults; lost: {lost}; duplicate deliveries: {duplicates}",
+        "all {JOBS} succeeded {:?} after the faults; lost: {lost}; duplicate deliveries: {duplicates}; jobs attempted more than once: {retried}",
         t0.elapsed()
     );
     assert_eq!(lost, 0, "accepted jobs never reached the downstream");
