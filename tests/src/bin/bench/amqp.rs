@@ -32,8 +32,6 @@ use crate::arg;
 
 const BATCH: usize = 1000;
 const WINDOW: usize = 1000;
-/// Worker concurrency; its prefetch is twice this.
-const CONCURRENCY: usize = 64;
 
 fn payload(i: usize) -> serde_json::Value {
     json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
@@ -113,6 +111,32 @@ async fn raw_publish(url: &str, exchange: &str, n: usize) -> anyhow::Result<f64>
     Ok(rate)
 }
 
+/// sluice's publisher without the store: `n` messages in batches of
+/// `batch`; returns messages/s. The messages stay queued and are counted by
+/// the raw consumer (it consumes them too).
+async fn publisher_alone(url: &str, topic: &str, n: usize, batch: usize) -> anyhow::Result<f64> {
+    let broker = AmqpBroker::open(url).await?;
+    let publisher = broker.publisher();
+    let t0 = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let k = batch.min(n - sent);
+        let messages = (0..k)
+            .map(|i| {
+                let mut m = sluice_broker::conformance::message(topic, sent + i);
+                m.body = serde_json::to_vec(&payload(sent + i)).unwrap();
+                m
+            })
+            .collect();
+        let results = publisher.publish(messages).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            bail!("publish failed: {e}");
+        }
+        sent += k;
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
 /// (c) consumes `n` messages from `queue`, acking each; returns messages/s.
 async fn raw_consume(url: &str, queue: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
     let conn = raw_connection(url).await?;
@@ -160,6 +184,9 @@ async fn wait_count(
 
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
+    // Worker concurrency (its prefetch is twice this) and relay batch size.
+    let concurrency = arg("--concurrency", 64) as usize;
+    let relay_batch = arg("--relay-batch", 500);
     let amqp = std::env::var("SLUICE_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
@@ -180,7 +207,7 @@ pub async fn run() -> anyhow::Result<()> {
     std::fs::write(
         dir.path().join("sluice.toml"),
         format!(
-            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{amqp}\"\n[[queues]]\nname = \"bench\"\ntopic = \"{topic}\"\nconcurrency = {{ min = 1, max = {CONCURRENCY} }}\nhandler = {{ type = \"log\" }}\n",
+            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{amqp}\"\n[relay]\nbatch_size = {relay_batch}\n[[queues]]\nname = \"bench\"\ntopic = \"{topic}\"\nconcurrency = {{ min = 1, max = {concurrency} }}\nhandler = {{ type = \"log\" }}\n",
             db.url
         ),
     )?;
@@ -206,8 +233,10 @@ pub async fn run() -> anyhow::Result<()> {
     }
     drop(ingest);
 
-    // (a) raw publisher, then (b) the relay, on the same server
+    // (a) raw publisher, then sluice's publisher alone (no store), then (b)
+    // the relay, on the same server
     let raw_pub = raw_publish(&amqp, &raw_topic, backlog).await?;
+    let alone = publisher_alone(&amqp, &raw_topic, backlog, relay_batch as usize).await?;
     let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &env)?;
     let drain = wait_count(
         &pool,
@@ -220,8 +249,8 @@ pub async fn run() -> anyhow::Result<()> {
     let relay_rate = backlog as f64 / drain.as_secs_f64();
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
-    let prefetch = (CONCURRENCY * 2) as u16;
-    let raw_con = raw_consume(&amqp, &raw_topic, backlog, prefetch).await?;
+    let prefetch = (concurrency * 2) as u16;
+    let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
     let worker = SluiceProcess::start(dir.path(), &["worker", "--listen", "127.0.0.1:0"], &env)?;
     let work = wait_count(
         &pool,
@@ -236,12 +265,16 @@ pub async fn run() -> anyhow::Result<()> {
     println!("sluice AMQP benchmark on RabbitMQ (PostgreSQL store), {backlog} messages per phase");
     println!("  (a) raw lapin publisher, confirms, windows of {WINDOW}:  {raw_pub:>10.0} msg/s");
     println!(
-        "  (b) relay drain of the outbox backlog:               {relay_rate:>10.0} msg/s  ratio b/a = {:.2}",
+        "      sluice AmqpPublisher alone, batches of {relay_batch}:   {alone:>10.0} msg/s  ratio = {:.2}",
+        alone / raw_pub
+    );
+    println!(
+        "  (b) relay drain of the outbox backlog, batches of {relay_batch}: {relay_rate:>10.0} msg/s  ratio b/a = {:.2}",
         relay_rate / raw_pub
     );
     println!("  (c) raw lapin consumer, ack each, prefetch {prefetch}:    {raw_con:>10.0} msg/s");
     println!(
-        "  (d) sluice worker, no-op handler, {CONCURRENCY} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2}",
+        "  (d) sluice worker, no-op handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2}",
         worker_rate / raw_con
     );
     pool.close().await;
