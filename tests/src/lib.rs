@@ -5,6 +5,8 @@ pub mod brokers;
 pub mod downstream;
 pub mod pg;
 pub mod process;
+pub mod rabbit;
+pub mod scenario;
 
 pub use downstream::{Arrival, Downstream, Mode};
 pub use process::{sluice_bin, SluiceProcess};

@@ -6,7 +6,9 @@
 //! AMQP). Delivery is at least once: a delivery not acknowledged comes back.
 //!
 //! Backends: `embedded://[dir]` (feature `embedded`, default): durable in the
-//! data directory, shared by the processes of one machine.
+//! data directory, shared by the processes of one machine; `amqp://` and
+//! `amqps://` (feature `amqp`, default): RabbitMQ or another AMQP 0-9-1
+//! broker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,6 +18,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use sluice_core::JobId;
 
+#[cfg(feature = "amqp")]
+pub mod amqp;
 #[cfg(feature = "testing")]
 pub mod conformance;
 #[cfg(feature = "embedded")]
@@ -120,7 +124,7 @@ pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerE
     match scheme {
         "embedded" => open_embedded(url, data_dir).await,
         "kafka" => Err(BrokerError::BackendDisabled("kafka")),
-        "amqp" | "amqps" => Err(BrokerError::BackendDisabled("amqp")),
+        "amqp" | "amqps" => open_amqp(url).await,
         _ => Err(BrokerError::InvalidUrl(format!(
             "unknown scheme {scheme:?}: expected embedded://, kafka:// or amqp://"
         ))),
@@ -137,4 +141,14 @@ async fn open_embedded(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, Br
 #[cfg(not(feature = "embedded"))]
 async fn open_embedded(_url: &str, _data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {
     Err(BrokerError::BackendDisabled("embedded"))
+}
+
+#[cfg(feature = "amqp")]
+async fn open_amqp(url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Ok(Arc::new(amqp::AmqpBroker::open(url).await?))
+}
+
+#[cfg(not(feature = "amqp"))]
+async fn open_amqp(_url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Err(BrokerError::BackendDisabled("amqp"))
 }

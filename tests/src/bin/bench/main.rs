@@ -5,9 +5,12 @@
 //!   embedded default (SQLite + embedded broker).
 //! - `ingest`: PostgreSQL ingest against pgbench, the batch endpoint against
 //!   multi-row INSERTs, and the relay's drain rate of a 100,000-row backlog.
+//! - `amqp`: the relay and a worker on RabbitMQ against a raw lapin
+//!   publisher and consumer on the same server.
 
 use std::time::{Duration, Instant};
 
+mod amqp;
 mod embedded;
 mod postgres;
 mod wrk;
@@ -67,6 +70,9 @@ async fn main() -> anyhow::Result<()> {
         None | Some("embedded") => embedded::run().await,
         Some(a) if a.starts_with("--") => embedded::run().await,
         Some("ingest") => postgres::run().await,
-        Some(other) => anyhow::bail!("unknown benchmark {other:?}: expected embedded or ingest"),
+        Some("amqp") => amqp::run().await,
+        Some(other) => {
+            anyhow::bail!("unknown benchmark {other:?}: expected embedded, ingest or amqp")
+        }
     }
 }

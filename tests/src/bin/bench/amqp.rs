@@ -1,0 +1,283 @@
+//! `scripts/bench amqp`: the AMQP backend on RabbitMQ against raw lapin on
+//! the same server in the same run (PostgreSQL store):
+//! (a) raw lapin publisher with confirms (one channel, persistent,
+//!     mandatory, windows of 1,000 pipelined) vs (b) the relay draining a
+//!     100,000-row outbox backlog;
+//! (c) raw lapin consumer (manual ack of every message, prefetch as the
+//!     worker's) vs (d) `sluice worker` with a no-op handler working off the
+//!     100,000 jobs the relay published.
+//! Queues are the backend's default type (quorum), unique to the run and
+//! deleted after.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use futures::StreamExt;
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, BasicQosOptions,
+    ConfirmSelectOptions,
+};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use serde_json::json;
+use sluice_broker::amqp::AmqpBroker;
+use sluice_broker::Broker;
+use sluice_tests::brokers::{unique_topic, AmqpCleanup};
+use sluice_tests::pg::TempDb;
+use sluice_tests::SluiceProcess;
+use sqlx::postgres::PgPoolOptions;
+
+use crate::arg;
+
+const BATCH: usize = 1000;
+const WINDOW: usize = 1000;
+
+fn payload(i: usize) -> serde_json::Value {
+    json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
+}
+
+async fn raw_connection(url: &str) -> anyhow::Result<Connection> {
+    let props = ConnectionProperties::default()
+        .with_executor(tokio_executor_trait::Tokio::current())
+        .with_reactor(tokio_reactor_trait::Tokio::current());
+    Ok(Connection::connect(url, props).await?)
+}
+
+/// Headers like the relay's: CloudEvents attributes of a sluice job.
+fn raw_properties(i: usize) -> BasicProperties {
+    let id = uuid::Uuid::now_v7().to_string();
+    let attrs = BTreeMap::from([
+        ("specversion", "1.0".to_string()),
+        ("id", id.clone()),
+        ("source", "sluice".to_string()),
+        ("type", "sluice.job".to_string()),
+        ("sluicequeue", "bench".to_string()),
+        ("sluiceattempt", "1".to_string()),
+        ("time", "2026-01-01T00:00:00.000Z".to_string()),
+    ]);
+    let mut headers = FieldTable::default();
+    for (k, v) in attrs {
+        headers.insert(
+            ShortString::from(format!("cloudEvents:{k}")),
+            AMQPValue::LongString(LongString::from(v)),
+        );
+    }
+    headers.insert(
+        "sluice-key".into(),
+        AMQPValue::LongString(LongString::from(format!("k{i}"))),
+    );
+    BasicProperties::default()
+        .with_delivery_mode(2)
+        .with_message_id(id.into())
+        .with_content_type("application/json".into())
+        .with_headers(headers)
+}
+
+/// (a) publishes `n` messages to `exchange`, windows of [`WINDOW`]
+/// pipelined, every confirm checked; returns messages/s.
+async fn raw_publish(url: &str, exchange: &str, n: usize) -> anyhow::Result<f64> {
+    let conn = raw_connection(url).await?;
+    let ch = conn.create_channel().await?;
+    ch.confirm_select(ConfirmSelectOptions::default()).await?;
+    let body = serde_json::to_vec(&payload(0))?;
+    let options = BasicPublishOptions {
+        mandatory: true,
+        immediate: false,
+    };
+    let t0 = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let k = WINDOW.min(n - sent);
+        let publishes = (0..k).map(|i| {
+            let ch = &ch;
+            let body = &body;
+            async move {
+                let confirm = ch
+                    .basic_publish(exchange, "", options, body, raw_properties(sent + i))
+                    .await?;
+                let c = confirm.await?;
+                anyhow::ensure!(c.is_ack() && c.take_message().is_none(), "not confirmed");
+                Ok(())
+            }
+        });
+        for r in futures::future::join_all(publishes).await {
+            r?;
+        }
+        sent += k;
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    let _ = conn.close(200, "done").await;
+    Ok(rate)
+}
+
+/// sluice's publisher without the store: `n` messages in batches of
+/// `batch`; returns messages/s. The messages stay queued and are counted by
+/// the raw consumer (it consumes them too).
+async fn publisher_alone(url: &str, topic: &str, n: usize, batch: usize) -> anyhow::Result<f64> {
+    let broker = AmqpBroker::open(url).await?;
+    let publisher = broker.publisher();
+    let t0 = Instant::now();
+    let mut sent = 0;
+    while sent < n {
+        let k = batch.min(n - sent);
+        let messages = (0..k)
+            .map(|i| {
+                let mut m = sluice_broker::conformance::message(topic, sent + i);
+                m.body = serde_json::to_vec(&payload(sent + i)).unwrap();
+                m
+            })
+            .collect();
+        let results = publisher.publish(messages).await;
+        if let Some(e) = results.into_iter().find_map(Result::err) {
+            bail!("publish failed: {e}");
+        }
+        sent += k;
+    }
+    Ok(n as f64 / t0.elapsed().as_secs_f64())
+}
+
+/// (c) consumes `n` messages from `queue`, acking each; returns messages/s.
+async fn raw_consume(url: &str, queue: &str, n: usize, prefetch: u16) -> anyhow::Result<f64> {
+    let conn = raw_connection(url).await?;
+    let ch = conn.create_channel().await?;
+    ch.basic_qos(prefetch, BasicQosOptions::default()).await?;
+    let t0 = Instant::now();
+    let mut consumer = ch
+        .basic_consume(
+            queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await?;
+    for _ in 0..n {
+        let d = tokio::time::timeout(Duration::from_secs(30), consumer.next())
+            .await
+            .context("raw consumer starved")?
+            .context("consumer ended")??;
+        d.ack(BasicAckOptions::default()).await?;
+    }
+    let rate = n as f64 / t0.elapsed().as_secs_f64();
+    let _ = conn.close(200, "done").await;
+    Ok(rate)
+}
+
+async fn wait_count(
+    pool: &sqlx::PgPool,
+    sql: &str,
+    done: impl Fn(i64) -> bool,
+    what: &str,
+) -> anyhow::Result<Duration> {
+    let t0 = Instant::now();
+    loop {
+        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
+        if done(n) {
+            return Ok(t0.elapsed());
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            bail!("{what} not done in 15 minutes ({n})");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub async fn run() -> anyhow::Result<()> {
+    let backlog = arg("--backlog", 100_000) as usize;
+    // Worker concurrency (its prefetch is twice this) and relay batch size.
+    let concurrency = arg("--concurrency", 64) as usize;
+    let relay_batch = arg("--relay-batch", 500);
+    let amqp = std::env::var("SLUICE_TEST_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
+    let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+    let db = TempDb::create(&server).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(4)
+        .connect(&db.url)
+        .await?;
+    let topic = unique_topic("bench");
+    let raw_topic = unique_topic("bench-raw");
+    let _cleanup = AmqpCleanup::topics_with_dlq(&amqp, &[&topic, &raw_topic]);
+    let broker = AmqpBroker::open(&amqp).await?;
+    broker.declare(std::slice::from_ref(&raw_topic)).await?;
+    drop(broker);
+
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!(
+            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{amqp}\"\n[relay]\nbatch_size = {relay_batch}\n[[queues]]\nname = \"bench\"\ntopic = \"{topic}\"\nconcurrency = {{ min = 1, max = {concurrency} }}\nhandler = {{ type = \"log\" }}\n",
+            db.url
+        ),
+    )?;
+    let env = [("RUST_LOG", "warn,sluice=info")];
+    let ingest = SluiceProcess::start(dir.path(), &["ingest", "--listen", "127.0.0.1:0"], &env)?;
+    let client = reqwest::Client::new();
+    let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
+    let mut filled = 0;
+    while filled < backlog {
+        let k = BATCH.min(backlog - filled);
+        let jobs: Vec<_> = (0..k)
+            .map(|i| json!({"payload": payload(filled + i)}))
+            .collect();
+        let r = client
+            .post(&batch_url)
+            .json(&json!({"jobs": jobs}))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("batch submit answered {}", r.status());
+        }
+        filled += k;
+    }
+    drop(ingest);
+
+    // (a) raw publisher, then sluice's publisher alone (no store), then (b)
+    // the relay, on the same server
+    let raw_pub = raw_publish(&amqp, &raw_topic, backlog).await?;
+    let alone = publisher_alone(&amqp, &raw_topic, backlog, relay_batch as usize).await?;
+    let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &env)?;
+    let drain = wait_count(
+        &pool,
+        "SELECT count(*) FROM outbox",
+        |n| n == 0,
+        "relay drain",
+    )
+    .await?;
+    drop(relay);
+    let relay_rate = backlog as f64 / drain.as_secs_f64();
+
+    // (c) raw consumer, then (d) the worker, each with backlog messages queued
+    let prefetch = (concurrency * 2) as u16;
+    let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
+    let worker = SluiceProcess::start(dir.path(), &["worker", "--listen", "127.0.0.1:0"], &env)?;
+    let work = wait_count(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE status = 'succeeded'",
+        |n| n as usize >= backlog,
+        "worker",
+    )
+    .await?;
+    drop(worker);
+    let worker_rate = backlog as f64 / work.as_secs_f64();
+
+    println!("sluice AMQP benchmark on RabbitMQ (PostgreSQL store), {backlog} messages per phase");
+    println!("  (a) raw lapin publisher, confirms, windows of {WINDOW}:  {raw_pub:>10.0} msg/s");
+    println!(
+        "      sluice AmqpPublisher alone, batches of {relay_batch}:   {alone:>10.0} msg/s  ratio = {:.2}",
+        alone / raw_pub
+    );
+    println!(
+        "  (b) relay drain of the outbox backlog, batches of {relay_batch}: {relay_rate:>10.0} msg/s  ratio b/a = {:.2}",
+        relay_rate / raw_pub
+    );
+    println!("  (c) raw lapin consumer, ack each, prefetch {prefetch}:    {raw_con:>10.0} msg/s");
+    println!(
+        "  (d) sluice worker, no-op handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2}",
+        worker_rate / raw_con
+    );
+    pool.close().await;
+    drop(db);
+    Ok(())
+}
