@@ -6,7 +6,9 @@
 //! AMQP). Delivery is at least once: a delivery not acknowledged comes back.
 //!
 //! Backends: `embedded://[dir]` (feature `embedded`, default): durable in the
-//! data directory, shared by the processes of one machine.
+//! data directory, shared by the processes of one machine;
+//! `kafka://host:port,...` (feature `kafka`, default): Apache Kafka or any
+//! Kafka-protocol broker, through librdkafka.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,6 +23,8 @@ pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use error::BrokerError;
 
@@ -119,7 +123,7 @@ pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerE
     let scheme = url.split(':').next().unwrap_or("");
     match scheme {
         "embedded" => open_embedded(url, data_dir).await,
-        "kafka" => Err(BrokerError::BackendDisabled("kafka")),
+        "kafka" => open_kafka(url),
         "amqp" | "amqps" => Err(BrokerError::BackendDisabled("amqp")),
         _ => Err(BrokerError::InvalidUrl(format!(
             "unknown scheme {scheme:?}: expected embedded://, kafka:// or amqp://"
@@ -137,4 +141,14 @@ async fn open_embedded(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, Br
 #[cfg(not(feature = "embedded"))]
 async fn open_embedded(_url: &str, _data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {
     Err(BrokerError::BackendDisabled("embedded"))
+}
+
+#[cfg(feature = "kafka")]
+fn open_kafka(url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Ok(Arc::new(kafka::KafkaBroker::open(url)?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn open_kafka(_url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Err(BrokerError::BackendDisabled("kafka"))
 }

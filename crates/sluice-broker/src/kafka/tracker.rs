@@ -1,0 +1,352 @@
+//! What one subscription holds of its assigned partitions: fetched messages
+//! waiting to be handed out, deliveries in flight, released ones waiting for
+//! their delay, and per partition the offsets not yet acknowledged, from which
+//! the only offset that may be committed follows.
+//!
+//! The tracker promises that a committed offset never passes a message of
+//! this assignment that was fetched but not acknowledged: the committable
+//! offset of a partition is its lowest outstanding offset, or the offset after
+//! the last fetched one when none is outstanding. A revoked partition's state
+//! is dropped whole: nothing is committed for it, and acks or releases of its
+//! deliveries (now stale) change nothing.
+
+use std::collections::{BTreeSet, HashMap, VecDeque};
+use std::time::Instant;
+
+use crate::{AckToken, Delivery};
+
+/// A fetched message and where it came from.
+#[derive(Debug, Clone)]
+pub(crate) struct Fetched {
+    pub partition: i32,
+    pub offset: i64,
+    /// Its token is assigned when it is handed out.
+    pub delivery: Delivery,
+}
+
+#[derive(Debug)]
+struct Held {
+    generation: u64,
+    fetched: Fetched,
+}
+
+#[derive(Debug)]
+struct Partition {
+    generation: u64,
+    /// Fetched (buffered, in flight or released) and not acknowledged.
+    outstanding: BTreeSet<i64>,
+    /// The offset after the last fetched message, once one was fetched.
+    next_fetch: Option<i64>,
+    /// The offset last committed by this subscription.
+    committed: Option<i64>,
+    /// Whether fetching is paused (`None`: never set since assignment).
+    paused: Option<bool>,
+}
+
+/// See the module documentation.
+#[derive(Debug, Default)]
+pub(crate) struct Tracker {
+    generation: u64,
+    next_token: u64,
+    partitions: HashMap<i32, Partition>,
+    ready: VecDeque<Held>,
+    delayed: Vec<(Instant, Held)>,
+    in_flight: HashMap<u64, Held>,
+}
+
+impl Tracker {
+    /// Partitions newly assigned: fresh state in a new generation.
+    pub fn assign(&mut self, partitions: &[i32]) {
+        self.generation += 1;
+        for &p in partitions {
+            self.partitions.insert(
+                p,
+                Partition {
+                    generation: self.generation,
+                    outstanding: BTreeSet::new(),
+                    next_fetch: None,
+                    committed: None,
+                    paused: None,
+                },
+            );
+        }
+    }
+
+    /// Partitions revoked or lost: their state, buffered, released and
+    /// in-flight messages are forgotten.
+    pub fn revoke(&mut self, partitions: &[i32]) {
+        for p in partitions {
+            self.partitions.remove(p);
+        }
+        let gone = |h: &Held| partitions.contains(&h.fetched.partition);
+        self.ready.retain(|h| !gone(h));
+        self.delayed.retain(|(_, h)| !gone(h));
+        self.in_flight.retain(|_, h| !gone(h));
+    }
+
+    /// A message fetched from an assigned partition joins the buffer; returns
+    /// false when it is ignored (partition not assigned, or an offset already
+    /// fetched in this assignment).
+    pub fn fetched(&mut self, fetched: Fetched) -> bool {
+        let Some(part) = self.partitions.get_mut(&fetched.partition) else {
+            return false;
+        };
+        if part.next_fetch.is_some_and(|next| fetched.offset < next) {
+            return false;
+        }
+        part.outstanding.insert(fetched.offset);
+        part.next_fetch = Some(fetched.offset + 1);
+        self.ready.push_back(Held {
+            generation: part.generation,
+            fetched,
+        });
+        true
+    }
+
+    /// Hands out up to `max` deliveries, never more than `max_in_flight`
+    /// un-acknowledged at once; released messages whose delay is over come
+    /// first.
+    pub fn take(&mut self, max: usize, max_in_flight: usize, now: Instant) -> Vec<Delivery> {
+        let (due, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.delayed)
+            .into_iter()
+            .partition(|(at, _)| *at <= now);
+        self.delayed = later;
+        for (_, held) in due.into_iter().rev() {
+            self.ready.push_front(held);
+        }
+        let room = max_in_flight.saturating_sub(self.in_flight.len()).min(max);
+        let mut out = Vec::with_capacity(room.min(self.ready.len()));
+        while out.len() < room {
+            let Some(mut held) = self.ready.pop_front() else {
+                break;
+            };
+            self.next_token += 1;
+            held.fetched.delivery.token = AckToken(self.next_token);
+            out.push(held.fetched.delivery.clone());
+            self.in_flight.insert(self.next_token, held);
+        }
+        out
+    }
+
+    /// Acknowledged deliveries stop holding back their partition's commit.
+    /// Unknown or stale tokens are ignored.
+    pub fn ack(&mut self, tokens: &[AckToken]) {
+        for token in tokens {
+            if let Some(held) = self.in_flight.remove(&token.0) {
+                if let Some(part) = self.current(&held) {
+                    part.outstanding.remove(&held.fetched.offset);
+                }
+            }
+        }
+    }
+
+    /// Released deliveries are handed out again once `at` has passed, counted
+    /// as redeliveries. Unknown or stale tokens are ignored.
+    pub fn release(&mut self, tokens: &[AckToken], at: Instant) {
+        for token in tokens {
+            if let Some(mut held) = self.in_flight.remove(&token.0) {
+                if self.current(&held).is_some() {
+                    held.fetched.delivery.redeliveries += 1;
+                    self.delayed.push((at, held));
+                }
+            }
+        }
+    }
+
+    fn current(&mut self, held: &Held) -> Option<&mut Partition> {
+        self.partitions
+            .get_mut(&held.fetched.partition)
+            .filter(|p| p.generation == held.generation)
+    }
+
+    /// Offsets to commit now: per assigned partition whose committable offset
+    /// moved since its last commit, `(partition, offset, generation)`.
+    pub fn commits(&self) -> Vec<(i32, i64, u64)> {
+        let mut out: Vec<_> = self
+            .partitions
+            .iter()
+            .filter_map(|(&p, part)| {
+                let committable = part.outstanding.first().copied().or(part.next_fetch)?;
+                (part.committed != Some(committable)).then_some((p, committable, part.generation))
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Records commits that succeeded (ignored for partitions revoked since).
+    pub fn committed(&mut self, done: &[(i32, i64, u64)]) {
+        for &(p, offset, generation) in done {
+            if let Some(part) = self.partitions.get_mut(&p) {
+                if part.generation == generation {
+                    part.committed = Some(offset);
+                }
+            }
+        }
+    }
+
+    /// Messages fetched and not yet handed out.
+    pub fn buffered(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Deliveries handed out and neither acknowledged nor released.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// When the next released message becomes due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.delayed.iter().map(|(at, _)| *at).min()
+    }
+
+    /// Partitions whose pause state differs from `pause`, with the offset to
+    /// resume fetching from (the one after the last fetched); marks them as
+    /// set.
+    pub fn set_paused(&mut self, pause: bool) -> Vec<(i32, Option<i64>)> {
+        let mut out: Vec<_> = self
+            .partitions
+            .iter_mut()
+            .filter(|(_, part)| part.paused != Some(pause))
+            .map(|(&p, part)| {
+                part.paused = Some(pause);
+                (p, part.next_fetch)
+            })
+            .collect();
+        out.sort_unstable();
+        out
+    }
+
+    /// Forgets the pause state of a partition (its pause call failed).
+    pub fn pause_unknown(&mut self, partition: i32) {
+        if let Some(part) = self.partitions.get_mut(&partition) {
+            part.paused = None;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn msg(partition: i32, offset: i64) -> Fetched {
+        Fetched {
+            partition,
+            offset,
+            delivery: Delivery {
+                token: AckToken(0),
+                topic: "t".into(),
+                key: None,
+                attributes: BTreeMap::new(),
+                content_type: None,
+                body: Vec::new(),
+                position: format!("t/{partition}/{offset}"),
+                redeliveries: 0,
+            },
+        }
+    }
+
+    fn offsets(ds: &[Delivery]) -> Vec<String> {
+        ds.iter().map(|d| d.position.clone()).collect()
+    }
+
+    #[test]
+    fn commits_only_contiguously_acked_offsets() {
+        let mut t = Tracker::default();
+        t.assign(&[0, 1]);
+        for o in 10..15 {
+            assert!(t.fetched(msg(0, o)));
+        }
+        assert!(t.fetched(msg(1, 3)));
+        let now = Instant::now();
+        let ds = t.take(100, 100, now);
+        assert_eq!(ds.len(), 6);
+        // Nothing acked: the lowest outstanding offsets.
+        assert_eq!(t.commits(), vec![(0, 10, 1), (1, 3, 1)]);
+        t.committed(&t.commits());
+        assert!(t.commits().is_empty());
+        // Acking 12..15 leaves 10 and 11 running: still 10.
+        t.ack(&[ds[2].token, ds[3].token, ds[4].token]);
+        assert!(t.commits().is_empty());
+        t.ack(&[ds[1].token]);
+        assert!(t.commits().is_empty(), "10 is still running");
+        t.ack(&[ds[0].token]);
+        assert_eq!(t.commits(), vec![(0, 15, 1)]);
+        t.ack(&[ds[5].token]);
+        assert_eq!(t.commits(), vec![(0, 15, 1), (1, 4, 1)]);
+    }
+
+    #[test]
+    fn revoked_partitions_commit_nothing_and_stale_acks_are_no_ops() {
+        let mut t = Tracker::default();
+        t.assign(&[0]);
+        t.fetched(msg(0, 0));
+        t.fetched(msg(0, 1));
+        t.fetched(msg(0, 2));
+        let ds = t.take(2, 100, Instant::now());
+        t.revoke(&[0]);
+        assert!(t.commits().is_empty());
+        assert_eq!(t.in_flight(), 0);
+        assert_eq!(t.buffered(), 0);
+        // Assigned again: starts over from the committed offset.
+        t.assign(&[0]);
+        t.fetched(msg(0, 0));
+        t.ack(&[ds[0].token, ds[1].token]);
+        t.release(&[ds[0].token], Instant::now());
+        assert_eq!(t.commits(), vec![(0, 0, 2)], "stale acks moved nothing");
+        assert!(t.next_due().is_none());
+    }
+
+    #[test]
+    fn max_in_flight_bounds_take_and_duplicates_are_ignored() {
+        let mut t = Tracker::default();
+        t.assign(&[0]);
+        for o in 0..5 {
+            t.fetched(msg(0, o));
+        }
+        assert!(!t.fetched(msg(0, 3)), "already fetched");
+        assert!(!t.fetched(msg(7, 0)), "not assigned");
+        let now = Instant::now();
+        let first = t.take(10, 3, now);
+        assert_eq!(first.len(), 3);
+        assert!(t.take(10, 3, now).is_empty());
+        t.ack(&[first[0].token]);
+        assert_eq!(offsets(&t.take(10, 3, now)), vec!["t/0/3"]);
+    }
+
+    #[test]
+    fn released_messages_come_back_after_their_delay_and_hold_the_commit() {
+        let mut t = Tracker::default();
+        t.assign(&[0]);
+        t.fetched(msg(0, 0));
+        t.fetched(msg(0, 1));
+        let now = Instant::now();
+        let ds = t.take(10, 10, now);
+        t.release(&[ds[0].token], now + Duration::from_secs(1));
+        t.ack(&[ds[1].token]);
+        assert_eq!(t.commits(), vec![(0, 0, 1)]);
+        assert!(t.take(10, 10, now).is_empty());
+        assert_eq!(t.next_due(), Some(now + Duration::from_secs(1)));
+        let back = t.take(10, 10, now + Duration::from_secs(1));
+        assert_eq!(offsets(&back), vec!["t/0/0"]);
+        assert_eq!(back[0].redeliveries, 1);
+        t.ack(&[back[0].token]);
+        assert_eq!(t.commits(), vec![(0, 2, 1)]);
+    }
+
+    #[test]
+    fn pause_state_is_set_once_per_assignment() {
+        let mut t = Tracker::default();
+        t.assign(&[0, 1]);
+        t.fetched(msg(1, 4));
+        assert_eq!(t.set_paused(false), vec![(0, None), (1, Some(5))]);
+        assert!(t.set_paused(false).is_empty());
+        assert_eq!(t.set_paused(true).len(), 2);
+        t.assign(&[2]);
+        assert_eq!(t.set_paused(true), vec![(2, None)]);
+    }
+}
