@@ -3,8 +3,10 @@
 
 pub mod brokers;
 pub mod downstream;
+pub mod kafka;
 pub mod pg;
 pub mod process;
+pub mod scenario;
 
 pub use downstream::{Arrival, Downstream, Mode};
 pub use process::{sluice_bin, SluiceProcess};

@@ -1,14 +1,17 @@
-//! `scripts/bench [embedded|ingest]`: sluice's benchmarks, each reporting
+//! `scripts/bench [embedded|ingest|kafka]`: sluice's benchmarks, each reporting
 //! its figures next to a baseline measured in the same run on the same
 //! machine (these machines are shared and noisy; ratios are what count).
 //! - `embedded` (default): HTTP ingest and 202-to-handler latency on the
 //!   embedded default (SQLite + embedded broker).
 //! - `ingest`: PostgreSQL ingest against pgbench, the batch endpoint against
 //!   multi-row INSERTs, and the relay's drain rate of a 100,000-row backlog.
+//! - `kafka`: the relay's publish rate and the worker's throughput on Kafka
+//!   against raw librdkafka producer and consumer.
 
 use std::time::{Duration, Instant};
 
 mod embedded;
+mod kafka;
 mod postgres;
 
 pub fn arg(name: &str, default: u64) -> u64 {
@@ -66,6 +69,9 @@ async fn main() -> anyhow::Result<()> {
         None | Some("embedded") => embedded::run().await,
         Some(a) if a.starts_with("--") => embedded::run().await,
         Some("ingest") => postgres::run().await,
-        Some(other) => anyhow::bail!("unknown benchmark {other:?}: expected embedded or ingest"),
+        Some("kafka") => kafka::run().await,
+        Some(other) => {
+            anyhow::bail!("unknown benchmark {other:?}: expected embedded, ingest or kafka")
+        }
     }
 }
