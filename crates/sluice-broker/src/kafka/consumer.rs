@@ -14,7 +14,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::sync::{watch, Notify};
 
 use super::headers;
-use super::tracker::{Fetched, Tracker};
+use super::tracker::{Fetch, Fetched, Tracker};
 
 /// What the consumer thread shares with its subscription.
 pub(crate) struct Shared {
@@ -71,12 +71,29 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         match rebalance {
             Rebalance::Assign(tpl) => {
                 let partitions = partitions_of(tpl, &self.shared.topic);
                 tracing::info!(topic = %self.shared.topic, ?partitions, "kafka partitions assigned");
-                self.shared.tracker().assign(&partitions);
+                // Where fetching starts, to notice records a broker skips.
+                let committed = consumer
+                    .committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT)
+                    .map_err(|e| tracing::warn!(topic = %self.shared.topic, error = %e, "cannot read committed offsets"))
+                    .ok();
+                let starts: Vec<(i32, Option<i64>)> = partitions
+                    .iter()
+                    .map(|&p| {
+                        let start = committed.as_ref().and_then(|c| {
+                            match c.find_partition(&self.shared.topic, p)?.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            }
+                        });
+                        (p, start)
+                    })
+                    .collect();
+                self.shared.tracker().assign(&starts);
                 self.shared.assignments.send_modify(|n| *n += 1);
             }
             Rebalance::Revoke(_) => {}
@@ -112,17 +129,47 @@ fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
 const POLL: Duration = Duration::from_millis(20);
 const MAX_DRAIN: usize = 1000;
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+const STALL_CHECK: Duration = Duration::from_millis(500);
+const STALL_AFTER: Duration = Duration::from_secs(1);
+
+/// Seeks back partitions that fetch nothing although the broker holds records
+/// from their expected offset on (its high watermark): a
+/// broker may skip the rest of a record batch when a fetch starts inside it.
+fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
+    let idle = shared.tracker().idle(STALL_AFTER);
+    for (partition, expected) in idle {
+        let Ok((_, high)) = consumer.fetch_watermarks(&shared.topic, partition, SEEK_TIMEOUT) else {
+            continue;
+        };
+        if high <= expected {
+            continue;
+        }
+        let Some(to) = shared.tracker().stuck(partition, expected) else {
+            continue;
+        };
+        tracing::info!(topic = %shared.topic, partition, expected, high, seek_to = to, "kafka partition stuck before its high watermark; seeking back");
+        if let Err(e) = consumer.seek(&shared.topic, partition, Offset::Offset(to), SEEK_TIMEOUT) {
+            tracing::warn!(topic = %shared.topic, partition, error = %e, "kafka seek failed");
+        }
+    }
+}
 
 /// Runs the consumer until the subscription stops it: commits what was
 /// acknowledged, then leaves the group (revoking, so committing nothing more).
 /// `buffer` is how many fetched messages may wait before fetching pauses.
 pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
+    let mut stall_check = std::time::Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         set_pause(&consumer, &shared, buffer);
+        if stall_check.elapsed() >= STALL_CHECK {
+            stall_check = std::time::Instant::now();
+            unstick(&consumer, &shared);
+        }
         let mut fetched = 0;
         let mut timeout = POLL;
         while fetched < MAX_DRAIN {
-            match consumer.poll(timeout) {
+            let verdict = match consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
                     let f = Fetched {
@@ -130,13 +177,22 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
                         offset: msg.offset(),
                         delivery: headers::delivery(&msg),
                     };
-                    if shared.tracker().fetched(f) {
-                        fetched += 1;
-                    }
+                    (f.partition, f.offset, shared.tracker().fetched(f))
                 }
                 Some(Err(e)) => {
                     tracing::warn!(topic = %shared.topic, error = %e, "kafka consumer error");
                     break;
+                }
+            };
+            match verdict {
+                (_, _, Fetch::Accepted) => fetched += 1,
+                (_, _, Fetch::Ignored) => {}
+                (partition, offset, Fetch::SeekBack(to)) => {
+                    tracing::info!(topic = %shared.topic, partition, offset, seek_to = to, "kafka records skipped by the broker; seeking back");
+                    let at = Offset::Offset(to);
+                    if let Err(e) = consumer.seek(&shared.topic, partition, at, SEEK_TIMEOUT) {
+                        tracing::warn!(topic = %shared.topic, partition, error = %e, "kafka seek failed");
+                    }
                 }
             }
             timeout = Duration::ZERO;

@@ -9,6 +9,14 @@
 //! the last fetched one when none is outstanding. A revoked partition's state
 //! is dropped whole: nothing is committed for it, and acks or releases of its
 //! deliveries (now stale) change nothing.
+//!
+//! It also checks that each partition's offsets arrive without gaps from the
+//! committed offset on. A gap means the broker skipped records (Apache Kafka
+//! does so only for compacted records, transaction markers or deleted
+//! segments; some Kafka-protocol brokers, tansu 0.6 for one, skip the rest of a
+//! record batch when a fetch starts inside it). On a gap the consumer is asked
+//! to seek back, ever further, until the expected offset or an earlier one
+//! shows up; a gap that persists after that is accepted as real.
 
 use std::collections::{BTreeSet, HashMap, VecDeque};
 use std::time::Instant;
@@ -30,9 +38,37 @@ struct Held {
     fetched: Fetched,
 }
 
+/// What to do with a fetched message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Fetch {
+    /// Buffered for delivery.
+    Accepted,
+    /// Not for delivery (unassigned partition, already fetched, or before
+    /// the expected offset while seeking back).
+    Ignored,
+    /// Records were skipped: seek the partition to this offset and ignore the
+    /// message.
+    SeekBack(i64),
+}
+
+#[derive(Debug)]
+struct SeekBack {
+    /// The offset that was expected when the gap showed.
+    target: i64,
+    /// How far before `target` the last seek went.
+    step: i64,
+    /// Whether an offset at or before `target` arrived since.
+    reached: bool,
+}
+
 #[derive(Debug)]
 struct Partition {
     generation: u64,
+    /// The committed offset at assignment (where fetching starts).
+    start: Option<i64>,
+    seek_back: Option<SeekBack>,
+    /// When a message was last accepted (or the partition assigned).
+    progress: Instant,
     /// Fetched (buffered, in flight or released) and not acknowledged.
     outstanding: BTreeSet<i64>,
     /// The offset after the last fetched message, once one was fetched.
@@ -55,14 +91,18 @@ pub(crate) struct Tracker {
 }
 
 impl Tracker {
-    /// Partitions newly assigned: fresh state in a new generation.
-    pub fn assign(&mut self, partitions: &[i32]) {
+    /// Partitions newly assigned, with their committed offsets where known:
+    /// fresh state in a new generation.
+    pub fn assign(&mut self, partitions: &[(i32, Option<i64>)]) {
         self.generation += 1;
-        for &p in partitions {
+        for &(p, start) in partitions {
             self.partitions.insert(
                 p,
                 Partition {
                     generation: self.generation,
+                    start,
+                    seek_back: None,
+                    progress: Instant::now(),
                     outstanding: BTreeSet::new(),
                     next_fetch: None,
                     committed: None,
@@ -84,23 +124,54 @@ impl Tracker {
         self.in_flight.retain(|_, h| !gone(h));
     }
 
-    /// A message fetched from an assigned partition joins the buffer; returns
-    /// false when it is ignored (partition not assigned, or an offset already
-    /// fetched in this assignment).
-    pub fn fetched(&mut self, fetched: Fetched) -> bool {
+    /// A message fetched from an assigned partition joins the buffer unless
+    /// it is not the next one expected (see the module documentation).
+    pub fn fetched(&mut self, fetched: Fetched) -> Fetch {
         let Some(part) = self.partitions.get_mut(&fetched.partition) else {
-            return false;
+            return Fetch::Ignored;
         };
-        if part.next_fetch.is_some_and(|next| fetched.offset < next) {
-            return false;
+        if let Some(expected) = part.next_fetch.or(part.start) {
+            let offset = fetched.offset;
+            let current = part.seek_back.as_mut().filter(|s| s.target == expected);
+            if offset < expected {
+                if let Some(s) = current {
+                    s.reached = true;
+                }
+                return Fetch::Ignored;
+            }
+            if offset > expected {
+                if let Some(to) = seek_back(part, expected) {
+                    return Fetch::SeekBack(to);
+                }
+            }
         }
+        part.seek_back = None;
+        part.progress = Instant::now();
         part.outstanding.insert(fetched.offset);
         part.next_fetch = Some(fetched.offset + 1);
         self.ready.push_back(Held {
             generation: part.generation,
             fetched,
         });
-        true
+        Fetch::Accepted
+    }
+
+    /// Partitions fetching (not paused) that accepted nothing for `idle`,
+    /// with the offset they expect next.
+    pub fn idle(&self, idle: std::time::Duration) -> Vec<(i32, i64)> {
+        self.partitions
+            .iter()
+            .filter(|(_, part)| part.paused == Some(false) && part.progress.elapsed() >= idle)
+            .filter_map(|(&p, part)| Some((p, part.next_fetch.or(part.start)?)))
+            .collect()
+    }
+
+    /// A partition stuck before records the broker has (its high watermark
+    /// is beyond the expected offset): where to seek back to, as for a gap.
+    pub fn stuck(&mut self, partition: i32, expected: i64) -> Option<i64> {
+        let part = self.partitions.get_mut(&partition)?;
+        part.progress = Instant::now();
+        seek_back(part, expected)
     }
 
     /// Hands out up to `max` deliveries, never more than `max_in_flight`
@@ -226,6 +297,22 @@ impl Tracker {
     }
 }
 
+/// Where to seek back to for records missing from `expected` on, ever
+/// further back; `None` once the gap proved real.
+fn seek_back(part: &mut Partition, expected: i64) -> Option<i64> {
+    let current = part.seek_back.as_ref().filter(|s| s.target == expected);
+    if current.is_some_and(|s| s.reached || s.step >= expected) {
+        return None;
+    }
+    let step = current.map_or(8, |s| s.step * 2);
+    part.seek_back = Some(SeekBack {
+        target: expected,
+        step,
+        reached: false,
+    });
+    Some((expected - step).max(0))
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -257,11 +344,11 @@ mod tests {
     #[test]
     fn commits_only_contiguously_acked_offsets() {
         let mut t = Tracker::default();
-        t.assign(&[0, 1]);
+        t.assign(&[(0, None), (1, None)]);
         for o in 10..15 {
-            assert!(t.fetched(msg(0, o)));
+            assert_eq!(t.fetched(msg(0, o)), Fetch::Accepted);
         }
-        assert!(t.fetched(msg(1, 3)));
+        assert_eq!(t.fetched(msg(1, 3)), Fetch::Accepted);
         let now = Instant::now();
         let ds = t.take(100, 100, now);
         assert_eq!(ds.len(), 6);
@@ -283,7 +370,7 @@ mod tests {
     #[test]
     fn revoked_partitions_commit_nothing_and_stale_acks_are_no_ops() {
         let mut t = Tracker::default();
-        t.assign(&[0]);
+        t.assign(&[(0, None)]);
         t.fetched(msg(0, 0));
         t.fetched(msg(0, 1));
         t.fetched(msg(0, 2));
@@ -293,7 +380,7 @@ mod tests {
         assert_eq!(t.in_flight(), 0);
         assert_eq!(t.buffered(), 0);
         // Assigned again: starts over from the committed offset.
-        t.assign(&[0]);
+        t.assign(&[(0, None)]);
         t.fetched(msg(0, 0));
         t.ack(&[ds[0].token, ds[1].token]);
         t.release(&[ds[0].token], Instant::now());
@@ -304,12 +391,12 @@ mod tests {
     #[test]
     fn max_in_flight_bounds_take_and_duplicates_are_ignored() {
         let mut t = Tracker::default();
-        t.assign(&[0]);
+        t.assign(&[(0, None)]);
         for o in 0..5 {
             t.fetched(msg(0, o));
         }
-        assert!(!t.fetched(msg(0, 3)), "already fetched");
-        assert!(!t.fetched(msg(7, 0)), "not assigned");
+        assert_eq!(t.fetched(msg(0, 3)), Fetch::Ignored, "already fetched");
+        assert_eq!(t.fetched(msg(7, 0)), Fetch::Ignored, "not assigned");
         let now = Instant::now();
         let first = t.take(10, 3, now);
         assert_eq!(first.len(), 3);
@@ -321,7 +408,7 @@ mod tests {
     #[test]
     fn released_messages_come_back_after_their_delay_and_hold_the_commit() {
         let mut t = Tracker::default();
-        t.assign(&[0]);
+        t.assign(&[(0, None)]);
         t.fetched(msg(0, 0));
         t.fetched(msg(0, 1));
         let now = Instant::now();
@@ -341,12 +428,39 @@ mod tests {
     #[test]
     fn pause_state_is_set_once_per_assignment() {
         let mut t = Tracker::default();
-        t.assign(&[0, 1]);
+        t.assign(&[(0, None), (1, None)]);
         t.fetched(msg(1, 4));
         assert_eq!(t.set_paused(false), vec![(0, None), (1, Some(5))]);
         assert!(t.set_paused(false).is_empty());
         assert_eq!(t.set_paused(true).len(), 2);
-        t.assign(&[2]);
+        t.assign(&[(2, None)]);
         assert_eq!(t.set_paused(true), vec![(2, None)]);
+    }
+
+    #[test]
+    fn a_gap_seeks_back_until_the_expected_offset_shows() {
+        let mut t = Tracker::default();
+        t.assign(&[(0, Some(20))]);
+        // The broker skipped 20..29 (a fetch inside a record batch).
+        assert_eq!(t.fetched(msg(0, 30)), Fetch::SeekBack(12));
+        assert_eq!(t.fetched(msg(0, 30)), Fetch::SeekBack(4));
+        assert_eq!(t.fetched(msg(0, 15)), Fetch::Ignored);
+        assert_eq!(t.fetched(msg(0, 20)), Fetch::Accepted);
+        assert_eq!(t.fetched(msg(0, 21)), Fetch::Accepted);
+        // Nothing taken yet: the commit stays at 20.
+        assert_eq!(t.commits(), vec![(0, 20, 1)]);
+    }
+
+    #[test]
+    fn a_gap_that_persists_after_seeking_back_is_real() {
+        let mut t = Tracker::default();
+        t.assign(&[(0, Some(10))]);
+        assert_eq!(t.fetched(msg(0, 12)), Fetch::SeekBack(2));
+        assert_eq!(t.fetched(msg(0, 2)), Fetch::Ignored);
+        assert_eq!(t.fetched(msg(0, 12)), Fetch::Accepted, "10 and 11 are gone");
+        // Out of range (retention): seeking back to the start changes nothing.
+        t.assign(&[(1, Some(3))]);
+        assert_eq!(t.fetched(msg(1, 50)), Fetch::SeekBack(0));
+        assert_eq!(t.fetched(msg(1, 50)), Fetch::Accepted);
     }
 }
