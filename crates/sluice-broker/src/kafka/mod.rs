@@ -58,8 +58,7 @@ impl ClientContext for KafkaContext {
 /// topics, one consumer per subscription.
 pub struct KafkaBroker {
     config: KafkaConfig,
-    producer: FutureProducer<KafkaContext>,
-    admin: AdminClient<KafkaContext>,
+    admin: Arc<AdminClient<KafkaContext>>,
     publisher: Arc<KafkaPublisher>,
 }
 
@@ -82,6 +81,7 @@ impl KafkaBroker {
         let admin: AdminClient<KafkaContext> = ClientConfig::new()
             .set("bootstrap.servers", &config.bootstrap)
             .set("client.id", "sluice-admin")
+            .set("allow.auto.create.topics", "false")
             .create_with_context(KafkaContext)
             .map_err(|e| {
                 BrokerError::Unavailable(format!("cannot create kafka admin client: {e}"))
@@ -89,8 +89,7 @@ impl KafkaBroker {
         let publisher = Arc::new(KafkaPublisher::new(producer.clone(), config.clone()));
         Ok(Self {
             config,
-            producer,
-            admin,
+            admin: Arc::new(admin),
             publisher,
         })
     }
@@ -108,7 +107,7 @@ impl Broker for KafkaBroker {
     }
 
     async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        topology::declare(&self.admin, &self.producer, &self.config, topics).await
+        topology::declare(&self.admin, &self.config, topics).await
     }
 
     async fn subscribe(
@@ -116,7 +115,10 @@ impl Broker for KafkaBroker {
         topic: &str,
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
-        let known = topology::partition_counts(&self.producer, self.config.request_timeout).await?;
+        let topic_name = topic.to_string();
+        let known =
+            topology::partition_counts(&self.admin, &[&topic_name], self.config.request_timeout)
+                .await?;
         if !known.contains_key(topic) {
             return Err(BrokerError::Topology(format!(
                 "unknown topic {topic:?}: declare it first"
@@ -128,7 +130,7 @@ impl Broker for KafkaBroker {
     }
 
     async fn ping(&self) -> Result<(), BrokerError> {
-        topology::partition_counts(&self.producer, Duration::from_secs(5))
+        topology::partition_counts(&self.admin, &[], Duration::from_secs(5))
             .await
             .map(|_| ())
     }

@@ -83,9 +83,18 @@ impl KafkaSubscription {
     }
 }
 
+/// How long dropping a subscription waits for its consumer to leave the group.
+const CLOSE_WAIT: Duration = Duration::from_secs(10);
+
 impl Drop for KafkaSubscription {
+    /// Stops the consumer thread and waits (briefly, bounded) until it has
+    /// committed what was acknowledged and left the group.
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
+        let deadline = std::time::Instant::now() + CLOSE_WAIT;
+        while !self.shared.stopped.load(Ordering::Acquire) && std::time::Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 }
 

@@ -2,35 +2,48 @@
 //! need not auto-create them), verified when present.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::error::RDKafkaErrorCode;
-use rdkafka::producer::{FutureProducer, Producer};
 use tokio::time::Instant;
 
 use super::config::KafkaConfig;
 use super::KafkaContext;
 use crate::BrokerError;
 
-/// Partition counts of the topics the cluster knows (all topics are listed,
-/// so no broker auto-creates one because it was asked about).
+/// Partition counts of those of `topics` the cluster knows (asked one by
+/// one through the admin client, which never has topics auto-created); with
+/// no topics, just a metadata round trip.
 pub(crate) async fn partition_counts(
-    producer: &FutureProducer<KafkaContext>,
+    admin: &Arc<AdminClient<KafkaContext>>,
+    topics: &[&String],
     timeout: Duration,
 ) -> Result<BTreeMap<String, usize>, BrokerError> {
-    let producer = producer.clone();
+    let admin = admin.clone();
+    let topics: Vec<String> = topics.iter().map(|t| t.to_string()).collect();
     tokio::task::spawn_blocking(move || {
-        let metadata = producer
-            .client()
-            .fetch_metadata(None, timeout)
-            .map_err(|e| BrokerError::Unavailable(format!("kafka metadata request failed: {e}")))?;
-        Ok(metadata
-            .topics()
-            .iter()
-            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-            .map(|t| (t.name().to_string(), t.partitions().len()))
-            .collect())
+        let fail = |e| BrokerError::Unavailable(format!("kafka metadata request failed: {e}"));
+        let mut known = BTreeMap::new();
+        if topics.is_empty() {
+            admin.inner().fetch_metadata(None, timeout).map_err(fail)?;
+        }
+        for topic in &topics {
+            let metadata = admin
+                .inner()
+                .fetch_metadata(Some(topic), timeout)
+                .map_err(fail)?;
+            known.extend(
+                metadata
+                    .topics()
+                    .iter()
+                    .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+                    .filter(|t| t.name() == topic)
+                    .map(|t| (t.name().to_string(), t.partitions().len())),
+            );
+        }
+        Ok(known)
     })
     .await
     .map_err(|e| BrokerError::Unavailable(format!("kafka metadata task failed: {e}")))?
@@ -40,15 +53,14 @@ pub(crate) async fn partition_counts(
 /// every one. An existing topic with fewer partitions than configured is a
 /// [`BrokerError::Topology`] error.
 pub(crate) async fn declare(
-    admin: &AdminClient<KafkaContext>,
-    producer: &FutureProducer<KafkaContext>,
+    admin: &Arc<AdminClient<KafkaContext>>,
     config: &KafkaConfig,
     topics: &[String],
 ) -> Result<(), BrokerError> {
     let mut wanted: Vec<&String> = topics.iter().collect();
     wanted.sort();
     wanted.dedup();
-    let known = partition_counts(producer, config.request_timeout).await?;
+    let known = partition_counts(admin, &wanted, config.request_timeout).await?;
     let missing: Vec<&String> = wanted
         .iter()
         .copied()
@@ -111,7 +123,7 @@ pub(crate) async fn declare(
     // Creation is asynchronous on the cluster: wait until it shows.
     let deadline = Instant::now() + config.request_timeout;
     loop {
-        let known = partition_counts(producer, config.request_timeout).await?;
+        let known = partition_counts(admin, &missing, config.request_timeout).await?;
         let absent: Vec<&&String> = missing
             .iter()
             .filter(|t| !known.contains_key(**t))

@@ -166,8 +166,8 @@ impl Tracker {
             .collect()
     }
 
-    /// A partition stuck before records the broker has (its high watermark
-    /// is beyond the expected offset): where to seek back to, as for a gap.
+    /// An idle partition that may be stuck before records the broker skipped:
+    /// where to seek back to, as for a gap (`None` once probed).
     pub fn stuck(&mut self, partition: i32, expected: i64) -> Option<i64> {
         let part = self.partitions.get_mut(&partition)?;
         part.progress = Instant::now();
