@@ -130,8 +130,8 @@ const POLL: Duration = Duration::from_millis(20);
 const MAX_DRAIN: usize = 1000;
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
-const STALL_CHECK: Duration = Duration::from_millis(500);
-const STALL_AFTER: Duration = Duration::from_secs(1);
+const STALL_CHECK: Duration = Duration::from_millis(250);
+const STALL_AFTER: Duration = Duration::from_millis(500);
 
 /// Probes partitions that fetched nothing for a while by seeking back a
 /// little: a broker may skip the rest of a record batch when a fetch starts

@@ -140,7 +140,7 @@ impl Tracker {
                 return Fetch::Ignored;
             }
             if offset > expected {
-                if let Some(to) = seek_back(part, expected) {
+                if let Some(to) = seek_back(part, expected, GAP_STEP) {
                     return Fetch::SeekBack(to);
                 }
             }
@@ -171,7 +171,7 @@ impl Tracker {
     pub fn stuck(&mut self, partition: i32, expected: i64) -> Option<i64> {
         let part = self.partitions.get_mut(&partition)?;
         part.progress = Instant::now();
-        seek_back(part, expected)
+        seek_back(part, expected, IDLE_STEP)
     }
 
     /// Hands out up to `max` deliveries, never more than `max_in_flight`
@@ -297,14 +297,21 @@ impl Tracker {
     }
 }
 
+/// First distance of a seek back after a gap (the broker answers at once, so
+/// doubling from small is quick).
+const GAP_STEP: i64 = 8;
+/// First distance of a seek back probing an idle partition (each round waits
+/// for idleness, so start far enough to cover a whole record batch).
+const IDLE_STEP: i64 = 1024;
+
 /// Where to seek back to for records missing from `expected` on, ever
 /// further back; `None` once the gap proved real.
-fn seek_back(part: &mut Partition, expected: i64) -> Option<i64> {
+fn seek_back(part: &mut Partition, expected: i64, first_step: i64) -> Option<i64> {
     let current = part.seek_back.as_ref().filter(|s| s.target == expected);
     if current.is_some_and(|s| s.reached || s.step >= expected) {
         return None;
     }
-    let step = current.map_or(8, |s| s.step * 2);
+    let step = current.map_or(first_step, |s| s.step * 2);
     part.seek_back = Some(SeekBack {
         target: expected,
         step,
