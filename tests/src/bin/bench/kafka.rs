@@ -109,6 +109,18 @@ pub async fn run() -> anyhow::Result<()> {
     // (a baseline) a raw producer sending the same records
     let produce_secs = produce_all(&brokers, &copy, &records).await?;
 
+    let n = backlog as f64;
+    let (relay_rate, produce_rate) = (n / relay_secs, n / produce_secs);
+    let consume_rate = n / consume_secs;
+    println!("sluice Kafka benchmark: {backlog} messages, {PARTITIONS} partitions, broker {brokers}, PostgreSQL store");
+    println!(
+        "  (a) relay drain of the outbox to Kafka:          {relay_rate:>10.0} msgs/s ({relay_secs:.1} s)"
+    );
+    println!(
+        "      raw rdkafka producer, same records:          {produce_rate:>10.0} msgs/s ({produce_secs:.1} s)  ratio = {:.2} (target >= 0.8)",
+        relay_rate / produce_rate
+    );
+
     // (b) the worker with a no-op handler
     let t0 = Instant::now();
     let worker = SluiceProcess::start(
@@ -125,25 +137,18 @@ pub async fn run() -> anyhow::Result<()> {
         if done as usize >= backlog {
             break;
         }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("worker did not finish in 15 minutes ({done} of {backlog} done)");
+        if t0.elapsed() > Duration::from_secs(arg("--worker-limit", 300)) {
+            bail!(
+                "worker did not finish in {:.0} s ({done} of {backlog} done)",
+                t0.elapsed().as_secs_f64()
+            );
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     let worker_secs = t0.elapsed().as_secs_f64();
     drop(worker);
 
-    let n = backlog as f64;
-    let (relay_rate, produce_rate) = (n / relay_secs, n / produce_secs);
-    let (worker_rate, consume_rate) = (n / worker_secs, n / consume_secs);
-    println!("sluice Kafka benchmark: {backlog} messages, {PARTITIONS} partitions, broker {brokers}, PostgreSQL store");
-    println!(
-        "  (a) relay drain of the outbox to Kafka:          {relay_rate:>10.0} msgs/s ({relay_secs:.1} s)"
-    );
-    println!(
-        "      raw rdkafka producer, same records:          {produce_rate:>10.0} msgs/s ({produce_secs:.1} s)  ratio = {:.2} (target >= 0.8)",
-        relay_rate / produce_rate
-    );
+    let worker_rate = n / worker_secs;
     println!(
         "  (b) worker, no-op handler (incl. store writes):  {worker_rate:>10.0} jobs/s ({worker_secs:.1} s, worker start-up and group join included)"
     );
