@@ -3,7 +3,8 @@
 # listens on 127.0.0.1:9092, build tansu from crates.io once (cached under
 # ~/.cache/sluice/tansu; its default build has no storage engine, so with
 # features dynostore,postgres) and run it on its memory engine until the
-# tests end. librdkafka is built from source by the rdkafka crate: cmake.
+# tests end. librdkafka is built from source by the rdkafka crate: cmake, and
+# libcurl's headers (librdkafka 2.12's cmake build needs them).
 TANSU_VERSION=0.6.0
 TANSU_ROOT="$HOME/.cache/sluice/tansu"
 export SLUICE_TANSU_BIN="$TANSU_ROOT/bin/tansu"
@@ -28,6 +29,7 @@ provision_kafka() {
   export SLUICE_TEST_KAFKA_BROKERS="127.0.0.1:9092"
 }
 need cmake || apt_install cmake
+if need dpkg && ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then apt_install libcurl4-openssl-dev; fi
 if [ -z "${SLUICE_TEST_KAFKA_BROKERS:-}" ]; then provision_kafka; fi
 # fault tests start brokers of their own; make sure the binary is there
 [ -x "$SLUICE_TANSU_BIN" ] || install_tansu

@@ -1,5 +1,5 @@
-//! The end-to-end scenario shared by the broker backends' e2e tests: the
-//! real binary as a separate process, 2,000 jobs over HTTP to a local
+//! The end-to-end scenario shared by the e2e tests of each store and broker:
+//! the real binary as a separate process, 2,000 jobs over HTTP to a local
 //! downstream with transient and permanent failures.
 
 use std::collections::HashMap;
@@ -126,14 +126,14 @@ async fn wait_final(
     done
 }
 
-/// Runs 2,000 jobs (10% fail twice, 1% always 500, 1% 400) through `sluice
-/// serve` on `store` and `broker`, queue `e2e` on `topic`, and checks every
-/// final status, attempt count, backoff gap and that nothing is duplicated.
+/// Runs 2,000 jobs (10% fail twice, 1% always 500, 1% 400) through `serve`
+/// on `store` and `broker` with queue `e2e` on `topic`; asserts statuses,
+/// attempts, backoff gaps and no duplicates. Returns the dead jobs' ids.
 pub async fn two_thousand_jobs_with_retries_and_dead_letters(
     store: &str,
     broker: &str,
     topic: &str,
-) {
+) -> Vec<String> {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &ds.url(), store, broker, topic);
@@ -156,6 +156,7 @@ pub async fn two_thousand_jobs_with_retries_and_dead_letters(
         "deliveries without Sluice-Job-Id/Sluice-Attempt/JSON"
     );
     let mut duplicates = 0;
+    let mut dead = Vec::new();
     for (id, mode) in &jobs {
         let rec = &records[id];
         let seen = arrivals.get(id).cloned().unwrap_or_default();
@@ -183,6 +184,7 @@ pub async fn two_thousand_jobs_with_retries_and_dead_letters(
             "job {id}: attempt headers {numbers:?}"
         );
         if status == "dead" {
+            dead.push(id.clone());
             let err = rec["last_error"].as_str().unwrap_or("");
             let code = if matches!(mode, Mode::Always(400)) {
                 "400"
@@ -207,4 +209,5 @@ pub async fn two_thousand_jobs_with_retries_and_dead_letters(
     }
     eprintln!("duplicate deliveries: {duplicates}");
     assert_eq!(duplicates, 0, "no duplicates expected without faults");
+    dead
 }

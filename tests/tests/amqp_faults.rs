@@ -73,6 +73,15 @@ async fn statuses(client: &reqwest::Client, base: &str, ids: &[String]) -> Vec<S
         .await
 }
 
+/// `sluice_jobs_started_total` summed over queues, from a `/metrics` page.
+async fn started_jobs(client: &reqwest::Client, url: &str) -> f64 {
+    let text = client.get(url).send().await.unwrap().text().await.unwrap();
+    text.lines()
+        .filter(|l| l.starts_with("sluice_jobs_started_total"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
     let (Some(server), Some(_shared)) = (server_url(), brokers::amqp_url()) else {
@@ -124,6 +133,9 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
     let _relay = start(dir.path(), "relay");
 
     progress(&ds, 1500, "kill -9 worker").await;
+    // Only a worker that is busy has attempts to lose when it dies.
+    let busy = started_jobs(&client, &worker_a.url("/metrics")).await;
+    assert!(busy > 0.0, "worker A started no job before its kill");
     worker_a.kill9();
     let _worker_c = start(dir.path(), "worker");
 
@@ -166,5 +178,9 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
         t0.elapsed()
     );
     assert_eq!(lost, 0, "accepted jobs never reached the downstream");
+    assert!(
+        retried > 0,
+        "no job was re-attempted: the kills hit no attempt in flight"
+    );
     assert_eq!(ds.missing_headers(), 0);
 }

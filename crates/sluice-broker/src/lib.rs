@@ -6,9 +6,10 @@
 //! AMQP). Delivery is at least once: a delivery not acknowledged comes back.
 //!
 //! Backends: `embedded://[dir]` (feature `embedded`, default): durable in the
-//! data directory, shared by the processes of one machine; `amqp://` and
-//! `amqps://` (feature `amqp`, default): RabbitMQ or another AMQP 0-9-1
-//! broker.
+//! data directory, shared by the processes of one machine;
+//! `kafka://host:port,...` (feature `kafka`, default): Apache Kafka or any
+//! Kafka-protocol broker, through librdkafka; `amqp://` and `amqps://`
+//! (feature `amqp`, default): RabbitMQ or another AMQP 0-9-1 broker.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,6 +26,8 @@ pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod error;
+#[cfg(feature = "kafka")]
+pub mod kafka;
 
 pub use error::BrokerError;
 
@@ -123,7 +126,7 @@ pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerE
     let scheme = url.split(':').next().unwrap_or("");
     match scheme {
         "embedded" => open_embedded(url, data_dir).await,
-        "kafka" => Err(BrokerError::BackendDisabled("kafka")),
+        "kafka" => open_kafka(url),
         "amqp" | "amqps" => open_amqp(url).await,
         _ => Err(BrokerError::InvalidUrl(format!(
             "unknown scheme {scheme:?}: expected embedded://, kafka:// or amqp://"
@@ -151,4 +154,14 @@ async fn open_amqp(url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
 #[cfg(not(feature = "amqp"))]
 async fn open_amqp(_url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
     Err(BrokerError::BackendDisabled("amqp"))
+}
+
+#[cfg(feature = "kafka")]
+fn open_kafka(url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Ok(Arc::new(kafka::KafkaBroker::open(url)?))
+}
+
+#[cfg(not(feature = "kafka"))]
+fn open_kafka(_url: &str) -> Result<Arc<dyn Broker>, BrokerError> {
+    Err(BrokerError::BackendDisabled("kafka"))
 }

@@ -1,4 +1,4 @@
-//! `scripts/bench [embedded|ingest]`: sluice's benchmarks, each reporting
+//! `scripts/bench [embedded|ingest|kafka]`: sluice's benchmarks, each reporting
 //! its figures next to a baseline measured in the same run on the same
 //! machine (these machines are shared and noisy; ratios are what count).
 //! - `embedded` (default): HTTP ingest and 202-to-handler latency on the
@@ -7,11 +7,14 @@
 //!   multi-row INSERTs, and the relay's drain rate of a 100,000-row backlog.
 //! - `amqp`: the relay and a worker on RabbitMQ against a raw lapin
 //!   publisher and consumer on the same server.
+//! - `kafka`: the relay's publish rate and the worker's throughput on Kafka
+//!   against raw librdkafka producer and consumer.
 
 use std::time::{Duration, Instant};
 
 mod amqp;
 mod embedded;
+mod kafka;
 mod postgres;
 mod wrk;
 
@@ -71,8 +74,9 @@ async fn main() -> anyhow::Result<()> {
         Some(a) if a.starts_with("--") => embedded::run().await,
         Some("ingest") => postgres::run().await,
         Some("amqp") => amqp::run().await,
+        Some("kafka") => kafka::run().await,
         Some(other) => {
-            anyhow::bail!("unknown benchmark {other:?}: expected embedded, ingest or amqp")
+            anyhow::bail!("unknown benchmark {other:?}: expected embedded, ingest, amqp or kafka")
         }
     }
 }

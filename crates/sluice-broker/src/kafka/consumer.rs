@@ -1,0 +1,260 @@
+//! The consumer thread of a subscription: it alone polls librdkafka, so
+//! rebalances, fetching, pausing and commits never interleave. It keeps
+//! polling while the subscriber is busy (group membership stays alive) and
+//! pauses the partitions instead once the buffer of fetched messages is full.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use rdkafka::config::RDKafkaLogLevel;
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance};
+use rdkafka::error::KafkaError;
+use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
+use tokio::sync::{watch, Notify};
+
+use super::headers;
+use super::tracker::{Fetch, Fetched, Tracker};
+
+/// What the consumer thread shares with its subscription.
+pub(crate) struct Shared {
+    pub topic: String,
+    pub tracker: Mutex<Tracker>,
+    /// Signalled when messages were fetched.
+    pub wake: Notify,
+    /// Set by the subscription when it is dropped.
+    pub stop: AtomicBool,
+    /// Set by the thread when it has ended.
+    pub stopped: AtomicBool,
+    /// Counts assignments (rebalances that gave this member its share).
+    pub assignments: watch::Sender<u64>,
+}
+
+impl Shared {
+    pub fn new(topic: &str) -> Self {
+        Self {
+            topic: topic.to_string(),
+            tracker: Mutex::new(Tracker::default()),
+            wake: Notify::new(),
+            stop: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
+            assignments: watch::channel(0).0,
+        }
+    }
+
+    pub fn tracker(&self) -> MutexGuard<'_, Tracker> {
+        self.tracker.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Rebalance and log callbacks of the consumer, run on its thread.
+pub(crate) struct Context {
+    pub shared: Arc<Shared>,
+}
+
+impl ClientContext for Context {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(topic = %self.shared.topic, error = %error, "kafka consumer: {reason}");
+    }
+}
+
+impl ConsumerContext for Context {
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(tpl) = rebalance {
+            let partitions = partitions_of(tpl, &self.shared.topic);
+            tracing::info!(topic = %self.shared.topic, ?partitions, "kafka partitions revoked");
+            self.shared.tracker().revoke(&partitions);
+        }
+    }
+
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        match rebalance {
+            Rebalance::Assign(tpl) => {
+                let partitions = partitions_of(tpl, &self.shared.topic);
+                tracing::info!(topic = %self.shared.topic, ?partitions, "kafka partitions assigned");
+                // Where fetching starts, to notice records a broker skips.
+                let committed = consumer
+                    .committed_offsets((*tpl).clone(), COMMITTED_TIMEOUT)
+                    .map_err(|e| tracing::warn!(topic = %self.shared.topic, error = %e, "cannot read committed offsets"))
+                    .ok();
+                let starts: Vec<(i32, Option<i64>)> = partitions
+                    .iter()
+                    .map(|&p| {
+                        let start = committed.as_ref().and_then(|c| {
+                            match c.find_partition(&self.shared.topic, p)?.offset() {
+                                Offset::Offset(o) => Some(o),
+                                _ => None,
+                            }
+                        });
+                        (p, start)
+                    })
+                    .collect();
+                self.shared.tracker().assign(&starts);
+                self.shared.assignments.send_modify(|n| *n += 1);
+            }
+            Rebalance::Revoke(_) => {}
+            Rebalance::Error(e) => {
+                tracing::warn!(topic = %self.shared.topic, error = %e, "kafka rebalance failed")
+            }
+        }
+    }
+}
+
+/// librdkafka's log lines, through tracing.
+pub(crate) fn log(level: RDKafkaLogLevel, fac: &str, message: &str) {
+    match level {
+        RDKafkaLogLevel::Emerg
+        | RDKafkaLogLevel::Alert
+        | RDKafkaLogLevel::Critical
+        | RDKafkaLogLevel::Error => tracing::error!(target: "librdkafka", "{fac}: {message}"),
+        RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "{fac}: {message}"),
+        RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+            tracing::info!(target: "librdkafka", "{fac}: {message}")
+        }
+        RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "{fac}: {message}"),
+    }
+}
+
+fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
+    tpl.elements_for_topic(topic)
+        .iter()
+        .map(|e| e.partition())
+        .collect()
+}
+
+const POLL: Duration = Duration::from_millis(20);
+const MAX_DRAIN: usize = 1000;
+const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
+const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
+const STALL_CHECK: Duration = Duration::from_millis(250);
+const STALL_AFTER: Duration = Duration::from_millis(500);
+
+/// Probes partitions that fetched nothing for a while by seeking back a
+/// little: a broker may skip the rest of a record batch when a fetch starts
+/// inside it and then serve nothing until newer records arrive (tansu 0.6 also
+/// misreports the high watermark, so it cannot tell). Records before the
+/// expected offset are ignored; each expected offset is probed until an
+/// earlier record shows up, then left alone.
+fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
+    let idle = shared.tracker().idle(STALL_AFTER);
+    for (partition, expected) in idle {
+        let Some(to) = shared.tracker().stuck(partition, expected) else {
+            continue;
+        };
+        tracing::debug!(topic = %shared.topic, partition, expected, seek_to = to, "kafka partition idle; probing for skipped records");
+        if let Err(e) = consumer.seek(&shared.topic, partition, Offset::Offset(to), SEEK_TIMEOUT) {
+            tracing::warn!(topic = %shared.topic, partition, error = %e, "kafka seek failed");
+        }
+    }
+}
+
+/// Runs the consumer until the subscription stops it: commits what was
+/// acknowledged, then leaves the group (revoking, so committing nothing more).
+/// `buffer` is how many fetched messages may wait before fetching pauses.
+pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
+    let mut stall_check = std::time::Instant::now();
+    while !shared.stop.load(Ordering::Acquire) {
+        set_pause(&consumer, &shared, buffer);
+        if stall_check.elapsed() >= STALL_CHECK {
+            stall_check = std::time::Instant::now();
+            unstick(&consumer, &shared);
+        }
+        let mut fetched = 0;
+        let mut timeout = POLL;
+        while fetched < MAX_DRAIN {
+            let verdict = match consumer.poll(timeout) {
+                None => break,
+                Some(Ok(msg)) => {
+                    let f = Fetched {
+                        partition: msg.partition(),
+                        offset: msg.offset(),
+                        delivery: headers::delivery(&msg),
+                    };
+                    (f.partition, f.offset, shared.tracker().fetched(f))
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(topic = %shared.topic, error = %e, "kafka consumer error");
+                    break;
+                }
+            };
+            match verdict {
+                (_, _, Fetch::Accepted) => fetched += 1,
+                (_, _, Fetch::Ignored) => {}
+                (partition, offset, Fetch::SeekBack(to)) => {
+                    tracing::info!(topic = %shared.topic, partition, offset, seek_to = to, "kafka records skipped by the broker; seeking back");
+                    let at = Offset::Offset(to);
+                    if let Err(e) = consumer.seek(&shared.topic, partition, at, SEEK_TIMEOUT) {
+                        tracing::warn!(topic = %shared.topic, partition, error = %e, "kafka seek failed");
+                    }
+                }
+            }
+            timeout = Duration::ZERO;
+        }
+        if fetched > 0 {
+            shared.wake.notify_one();
+        }
+        commit(&consumer, &shared);
+    }
+    commit(&consumer, &shared);
+    drop(consumer); // closes: leaves the group, revoking every partition
+    shared.stopped.store(true, Ordering::Release);
+    shared.wake.notify_one();
+}
+
+/// Pauses every assigned partition while `buffer` messages wait, resumes
+/// them otherwise. A resumed partition is sought to the offset after the last
+/// one fetched, so nothing prefetched before the pause is skipped.
+fn set_pause(consumer: &BaseConsumer<Context>, shared: &Shared, buffer: usize) {
+    let (pause, changes) = {
+        let mut t = shared.tracker();
+        let pause = t.buffered() >= buffer;
+        (pause, t.set_paused(pause))
+    };
+    for (partition, next) in changes {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(&shared.topic, partition);
+        let result = if pause {
+            consumer.pause(&tpl)
+        } else {
+            consumer.resume(&tpl).and_then(|()| match next {
+                Some(offset) => consumer.seek(
+                    &shared.topic,
+                    partition,
+                    Offset::Offset(offset),
+                    SEEK_TIMEOUT,
+                ),
+                None => Ok(()),
+            })
+        };
+        if let Err(e) = result {
+            tracing::warn!(topic = %shared.topic, partition, pause, error = %e, "kafka pause/resume failed; will retry");
+            shared.tracker().pause_unknown(partition);
+        }
+    }
+}
+
+/// Commits, synchronously, each partition's contiguously acknowledged offset
+/// where it moved. Runs between polls, so no rebalance happens meanwhile.
+fn commit(consumer: &BaseConsumer<Context>, shared: &Shared) {
+    let commits = shared.tracker().commits();
+    if commits.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for &(partition, offset, _) in &commits {
+        if let Err(e) = tpl.add_partition_offset(&shared.topic, partition, Offset::Offset(offset)) {
+            tracing::warn!(topic = %shared.topic, error = %e, "kafka offset not committable");
+            return;
+        }
+    }
+    match consumer.commit(&tpl, CommitMode::Sync) {
+        Ok(()) => shared.tracker().committed(&commits),
+        Err(e) => {
+            tracing::warn!(topic = %shared.topic, error = %e, "kafka offset commit failed; will retry")
+        }
+    }
+}

@@ -1,0 +1,141 @@
+//! The Kafka backend (`kafka://host:port,...`), through librdkafka.
+//!
+//! - Publisher: `acks=all`, idempotence on, every delivery report awaited; a
+//!   report that does not come within `publish_timeout_ms` is an unknown
+//!   outcome ([`BrokerError::Unavailable`]).
+//! - Topics are created (configured partition count) or verified by
+//!   [`Broker::declare`]; nothing relies on the broker auto-creating them.
+//! - Subscriptions are consumer group members with auto commit and auto offset
+//!   store off: an offset is committed only once every delivery before it on
+//!   its partition was acknowledged, never for a revoked partition. While the
+//!   subscriber holds `max_in_flight` deliveries and the buffer is full, the
+//!   partitions are paused; the group membership stays alive. A released
+//!   delivery is held by the subscription and handed out again after its delay
+//!   (its offset stays uncommitted meanwhile).
+//! - Kafka does not count redeliveries: a delivery after a rebalance or restart
+//!   has `redeliveries == 0`; only releases within one subscription count.
+
+mod config;
+mod consumer;
+mod headers;
+mod publisher;
+mod subscription;
+mod topology;
+mod tracker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rdkafka::admin::AdminClient;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::error::KafkaError;
+use rdkafka::producer::FutureProducer;
+use rdkafka::ClientContext;
+
+pub use config::KafkaConfig;
+pub use publisher::KafkaPublisher;
+pub use subscription::KafkaSubscription;
+
+use crate::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
+
+/// Routes librdkafka's logs and errors of producers and admin clients to
+/// tracing.
+#[derive(Clone, Default)]
+pub struct KafkaContext;
+
+impl ClientContext for KafkaContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, message: &str) {
+        consumer::log(level, fac, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        tracing::warn!(error = %error, "kafka client: {reason}");
+    }
+}
+
+/// A Kafka cluster: one shared idempotent producer, an admin client for
+/// topics, one consumer per subscription.
+pub struct KafkaBroker {
+    config: KafkaConfig,
+    admin: Arc<AdminClient<KafkaContext>>,
+    publisher: Arc<KafkaPublisher>,
+}
+
+impl KafkaBroker {
+    /// Parses the URL and creates the clients; connecting happens on use.
+    pub fn open(url: &str) -> Result<Self, BrokerError> {
+        let config = KafkaConfig::parse(url)?;
+        let producer: FutureProducer<KafkaContext> = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("client.id", "sluice")
+            .set("acks", "all")
+            .set("enable.idempotence", "true")
+            .set(
+                "message.timeout.ms",
+                config.publish_timeout.as_millis().to_string(),
+            )
+            .set("linger.ms", "2")
+            .create_with_context(KafkaContext)
+            .map_err(|e| BrokerError::Unavailable(format!("cannot create kafka producer: {e}")))?;
+        let admin: AdminClient<KafkaContext> = ClientConfig::new()
+            .set("bootstrap.servers", &config.bootstrap)
+            .set("client.id", "sluice-admin")
+            .set("allow.auto.create.topics", "false")
+            .create_with_context(KafkaContext)
+            .map_err(|e| {
+                BrokerError::Unavailable(format!("cannot create kafka admin client: {e}"))
+            })?;
+        let publisher = Arc::new(KafkaPublisher::new(producer.clone(), config.clone()));
+        Ok(Self {
+            config,
+            admin: Arc::new(admin),
+            publisher,
+        })
+    }
+
+    /// The parsed URL.
+    pub fn config(&self) -> &KafkaConfig {
+        &self.config
+    }
+}
+
+#[async_trait]
+impl Broker for KafkaBroker {
+    fn publisher(&self) -> Arc<dyn Publisher> {
+        self.publisher.clone()
+    }
+
+    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
+        topology::declare(&self.admin, &self.config, topics).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
+        let topic_name = topic.to_string();
+        let known =
+            topology::partition_counts(&self.admin, &[&topic_name], self.config.request_timeout)
+                .await?;
+        if !known.contains_key(topic) {
+            return Err(BrokerError::Topology(format!(
+                "unknown topic {topic:?}: declare it first"
+            )));
+        }
+        Ok(Box::new(
+            KafkaSubscription::start(&self.config, topic, options).await?,
+        ))
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        topology::partition_counts(&self.admin, &[], Duration::from_secs(5))
+            .await
+            .map(|_| ())
+    }
+
+    fn backend(&self) -> &'static str {
+        "kafka"
+    }
+}
