@@ -38,11 +38,6 @@ pub struct RelayConfig {
     pub poll_interval: Duration,
     /// Delay before a row whose publish failed is tried again.
     pub retry_delay: Duration,
-    /// Rounds in flight at once (1 to 64): while one batch waits for the
-    /// broker's confirms, others are claimed and marked. Rows of one key may
-    /// then be published out of order, as with several relays; 1 keeps a
-    /// single relay's claim order.
-    pub concurrency: usize,
 }
 
 impl Default for RelayConfig {
@@ -52,7 +47,6 @@ impl Default for RelayConfig {
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             retry_delay: Duration::from_secs(1),
-            concurrency: 4,
         }
     }
 }
@@ -60,11 +54,6 @@ impl Default for RelayConfig {
 impl RelayConfig {
     /// Checks the values make sense.
     pub fn validate(&self) -> Result<(), RelayError> {
-        if self.concurrency == 0 || self.concurrency > 64 {
-            return Err(RelayError::Config(
-                "concurrency must be between 1 and 64".into(),
-            ));
-        }
         if self.batch_size == 0 || self.batch_size > 10_000 {
             return Err(RelayError::Config(
                 "batch_size must be between 1 and 10000".into(),
@@ -213,29 +202,13 @@ impl Relay {
         }
     }
 
-    /// Runs rounds until `shutdown` is cancelled, `concurrency` lanes at
-    /// once (their claims never overlap): each goes back to back while full
-    /// batches come, otherwise waits for a wake-up, the next due row or the
+    /// Runs rounds until `shutdown` is cancelled: back to back while full
+    /// batches come, otherwise waiting for a wake-up, the next due row or the
     /// poll interval; store errors back off up to 5 s.
     pub async fn run(self, shutdown: CancellationToken) {
-        tracing::info!(
-            batch_size = self.config.batch_size,
-            concurrency = self.config.concurrency,
-            "relay started"
-        );
-        let relay = Arc::new(self);
-        let mut lanes = tokio::task::JoinSet::new();
-        for _ in 0..relay.config.concurrency {
-            let (relay, shutdown) = (relay.clone(), shutdown.clone());
-            lanes.spawn(async move { relay.lane(shutdown).await });
-        }
-        while lanes.join_next().await.is_some() {}
-        tracing::info!("relay stopped");
-    }
-
-    async fn lane(&self, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
+        tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
             tokio::pin!(notified);
@@ -262,6 +235,7 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+        tracing::info!("relay stopped");
     }
 
     async fn idle_wait(&self) -> Duration {

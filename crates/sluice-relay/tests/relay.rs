@@ -1,12 +1,11 @@
 //! The relay on the real SQLite store and embedded broker.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_broker::{Broker, BrokerError, Delivery, OutgoingMessage, Publisher, SubscribeOptions};
+use sluice_broker::{Broker, Delivery, SubscribeOptions};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{
@@ -423,60 +422,6 @@ async fn an_undeclared_dlq_topic_keeps_the_dead_letter_for_later() {
     assert_eq!(store.get_job(ids[0]).await.unwrap().status, JobStatus::Dead);
 }
 
-/// A publisher that takes `delay` per batch and records the most batches in
-/// flight at once.
-struct SlowPublisher {
-    inner: Arc<dyn Publisher>,
-    delay: Duration,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-}
-
-#[async_trait::async_trait]
-impl Publisher for SlowPublisher {
-    async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        tokio::time::sleep(self.delay).await;
-        let res = self.inner.publish(messages).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        res
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_rounds_overlap_and_publish_each_row_once() {
-    let (_d, store, broker, q) = rig().await;
-    broker.declare(&[q.topic()]).await.unwrap();
-    let ids = enqueue(&store, 1000, 0).await;
-    let slow = Arc::new(SlowPublisher {
-        inner: broker.publisher(),
-        delay: Duration::from_millis(100),
-        in_flight: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-    });
-    let mut cfg = config(Duration::from_millis(50));
-    cfg.batch_size = 50;
-    cfg.concurrency = 4;
-    let relay = Relay::new(store.clone(), slow.clone(), std::slice::from_ref(&q), cfg).unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(relay.run(stop.clone()));
-    let got = drain(&broker, &q.topic(), 1000, Duration::from_secs(60)).await;
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let late = drain(&broker, &q.topic(), 1, Duration::from_millis(300)).await;
-    stop.cancel();
-    task.await.unwrap();
-    let mut counts: HashMap<String, usize> = HashMap::new();
-    for d in got.iter().chain(&late) {
-        *counts.entry(d.attributes["id"].clone()).or_default() += 1;
-    }
-    assert_eq!(counts.len(), ids.len(), "some rows were never published");
-    assert!(counts.values().all(|&c| c == 1), "rows published twice");
-    let peak = slow.peak.load(Ordering::SeqCst);
-    assert!(peak >= 2, "rounds never overlapped (peak {peak})");
-    assert!(peak <= 4, "more rounds than configured (peak {peak})");
-}
-
 #[test]
 fn nonsense_config_is_refused() {
     let bad = RelayConfig {
@@ -486,11 +431,6 @@ fn nonsense_config_is_refused() {
     assert!(bad.validate().is_err());
     let bad = RelayConfig {
         lease: Duration::from_millis(10),
-        ..Default::default()
-    };
-    assert!(bad.validate().is_err());
-    let bad = RelayConfig {
-        concurrency: 0,
         ..Default::default()
     };
     assert!(bad.validate().is_err());

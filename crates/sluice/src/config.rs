@@ -109,8 +109,6 @@ pub struct RelaySection {
     pub batch_size: usize,
     pub lease_ms: u64,
     pub poll_interval_ms: u64,
-    /// Relay rounds in flight at once.
-    pub concurrency: usize,
 }
 
 impl Default for RelaySection {
@@ -120,7 +118,6 @@ impl Default for RelaySection {
             batch_size: d.batch_size,
             lease_ms: d.lease.as_millis() as u64,
             poll_interval_ms: d.poll_interval.as_millis() as u64,
-            concurrency: d.concurrency,
         }
     }
 }
@@ -131,7 +128,6 @@ impl RelaySection {
             batch_size: self.batch_size,
             lease: Duration::from_millis(self.lease_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
-            concurrency: self.concurrency,
             ..Default::default()
         }
     }
