@@ -14,8 +14,10 @@ use crate::{Downstream, Mode, SluiceProcess};
 const INITIAL_MS: u64 = 100;
 const MAX_MS: u64 = 800;
 const MAX_ATTEMPTS: u32 = 4;
-/// Most a retry may arrive after its backoff (relay, broker and worker latency).
-const DELIVERY_SLACK: Duration = Duration::from_secs(6);
+/// Most a retry may arrive after its backoff (relay, broker and worker
+/// latency): gaps up to 8.6 s were seen with load average 10 on two cores.
+/// The policy itself is checked by the floor; this only catches stuck retries.
+const DELIVERY_SLACK: Duration = Duration::from_secs(12);
 
 fn write_config(dir: &Path, downstream: &str, store: &str, broker: &str, topic: &str) {
     let cfg = format!(
