@@ -56,13 +56,22 @@ impl Held {
     /// The delivery tags of `tokens` that are un-acked on the current
     /// channel, removed from the held set.
     fn take(&mut self, tokens: &[AckToken]) -> Vec<u64> {
-        let mut tags = Vec::new();
-        for t in tokens {
-            let (generation, tag) = split(*t);
-            if generation == self.generation && self.tags.remove(&tag) {
-                tags.push(tag);
-            }
+        let tags = self.find(tokens);
+        for t in &tags {
+            self.tags.remove(t);
         }
+        tags
+    }
+
+    /// The delivery tags of `tokens` that are un-acked on the current
+    /// channel, sorted, left in the held set.
+    fn find(&self, tokens: &[AckToken]) -> Vec<u64> {
+        let mut tags: Vec<u64> = tokens
+            .iter()
+            .map(|t| split(*t))
+            .filter(|(generation, tag)| *generation == self.generation && self.tags.contains(tag))
+            .map(|(_, tag)| tag)
+            .collect();
         tags.sort_unstable();
         tags
     }
@@ -257,10 +266,13 @@ impl Subscription for AmqpSubscription {
         let held = self.held.clone();
         tokio::spawn(async move {
             tokio::time::sleep(delay).await;
-            let tags = held.lock().unwrap().take(&valid);
+            // Still held while the nack is on its way: a concurrent
+            // multiple-ack stops below a held tag, so it cannot ack these.
+            let tags = held.lock().unwrap().find(&valid);
             if let Err(e) = requeue(&channel, &tags).await {
                 tracing::debug!(error = %e, "delayed release failed; the channel is gone and the messages with it");
             }
+            held.lock().unwrap().take(&valid);
         });
         Ok(())
     }
