@@ -149,8 +149,25 @@ macro_rules! broker_conformance {
 }
 
 // ---------------------------------------------------------------- helpers
+// Public for backends' own tests.
 
-fn unique(what: &str) -> String {
+/// The value of environment variable `var`, naming a test service; `None`
+/// (the test skips) when unset, a panic when `SLUICE_TEST_REQUIRE_BACKENDS=1`.
+pub fn service_from_env(var: &str) -> Option<String> {
+    match std::env::var(var) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("SLUICE_TEST_REQUIRE_BACKENDS").as_deref() == Ok("1") => {
+            panic!("{var} is not set and SLUICE_TEST_REQUIRE_BACKENDS=1")
+        }
+        _ => {
+            eprintln!("skipping: {var} is not set");
+            None
+        }
+    }
+}
+
+/// A topic or group name no other case uses.
+pub fn unique(what: &str) -> String {
     format!("conformance.{what}.{}", uuid::Uuid::new_v4().simple())
 }
 
@@ -174,14 +191,14 @@ pub fn message(topic: &str, i: usize) -> OutgoingMessage {
     }
 }
 
-fn id_of(d: &Delivery) -> String {
+pub fn id_of(d: &Delivery) -> String {
     d.attributes
         .get("id")
         .cloned()
         .expect("delivery lost its \"id\" attribute")
 }
 
-async fn declared(broker: &Arc<dyn Broker>, what: &str) -> String {
+pub async fn declared(broker: &Arc<dyn Broker>, what: &str) -> String {
     let topic = unique(what);
     broker
         .declare(std::slice::from_ref(&topic))
@@ -190,7 +207,7 @@ async fn declared(broker: &Arc<dyn Broker>, what: &str) -> String {
     topic
 }
 
-async fn subscribe(
+pub async fn subscribe(
     broker: &Arc<dyn Broker>,
     topic: &str,
     group: &str,
@@ -204,7 +221,7 @@ async fn subscribe(
 }
 
 /// Publishes and asserts every message was confirmed; returns their ids.
-async fn publish_ok(broker: &Arc<dyn Broker>, messages: Vec<OutgoingMessage>) -> Vec<String> {
+pub async fn publish_ok(broker: &Arc<dyn Broker>, messages: Vec<OutgoingMessage>) -> Vec<String> {
     let ids = messages.iter().map(|m| m.job_id.to_string()).collect();
     let n = messages.len();
     let results = broker.publisher().publish(messages).await;
@@ -216,7 +233,11 @@ async fn publish_ok(broker: &Arc<dyn Broker>, messages: Vec<OutgoingMessage>) ->
 }
 
 /// Receives until `want` deliveries arrived or `within` passed.
-async fn collect(sub: &mut Box<dyn Subscription>, want: usize, within: Duration) -> Vec<Delivery> {
+pub async fn collect(
+    sub: &mut Box<dyn Subscription>,
+    want: usize,
+    within: Duration,
+) -> Vec<Delivery> {
     let deadline = Instant::now() + within;
     let mut got = Vec::new();
     while got.len() < want {
@@ -234,7 +255,7 @@ async fn collect(sub: &mut Box<dyn Subscription>, want: usize, within: Duration)
 }
 
 /// Everything received during `period` (expected: nothing).
-async fn quiet(sub: &mut Box<dyn Subscription>, period: Duration) -> Vec<Delivery> {
+pub async fn quiet(sub: &mut Box<dyn Subscription>, period: Duration) -> Vec<Delivery> {
     let deadline = Instant::now() + period;
     let mut got = Vec::new();
     loop {
@@ -246,7 +267,7 @@ async fn quiet(sub: &mut Box<dyn Subscription>, period: Duration) -> Vec<Deliver
     }
 }
 
-async fn ack_all(sub: &mut Box<dyn Subscription>, deliveries: &[Delivery]) {
+pub async fn ack_all(sub: &mut Box<dyn Subscription>, deliveries: &[Delivery]) {
     let tokens: Vec<AckToken> = deliveries.iter().map(|d| d.token).collect();
     sub.ack(&tokens).await.expect("ack");
 }

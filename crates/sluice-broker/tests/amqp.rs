@@ -11,29 +11,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::StreamExt;
+use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicPublishOptions,
     ConfirmSelectOptions, ExchangeDeclareOptions, ExchangeDeleteOptions, QueueDeclareOptions,
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
-use lapin::{BasicProperties, Connection, ConnectionProperties, ExchangeKind};
+use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sluice_broker::amqp::AmqpBroker;
-use sluice_broker::conformance::{message, Fixture, Settings};
+use sluice_broker::conformance::{message, service_from_env, Fixture, Settings};
 use sluice_broker::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
 use tokio::time::Instant;
 
 fn amqp_url() -> Option<String> {
-    match std::env::var("SLUICE_TEST_AMQP_URL") {
-        Ok(u) if !u.is_empty() => Some(u),
-        _ if std::env::var("SLUICE_TEST_REQUIRE_BACKENDS").is_ok_and(|v| v == "1") => {
-            panic!("SLUICE_TEST_AMQP_URL is not set and SLUICE_TEST_REQUIRE_BACKENDS=1")
-        }
-        _ => {
-            eprintln!("skipping: SLUICE_TEST_AMQP_URL is not set");
-            None
-        }
-    }
+    service_from_env("SLUICE_TEST_AMQP_URL")
 }
 
 fn unique(what: &str) -> String {
@@ -154,6 +146,28 @@ async fn raw(url: &str) -> Connection {
         .with_executor(tokio_executor_trait::Tokio::current())
         .with_reactor(tokio_reactor_trait::Tokio::current());
     Connection::connect(url, props).await.expect("raw connect")
+}
+
+/// The first message of `queue` for a raw consumer, with the connection and
+/// channel that hold it.
+async fn first_raw(url: &str, queue: &str, what: &str) -> (Connection, Channel, Delivery) {
+    let conn = raw(url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let mut consumer = ch
+        .basic_consume(
+            queue,
+            "",
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .unwrap();
+    let d = tokio::time::timeout(Duration::from_secs(5), consumer.next())
+        .await
+        .expect(what)
+        .unwrap()
+        .unwrap();
+    (conn, ch, d)
 }
 
 fn with_option(url: &str, option: &str) -> String {
@@ -296,22 +310,7 @@ async fn messages_are_persistent_with_the_job_id_and_cloudevents_headers() {
     let results = broker.publisher().publish(vec![m.clone()]).await;
     assert!(results[0].is_ok(), "{results:?}");
 
-    let conn = raw(&url).await;
-    let ch = conn.create_channel().await.unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &topic,
-            "",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let d = tokio::time::timeout(Duration::from_secs(5), consumer.next())
-        .await
-        .expect("delivered")
-        .unwrap()
-        .unwrap();
+    let (_conn, _ch, d) = first_raw(&url, &topic, "delivered").await;
     let p = &d.properties;
     assert_eq!(p.delivery_mode(), &Some(2), "persistent");
     assert_eq!(
@@ -483,22 +482,7 @@ async fn released_messages_are_held_not_spun() {
     drop(sub);
     // Nothing was lost: a fresh subscriber still gets it once.
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let conn = raw(&url).await;
-    let ch = conn.create_channel().await.unwrap();
-    let mut consumer = ch
-        .basic_consume(
-            &topic,
-            "",
-            BasicConsumeOptions::default(),
-            FieldTable::default(),
-        )
-        .await
-        .unwrap();
-    let d = tokio::time::timeout(Duration::from_secs(5), consumer.next())
-        .await
-        .expect("still queued")
-        .unwrap()
-        .unwrap();
+    let (_conn, ch, d) = first_raw(&url, &topic, "still queued").await;
     d.nack(BasicNackOptions::default()).await.unwrap();
     ch.queue_delete(&topic, QueueDeleteOptions::default())
         .await

@@ -76,7 +76,10 @@ pub(crate) async fn declare(
             }
         }
     }
-    if !missing.is_empty() {
+    if missing.is_empty() {
+        return Ok(());
+    }
+    {
         let replication = config.replication_factor.unwrap_or(-1);
         let new: Vec<NewTopic<'_>> = missing
             .iter()
