@@ -16,7 +16,7 @@ mod pool;
 
 pub use handler::{Handler, JobContext, LogHandler};
 pub use http::HttpHandler;
-pub use pool::{Worker, WorkerOptions, WorkerQueue};
+pub use pool::{Worker, WorkerOptions, WorkerQueue, PREFETCH_PER_SLOT};
 
 /// Failures that stop a worker from starting.
 #[derive(Debug, thiserror::Error)]

@@ -15,6 +15,12 @@ use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
 use crate::{Handler, JobContext, WorkerError};
 
+/// Deliveries a pool holds per concurrency slot (its prefetch window is
+/// `concurrency.max` × this, as Celery's default prefetch multiplier): each
+/// delivery waits on two store round trips (start, outcome) besides its
+/// handler, so a window of only one per slot would idle fast handlers.
+pub const PREFETCH_PER_SLOT: usize = 4;
+
 /// A queue and how to handle its jobs.
 #[derive(Clone)]
 pub struct WorkerQueue {
@@ -37,6 +43,9 @@ pub struct WorkerOptions {
     pub flush_max: usize,
     /// How long one receive waits for messages.
     pub recv_wait: Duration,
+    /// While deliveries wait for acknowledgement, a receive waits at most
+    /// this long, so finished jobs are acked promptly.
+    pub ack_interval: Duration,
     /// On shutdown, how long in-flight jobs may take to finish.
     pub drain_grace: Duration,
     /// How often the queue's pause state is read from the store.
@@ -51,6 +60,7 @@ impl Default for WorkerOptions {
             flush_interval: Duration::from_millis(5),
             flush_max: 512,
             recv_wait: Duration::from_millis(100),
+            ack_interval: Duration::from_millis(5),
             drain_grace: Duration::from_secs(30),
             pause_check_interval: Duration::from_millis(500),
         }
@@ -104,9 +114,10 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;
+        let max_in_flight = concurrency * PREFETCH_PER_SLOT;
         let options = SubscribeOptions {
             group: format!("sluice-workers.{}", cfg.name),
-            max_in_flight: concurrency * 2,
+            max_in_flight,
         };
         let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;
         tracing::info!(queue = %cfg.name, topic = %cfg.topic(), concurrency, "worker started");
@@ -124,14 +135,19 @@ impl Worker {
         let mut acks: Vec<AckToken> = Vec::new();
         let mut errors = 0u32;
         let mut pause = PauseState::default();
+        // Deliveries handed out and not yet acked or released. When the
+        // broker's window is full, no receive can return anything until
+        // acks go out, so the loop waits for outcomes instead.
+        let mut unacked = 0usize;
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
             }
-            self.ack(&mut *sub, &mut acks).await;
+            unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
             if free == 0
+                || unacked >= max_in_flight
                 || pause
                     .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
                     .await
@@ -143,16 +159,24 @@ impl Worker {
                 }
                 continue;
             }
+            let wait = if unacked > 0 {
+                self.options.recv_wait.min(self.options.ack_interval)
+            } else {
+                self.options.recv_wait
+            };
             let deliveries = tokio::select! {
-                r = sub.recv(free.min(256), self.options.recv_wait) => r,
+                r = sub.recv(free.min(256), wait) => r,
                 _ = shutdown.cancelled() => break,
             };
             match deliveries {
                 Ok(ds) => {
                     errors = 0;
                     if !ds.is_empty() {
-                        self.dispatch(&mut *sub, ds, &permits, &done_tx, &mut tasks, &mut acks)
+                        unacked += ds.len();
+                        let released = self
+                            .dispatch(&mut *sub, ds, &permits, &done_tx, &mut tasks, &mut acks)
                             .await;
+                        unacked = unacked.saturating_sub(released);
                     }
                 }
                 Err(e) => {
@@ -183,18 +207,26 @@ impl Worker {
         Ok(())
     }
 
-    async fn ack(&self, sub: &mut dyn Subscription, acks: &mut Vec<AckToken>) {
+    /// Acks what is waiting; returns how many were acked.
+    async fn ack(&self, sub: &mut dyn Subscription, acks: &mut Vec<AckToken>) -> usize {
         if acks.is_empty() {
-            return;
+            return 0;
         }
         match sub.ack(acks).await {
-            Ok(()) => acks.clear(),
+            Ok(()) => {
+                let n = acks.len();
+                acks.clear();
+                n
+            }
             Err(e) => {
-                tracing::warn!(queue = %self.queue.config.name, error = %e, "ack failed; will retry")
+                tracing::warn!(queue = %self.queue.config.name, error = %e, "ack failed; will retry");
+                0
             }
         }
     }
 
+    /// Starts the deliveries' attempts and spawns their handlers; returns
+    /// how many deliveries it released back to the broker.
     async fn dispatch(
         &self,
         sub: &mut dyn Subscription,
@@ -203,7 +235,8 @@ impl Worker {
         done_tx: &mpsc::UnboundedSender<Done>,
         tasks: &mut JoinSet<()>,
         acks: &mut Vec<AckToken>,
-    ) {
+    ) -> usize {
+        let mut released = 0;
         let cfg = &self.queue.config;
         let intakes: Vec<Intake> = deliveries
             .iter()
@@ -250,13 +283,16 @@ impl Worker {
                 Ok(StartOutcome::Busy { until }) => {
                     let delay = Duration::from_millis((until - now_ms()).max(0) as u64 + 100);
                     release(sub, d.token, delay).await;
+                    released += 1;
                 }
                 Err(e) => {
                     tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempt; releasing message");
                     release(sub, d.token, Duration::from_secs(1)).await;
+                    released += 1;
                 }
             }
         }
+        released
     }
 }
 

@@ -184,7 +184,7 @@ async fn wait_count(
 
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
-    // Worker concurrency (its prefetch is twice this) and relay batch size.
+    // Worker concurrency (its prefetch is PREFETCH_PER_SLOT × this) and relay batch size.
     let concurrency = arg("--concurrency", 64) as usize;
     let relay_batch = arg("--relay-batch", 500);
     let amqp = std::env::var("SLUICE_TEST_AMQP_URL")
@@ -249,7 +249,7 @@ pub async fn run() -> anyhow::Result<()> {
     let relay_rate = backlog as f64 / drain.as_secs_f64();
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
-    let prefetch = (concurrency * 2) as u16;
+    let prefetch = (concurrency * sluice_worker::PREFETCH_PER_SLOT) as u16;
     let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
     let worker = SluiceProcess::start(dir.path(), &["worker", "--listen", "127.0.0.1:0"], &env)?;
     let work = wait_count(
