@@ -17,9 +17,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::{OutgoingMessage, Publisher};
+use sluice_broker::{BrokerError, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
-use sluice_store::{OutboxKind, OutboxRow, Store, StoreError};
+use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// The CloudEvents `type` of a dead letter published to a dead-letter topic.
@@ -147,18 +147,35 @@ impl Relay {
 
     /// One round: claim, publish, mark. Returns how many rows were claimed.
     pub async fn run_once(&self) -> Result<usize, RelayError> {
-        let claim = self
-            .store
-            .claim_outbox(self.config.batch_size, self.config.lease)
-            .await?;
+        let claim = self.claim().await?;
         if claim.rows.is_empty() {
             return Ok(0);
         }
-        let n = claim.rows.len();
-        metrics::histogram!("sluice_relay_batch_size_rows").record(n as f64);
+        let results = self.publish(&claim).await;
+        self.settle(&claim, results).await?;
+        Ok(claim.rows.len())
+    }
+
+    async fn claim(&self) -> Result<OutboxClaim, RelayError> {
+        Ok(self
+            .store
+            .claim_outbox(self.config.batch_size, self.config.lease)
+            .await?)
+    }
+
+    async fn publish(&self, claim: &OutboxClaim) -> Vec<Result<(), BrokerError>> {
+        metrics::histogram!("sluice_relay_batch_size_rows").record(claim.rows.len() as f64);
         let messages = claim.rows.iter().map(|r| self.message(r)).collect();
-        let results = self.publisher.publish(messages).await;
-        let (mut ok, mut failed) = (Vec::with_capacity(n), Vec::new());
+        self.publisher.publish(messages).await
+    }
+
+    /// Marks the published rows and releases the failed ones for a retry.
+    async fn settle(
+        &self,
+        claim: &OutboxClaim,
+        results: Vec<Result<(), BrokerError>>,
+    ) -> Result<(), RelayError> {
+        let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
         let now = now_ms();
         for (row, res) in claim.rows.iter().zip(results) {
             match res {
@@ -191,7 +208,7 @@ impl Relay {
                 .release_outbox(&claim.lease, &failed, due)
                 .await?;
         }
-        Ok(n)
+        Ok(())
     }
 
     fn queue_label(&self, queue: &str) -> String {
@@ -205,21 +222,54 @@ impl Relay {
     /// Runs rounds until `shutdown` is cancelled: back to back while full
     /// batches come, otherwise waiting for a wake-up, the next due row or the
     /// poll interval; store errors back off up to 5 s.
+    ///
+    /// While a full batch waits for the broker's confirms, the next batch is
+    /// claimed and the previous one marked, so the store's round trips
+    /// overlap the broker's. Batches are still published one at a time, in
+    /// claim order.
     pub async fn run(self, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
+        let mut next: Option<OutboxClaim> = None;
+        let mut settling: Option<(OutboxClaim, Vec<Result<(), BrokerError>>)> = None;
         tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
-            let sleep = match self.run_once().await {
-                Ok(n) if n >= self.config.batch_size => {
+            let claimed = match next.take() {
+                Some(c) => Ok(c),
+                None => self.claim().await,
+            };
+            let sleep = match claimed {
+                Ok(claim) if claim.rows.is_empty() => {
                     backoff = Duration::from_millis(100);
-                    continue;
+                    self.settle_pending(&mut settling).await;
+                    self.idle_wait().await
                 }
-                Ok(_) => {
+                Ok(claim) => {
                     backoff = Duration::from_millis(100);
+                    let full = claim.rows.len() >= self.config.batch_size;
+                    let (results, claimed_next, ()) = tokio::join!(
+                        self.publish(&claim),
+                        async {
+                            match full {
+                                true => Some(self.claim().await),
+                                false => None,
+                            }
+                        },
+                        self.settle_pending(&mut settling),
+                    );
+                    settling = Some((claim, results));
+                    match claimed_next {
+                        Some(Ok(c)) => next = Some(c),
+                        Some(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
+                        None => {}
+                    }
+                    if full {
+                        continue;
+                    }
+                    self.settle_pending(&mut settling).await;
                     self.idle_wait().await
                 }
                 Err(e) => {
@@ -235,7 +285,21 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
+        self.settle_pending(&mut settling).await;
         tracing::info!("relay stopped");
+    }
+
+    /// Settles the batch published last, if any. A failure leaves its rows
+    /// leased: they are published again once the lease runs out.
+    async fn settle_pending(
+        &self,
+        settling: &mut Option<(OutboxClaim, Vec<Result<(), BrokerError>>)>,
+    ) {
+        if let Some((claim, results)) = settling.take() {
+            if let Err(e) = self.settle(&claim, results).await {
+                tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
+            }
+        }
     }
 
     async fn idle_wait(&self) -> Duration {

@@ -1,11 +1,12 @@
 //! The relay on the real SQLite store and embedded broker.
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_broker::{Broker, Delivery, SubscribeOptions};
+use sluice_broker::{Broker, BrokerError, Delivery, OutgoingMessage, Publisher, SubscribeOptions};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{
@@ -434,4 +435,81 @@ fn nonsense_config_is_refused() {
         ..Default::default()
     };
     assert!(bad.validate().is_err());
+}
+
+/// A publisher that takes `delay` per batch and records every published job
+/// id in order and the most batches in flight at once.
+struct SlowPublisher {
+    inner: Arc<dyn Publisher>,
+    delay: Duration,
+    in_flight: AtomicUsize,
+    peak: AtomicUsize,
+    order: Mutex<Vec<JobId>>,
+}
+
+#[async_trait::async_trait]
+impl Publisher for SlowPublisher {
+    async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.order
+            .lock()
+            .unwrap()
+            .extend(messages.iter().map(|m| m.job_id));
+        tokio::time::sleep(self.delay).await;
+        let res = self.inner.publish(messages).await;
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        res
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_running_relay_publishes_batches_one_at_a_time_in_claim_order() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 95, 0).await;
+    let publisher = Arc::new(SlowPublisher {
+        inner: broker.publisher(),
+        delay: Duration::from_millis(30),
+        in_flight: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        order: Mutex::new(Vec::new()),
+    });
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 10;
+    let relay = Relay::new(
+        store.clone(),
+        publisher.clone(),
+        std::slice::from_ref(&q),
+        cfg,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
+    assert_eq!(got.len(), ids.len());
+    // the last batch is marked before the relay idles
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.get_job(ids[94]).await.unwrap().status != JobStatus::Published {
+        assert!(Instant::now() < deadline, "last batch never marked");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        publisher.peak.load(Ordering::SeqCst),
+        1,
+        "batches published concurrently"
+    );
+    assert_eq!(
+        *publisher.order.lock().unwrap(),
+        ids,
+        "published out of claim order"
+    );
+    for id in &ids {
+        assert_eq!(
+            store.get_job(*id).await.unwrap().status,
+            JobStatus::Published
+        );
+    }
 }
