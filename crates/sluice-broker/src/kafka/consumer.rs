@@ -14,7 +14,7 @@ use rdkafka::{ClientContext, Message, Offset, TopicPartitionList};
 use tokio::sync::{watch, Notify};
 
 use super::headers;
-use super::tracker::{Fetch, Fetched, Tracker};
+use super::tracker::{Fetch, Tracker};
 
 /// What the consumer thread shares with its subscription.
 pub(crate) struct Shared {
@@ -63,10 +63,13 @@ impl ClientContext for Context {
 }
 
 impl ConsumerContext for Context {
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             let partitions = partitions_of(tpl, &self.shared.topic);
             tracing::info!(topic = %self.shared.topic, ?partitions, "kafka partitions revoked");
+            // What was acknowledged since the last commit, lest the next
+            // owner run it again.
+            commit(consumer, &self.shared);
             self.shared.tracker().revoke(&partitions);
         }
     }
@@ -132,13 +135,17 @@ const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 const STALL_CHECK: Duration = Duration::from_millis(250);
 const STALL_AFTER: Duration = Duration::from_millis(500);
+/// How often acknowledged offsets are committed (besides on revocation and
+/// when the consumer stops): each commit is a synchronous round trip.
+const COMMIT_EVERY: Duration = Duration::from_millis(100);
 
 /// Probes partitions that fetched nothing for a while by seeking back a
 /// little: a broker may skip the rest of a record batch when a fetch starts
 /// inside it and then serve nothing until newer records arrive (tansu 0.6 also
 /// misreports the high watermark, so it cannot tell). Records before the
 /// expected offset are ignored; each expected offset is probed until an
-/// earlier record shows up, then left alone.
+/// earlier record shows up, then left alone until fetching resumes after a
+/// pause (see `Tracker::set_paused`).
 fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
     let idle = shared.tracker().idle(STALL_AFTER);
     for (partition, expected) in idle {
@@ -157,6 +164,7 @@ fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
 /// `buffer` is how many fetched messages may wait before fetching pauses.
 pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
     let mut stall_check = std::time::Instant::now();
+    let mut last_commit = std::time::Instant::now();
     while !shared.stop.load(Ordering::Acquire) {
         set_pause(&consumer, &shared, buffer);
         if stall_check.elapsed() >= STALL_CHECK {
@@ -169,12 +177,11 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
             let verdict = match consumer.poll(timeout) {
                 None => break,
                 Some(Ok(msg)) => {
-                    let f = Fetched {
-                        partition: msg.partition(),
-                        offset: msg.offset(),
-                        delivery: headers::delivery(&msg),
-                    };
-                    (f.partition, f.offset, shared.tracker().fetched(f))
+                    let (partition, offset) = (msg.partition(), msg.offset());
+                    let verdict = shared
+                        .tracker()
+                        .fetched(partition, offset, || headers::delivery(&msg));
+                    (partition, offset, verdict)
                 }
                 Some(Err(e)) => {
                     tracing::warn!(topic = %shared.topic, error = %e, "kafka consumer error");
@@ -197,7 +204,10 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
         if fetched > 0 {
             shared.wake.notify_one();
         }
-        commit(&consumer, &shared);
+        if last_commit.elapsed() >= COMMIT_EVERY {
+            last_commit = std::time::Instant::now();
+            commit(&consumer, &shared);
+        }
     }
     commit(&consumer, &shared);
     drop(consumer); // closes: leaves the group, revoking every partition

@@ -125,13 +125,18 @@ impl Tracker {
     }
 
     /// A message fetched from an assigned partition joins the buffer unless
-    /// it is not the next one expected (see the module documentation).
-    pub fn fetched(&mut self, fetched: Fetched) -> Fetch {
-        let Some(part) = self.partitions.get_mut(&fetched.partition) else {
+    /// it is not the next one expected (see the module documentation);
+    /// `delivery` is called only for a message that joins it.
+    pub fn fetched(
+        &mut self,
+        partition: i32,
+        offset: i64,
+        delivery: impl FnOnce() -> Delivery,
+    ) -> Fetch {
+        let Some(part) = self.partitions.get_mut(&partition) else {
             return Fetch::Ignored;
         };
         if let Some(expected) = part.next_fetch.or(part.start) {
-            let offset = fetched.offset;
             let current = part.seek_back.as_mut().filter(|s| s.target == expected);
             if offset < expected {
                 if let Some(s) = current {
@@ -147,11 +152,15 @@ impl Tracker {
         }
         part.seek_back = None;
         part.progress = Instant::now();
-        part.outstanding.insert(fetched.offset);
-        part.next_fetch = Some(fetched.offset + 1);
+        part.outstanding.insert(offset);
+        part.next_fetch = Some(offset + 1);
         self.ready.push_back(Held {
             generation: part.generation,
-            fetched,
+            fetched: Fetched {
+                partition,
+                offset,
+                delivery: delivery(),
+            },
         });
         Fetch::Accepted
     }
@@ -273,16 +282,39 @@ impl Tracker {
     }
 
     /// Partitions whose pause state differs from `pause`, with the offset to
-    /// resume fetching from (the one after the last fetched); marks them as
-    /// set.
+    /// resume fetching from; marks them as set.
+    ///
+    /// Pausing drops what was prefetched, so a partition resumed after a
+    /// pause starts a new fetch: from the offset expected next, or where the
+    /// seek back that the pause interrupted went. What an earlier seek back
+    /// proved no longer holds (the new fetch may start inside a record batch,
+    /// the rest of which a broker may skip), so it is forgotten: a gap or
+    /// idleness seeks back afresh.
     pub fn set_paused(&mut self, pause: bool) -> Vec<(i32, Option<i64>)> {
         let mut out: Vec<_> = self
             .partitions
             .iter_mut()
             .filter(|(_, part)| part.paused != Some(pause))
             .map(|(&p, part)| {
-                part.paused = Some(pause);
-                (p, part.next_fetch)
+                let was = part.paused.replace(pause);
+                if pause {
+                    return (p, None);
+                }
+                part.progress = Instant::now();
+                if was.is_none() {
+                    // Never paused: librdkafka fetches from where it started.
+                    return (p, part.next_fetch);
+                }
+                let expected = part.next_fetch.or(part.start);
+                let from = match (expected, part.seek_back.take()) {
+                    (Some(e), Some(s)) if s.target == e && !s.reached => {
+                        let from = (e - s.step).max(0);
+                        part.seek_back = Some(s);
+                        Some(from)
+                    }
+                    _ => expected,
+                };
+                (p, from)
             })
             .collect();
         out.sort_unstable();
@@ -344,6 +376,10 @@ mod tests {
         }
     }
 
+    fn fetch(t: &mut Tracker, partition: i32, offset: i64) -> Fetch {
+        t.fetched(partition, offset, || msg(partition, offset).delivery)
+    }
+
     fn offsets(ds: &[Delivery]) -> Vec<String> {
         ds.iter().map(|d| d.position.clone()).collect()
     }
@@ -353,9 +389,9 @@ mod tests {
         let mut t = Tracker::default();
         t.assign(&[(0, None), (1, None)]);
         for o in 10..15 {
-            assert_eq!(t.fetched(msg(0, o)), Fetch::Accepted);
+            assert_eq!(fetch(&mut t, 0, o), Fetch::Accepted);
         }
-        assert_eq!(t.fetched(msg(1, 3)), Fetch::Accepted);
+        assert_eq!(fetch(&mut t, 1, 3), Fetch::Accepted);
         let now = Instant::now();
         let ds = t.take(100, 100, now);
         assert_eq!(ds.len(), 6);
@@ -378,9 +414,9 @@ mod tests {
     fn revoked_partitions_commit_nothing_and_stale_acks_are_no_ops() {
         let mut t = Tracker::default();
         t.assign(&[(0, None)]);
-        t.fetched(msg(0, 0));
-        t.fetched(msg(0, 1));
-        t.fetched(msg(0, 2));
+        fetch(&mut t, 0, 0);
+        fetch(&mut t, 0, 1);
+        fetch(&mut t, 0, 2);
         let ds = t.take(2, 100, Instant::now());
         t.revoke(&[0]);
         assert!(t.commits().is_empty());
@@ -388,7 +424,7 @@ mod tests {
         assert_eq!(t.buffered(), 0);
         // Assigned again: starts over from the committed offset.
         t.assign(&[(0, None)]);
-        t.fetched(msg(0, 0));
+        fetch(&mut t, 0, 0);
         t.ack(&[ds[0].token, ds[1].token]);
         t.release(&[ds[0].token], Instant::now());
         assert_eq!(t.commits(), vec![(0, 0, 2)], "stale acks moved nothing");
@@ -400,10 +436,10 @@ mod tests {
         let mut t = Tracker::default();
         t.assign(&[(0, None)]);
         for o in 0..5 {
-            t.fetched(msg(0, o));
+            fetch(&mut t, 0, o);
         }
-        assert_eq!(t.fetched(msg(0, 3)), Fetch::Ignored, "already fetched");
-        assert_eq!(t.fetched(msg(7, 0)), Fetch::Ignored, "not assigned");
+        assert_eq!(fetch(&mut t, 0, 3), Fetch::Ignored, "already fetched");
+        assert_eq!(fetch(&mut t, 7, 0), Fetch::Ignored, "not assigned");
         let now = Instant::now();
         let first = t.take(10, 3, now);
         assert_eq!(first.len(), 3);
@@ -416,8 +452,8 @@ mod tests {
     fn released_messages_come_back_after_their_delay_and_hold_the_commit() {
         let mut t = Tracker::default();
         t.assign(&[(0, None)]);
-        t.fetched(msg(0, 0));
-        t.fetched(msg(0, 1));
+        fetch(&mut t, 0, 0);
+        fetch(&mut t, 0, 1);
         let now = Instant::now();
         let ds = t.take(10, 10, now);
         t.release(&[ds[0].token], now + Duration::from_secs(1));
@@ -436,7 +472,7 @@ mod tests {
     fn pause_state_is_set_once_per_assignment() {
         let mut t = Tracker::default();
         t.assign(&[(0, None), (1, None)]);
-        t.fetched(msg(1, 4));
+        fetch(&mut t, 1, 4);
         assert_eq!(t.set_paused(false), vec![(0, None), (1, Some(5))]);
         assert!(t.set_paused(false).is_empty());
         assert_eq!(t.set_paused(true).len(), 2);
@@ -449,25 +485,48 @@ mod tests {
         let mut t = Tracker::default();
         t.assign(&[(0, Some(20))]);
         // The broker skipped 20..29 (a fetch inside a record batch).
-        assert_eq!(t.fetched(msg(0, 30)), Fetch::SeekBack(12));
-        assert_eq!(t.fetched(msg(0, 30)), Fetch::SeekBack(4));
-        assert_eq!(t.fetched(msg(0, 15)), Fetch::Ignored);
-        assert_eq!(t.fetched(msg(0, 20)), Fetch::Accepted);
-        assert_eq!(t.fetched(msg(0, 21)), Fetch::Accepted);
+        assert_eq!(fetch(&mut t, 0, 30), Fetch::SeekBack(12));
+        assert_eq!(fetch(&mut t, 0, 30), Fetch::SeekBack(4));
+        assert_eq!(fetch(&mut t, 0, 15), Fetch::Ignored);
+        assert_eq!(fetch(&mut t, 0, 20), Fetch::Accepted);
+        assert_eq!(fetch(&mut t, 0, 21), Fetch::Accepted);
         // Nothing taken yet: the commit stays at 20.
         assert_eq!(t.commits(), vec![(0, 20, 1)]);
+    }
+
+    #[test]
+    fn a_resume_fetches_again_what_the_pause_may_have_cut_off() {
+        let mut t = Tracker::default();
+        t.assign(&[(0, Some(2000))]);
+        assert_eq!(t.set_paused(false), vec![(0, None)], "fetching as assigned");
+        // Idle: the probe reaches an earlier record, then nothing comes.
+        assert_eq!(t.stuck(0, 2000), Some(976));
+        assert_eq!(fetch(&mut t, 0, 1500), Fetch::Ignored);
+        assert_eq!(t.stuck(0, 2000), None, "probed: left alone");
+        // A pause dropped the rest of that fetch; the resume fetches from the
+        // expected offset, and the partition may be probed again.
+        assert_eq!(t.set_paused(true), vec![(0, None)]);
+        assert_eq!(t.set_paused(false), vec![(0, Some(2000))]);
+        assert_eq!(t.stuck(0, 2000), Some(976));
+        // A seek back cut short by a pause resumes where it went.
+        assert_eq!(t.set_paused(true), vec![(0, None)]);
+        assert_eq!(t.set_paused(false), vec![(0, Some(976))]);
+        assert_eq!(fetch(&mut t, 0, 1999), Fetch::Ignored);
+        assert_eq!(fetch(&mut t, 0, 2000), Fetch::Accepted);
+        assert_eq!(t.set_paused(true), vec![(0, None)]);
+        assert_eq!(t.set_paused(false), vec![(0, Some(2001))]);
     }
 
     #[test]
     fn a_gap_that_persists_after_seeking_back_is_real() {
         let mut t = Tracker::default();
         t.assign(&[(0, Some(10))]);
-        assert_eq!(t.fetched(msg(0, 12)), Fetch::SeekBack(2));
-        assert_eq!(t.fetched(msg(0, 2)), Fetch::Ignored);
-        assert_eq!(t.fetched(msg(0, 12)), Fetch::Accepted, "10 and 11 are gone");
+        assert_eq!(fetch(&mut t, 0, 12), Fetch::SeekBack(2));
+        assert_eq!(fetch(&mut t, 0, 2), Fetch::Ignored);
+        assert_eq!(fetch(&mut t, 0, 12), Fetch::Accepted, "10 and 11 are gone");
         // Out of range (retention): seeking back to the start changes nothing.
         t.assign(&[(1, Some(3))]);
-        assert_eq!(t.fetched(msg(1, 50)), Fetch::SeekBack(0));
-        assert_eq!(t.fetched(msg(1, 50)), Fetch::Accepted);
+        assert_eq!(fetch(&mut t, 1, 50), Fetch::SeekBack(0));
+        assert_eq!(fetch(&mut t, 1, 50), Fetch::Accepted);
     }
 }
