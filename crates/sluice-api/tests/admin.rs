@@ -119,6 +119,12 @@ async fn queues_show_counts_pause_state_and_concurrency() {
         idempotency: None,
     };
     t.store.enqueue(vec![req]).await.pop().unwrap().unwrap();
+    // a worker opened the breaker of `plain`
+    assert!(t
+        .store
+        .open_circuit("plain", sluice_core::now_ms() + 60_000)
+        .await
+        .unwrap());
     let r = t.get("/admin/v1/queues").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text());
     let v = r.json();
@@ -130,8 +136,9 @@ async fn queues_show_counts_pause_state_and_concurrency() {
     assert_eq!(qs[0]["oldest_pending_age_seconds"], json!(null));
     assert_eq!(qs[0]["concurrency"], json!({"min": 2, "max": 8}));
     assert_eq!(qs[0]["paused"], false);
-    assert!(qs[0]["circuit"].is_string());
+    assert_eq!(qs[0]["circuit"], "closed");
     assert_eq!(qs[1]["name"], "plain");
+    assert_eq!(qs[1]["circuit"], "open");
     assert_eq!(qs[1]["pending"], 1);
     assert_eq!(qs[1]["dead"], 0);
     assert!(qs[1]["oldest_pending_age_seconds"].as_f64().unwrap() >= 0.0);

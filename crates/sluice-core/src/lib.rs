@@ -2,6 +2,7 @@
 //! sluice extensions), UUID v7 job ids, the retry policy and failure
 //! classification. This crate does no I/O.
 
+mod circuit;
 mod envelope;
 mod error;
 mod failure;
@@ -10,6 +11,7 @@ mod queue;
 mod retry;
 mod status;
 
+pub use circuit::CircuitConfig;
 pub use envelope::{
     decode_message, Envelope, RawMessage, ATTEMPT_ATTR, CE_SPECVERSION, QUEUE_ATTR,
 };

@@ -1,6 +1,6 @@
 use serde::{Deserialize, Serialize};
 
-use crate::{CoreError, RetryPolicy};
+use crate::{CircuitConfig, CoreError, RetryPolicy};
 
 /// Largest `max_attempts` a queue or job may ask for.
 pub const MAX_ATTEMPTS_LIMIT: u32 = 1000;
@@ -24,6 +24,9 @@ pub struct QueueConfig {
     /// Broker topic / queue name; default `sluice.<name>`.
     #[serde(default)]
     pub topic: Option<String>,
+    /// The circuit breaker guarding the queue's downstream.
+    #[serde(default)]
+    pub circuit: CircuitConfig,
 }
 
 fn default_max_attempts() -> u32 {
@@ -74,6 +77,7 @@ impl QueueConfig {
             schema: None,
             handler: HandlerConfig::Log,
             topic: None,
+            circuit: CircuitConfig::default(),
         }
     }
 
@@ -123,6 +127,9 @@ impl QueueConfig {
                 ),
             );
         }
+        self.circuit
+            .validate()
+            .map_err(|(k, e)| (format!("circuit.{k}"), e))?;
         if let HandlerConfig::Http { url, timeout_ms } = &self.handler {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return err("handler.url", "must be an http:// or https:// URL".into());

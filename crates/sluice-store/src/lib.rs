@@ -15,6 +15,7 @@ use sluice_core::{EpochMs, JobId};
 use tokio::sync::Notify;
 
 mod admin;
+mod circuit;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
@@ -26,6 +27,7 @@ pub mod postgres;
 pub mod sqlite;
 
 pub use admin::*;
+pub use circuit::{Circuit, CircuitState, CircuitStore};
 pub use error::StoreError;
 pub use group_commit::{GroupCommit, GroupCommitOptions};
 pub use model::*;
@@ -149,7 +151,7 @@ pub(crate) fn fold_queue_stats(
 
 /// The whole store: every role's trait plus health, stats and wake-ups.
 #[async_trait]
-pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore {
+pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore + CircuitStore {
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sluice_core::HandlerConfig;
 
+mod breaker;
 mod flush;
 mod handler;
 mod http;

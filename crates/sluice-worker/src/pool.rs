@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
-use sluice_core::{decide, now_ms, Decision, Failure, HandlerConfig, QueueConfig};
+use sluice_core::{decide, now_ms, Decision, Failure, FailureKind, HandlerConfig, QueueConfig};
 use sluice_store::{ActiveAttempt, Completion, Outcome, StartOutcome, Store};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
 use crate::{Handler, JobContext, WorkerError};
@@ -135,6 +136,12 @@ impl Worker {
         let mut acks: Vec<AckToken> = Vec::new();
         let mut errors = 0u32;
         let mut pause = PauseState::default();
+        let mut breaker = Breaker::new(
+            &cfg.name,
+            cfg.circuit.clone(),
+            self.timeout + self.options.lease_margin,
+            self.options.pause_check_interval,
+        );
         // Deliveries handed out and not yet acked or released. When the
         // broker's window is full, no receive can return anything until
         // acks go out, so the loop waits for outcomes instead.
@@ -146,12 +153,11 @@ impl Worker {
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
             while tasks.try_join_next().is_some() {}
             let free = permits.available_permits();
-            if free == 0
-                || unacked >= max_in_flight
-                || pause
-                    .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
-                    .await
-            {
+            let paused = pause
+                .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
+                .await;
+            let gate = breaker.gate(&*self.store).await;
+            if free == 0 || unacked >= max_in_flight || paused || gate == Gate::Wait {
                 tokio::select! {
                     t = ack_rx.recv() => acks.extend(t.unwrap_or_default()),
                     _ = tokio::time::sleep(self.options.recv_wait) => {}
@@ -164,8 +170,13 @@ impl Worker {
             } else {
                 self.options.recv_wait
             };
+            let max = if gate == Gate::Probe {
+                1
+            } else {
+                free.min(256)
+            };
             let deliveries = tokio::select! {
-                r = sub.recv(free.min(256), wait) => r,
+                r = sub.recv(max, wait) => r,
                 _ = shutdown.cancelled() => break,
             };
             match deliveries {
@@ -173,8 +184,14 @@ impl Worker {
                     errors = 0;
                     if !ds.is_empty() {
                         unacked += ds.len();
+                        let started = Started {
+                            permits: &permits,
+                            done_tx: &done_tx,
+                            recorder: breaker.recorder(),
+                            probe: gate == Gate::Probe,
+                        };
                         let released = self
-                            .dispatch(&mut *sub, ds, &permits, &done_tx, &mut tasks, &mut acks)
+                            .dispatch(&mut *sub, ds, &started, &mut tasks, &mut acks)
                             .await;
                         unacked = unacked.saturating_sub(released);
                     }
@@ -231,12 +248,12 @@ impl Worker {
         &self,
         sub: &mut dyn Subscription,
         deliveries: Vec<Delivery>,
-        permits: &Arc<Semaphore>,
-        done_tx: &mpsc::UnboundedSender<Done>,
+        started: &Started<'_>,
         tasks: &mut JoinSet<()>,
         acks: &mut Vec<AckToken>,
     ) -> usize {
         let mut released = 0;
+        let mut probe_taken = false;
         let cfg = &self.queue.config;
         let intakes: Vec<Intake> = deliveries
             .iter()
@@ -250,7 +267,7 @@ impl Worker {
                 Ok(StartOutcome::Started(active)) => {
                     if let Some(reason) = i.poison {
                         tracing::warn!(job_id = %active.job.id, queue = %cfg.name, reason = %reason, "undecodable or invalid message dead-lettered");
-                        let _ = done_tx.send(done(
+                        let _ = started.done_tx.send(done(
                             d.token,
                             &active,
                             now_ms(),
@@ -258,6 +275,7 @@ impl Worker {
                         ));
                         continue;
                     }
+                    let permits = started.permits;
                     let permit = match permits.clone().try_acquire_owned() {
                         Ok(p) => p,
                         Err(_) => permits
@@ -269,13 +287,21 @@ impl Worker {
                     let handler = self.queue.handler.clone();
                     let policy = cfg.backoff.clone();
                     let timeout = self.timeout;
-                    let tx = done_tx.clone();
+                    let tx = started.done_tx.clone();
                     let queue = cfg.name.clone();
+                    let recorder = started.recorder.clone();
+                    // the probe is the first job this batch starts
+                    let probe = !probe_taken && started.probe;
+                    if probe {
+                        probe_taken = true;
+                        recorder.probe_started();
+                    }
                     tasks.spawn(async move {
-                        let started = now_ms();
-                        let outcome =
+                        let started_at = now_ms();
+                        let (outcome, healthy) =
                             run_attempt(&*handler, &active, &policy, timeout, &queue).await;
-                        let _ = tx.send(done(d.token, &active, started, outcome));
+                        recorder.record(probe, healthy);
+                        let _ = tx.send(done(d.token, &active, started_at, outcome));
                         drop(permit);
                     });
                 }
@@ -294,6 +320,15 @@ impl Worker {
         }
         released
     }
+}
+
+/// What starting a batch's jobs needs from the pool loop.
+struct Started<'a> {
+    permits: &'a Arc<Semaphore>,
+    done_tx: &'a mpsc::UnboundedSender<Done>,
+    recorder: Recorder,
+    /// Set when the circuit is half-open: the first job started is the probe.
+    probe: bool,
 }
 
 /// The queue's pause state, read from the store at most once per interval.
@@ -346,14 +381,16 @@ fn done(token: AckToken, active: &ActiveAttempt, started_at: i64, outcome: Outco
     }
 }
 
-/// Runs the handler once under the timeout and decides the outcome.
+/// Runs the handler once under the timeout and decides the outcome; also
+/// says whether the downstream answered healthily (for the breaker: a
+/// success or a permanent failure, which is an answer about the job).
 async fn run_attempt(
     handler: &dyn Handler,
     active: &ActiveAttempt,
     policy: &sluice_core::RetryPolicy,
     timeout: Duration,
     queue: &str,
-) -> Outcome {
+) -> (Outcome, bool) {
     let job = &active.job;
     let ctx = JobContext {
         id: job.id,
@@ -382,7 +419,11 @@ async fn run_attempt(
     let label = if result.is_ok() { "success" } else { "failure" };
     metrics::histogram!("sluice_handler_duration_seconds", "queue" => queue.to_string(), "outcome" => label)
         .record(t0.elapsed().as_secs_f64());
-    match result {
+    let healthy = match &result {
+        Ok(()) => true,
+        Err(f) => matches!(f.kind, FailureKind::Permanent),
+    };
+    let outcome = match result {
         Ok(()) => Outcome::Succeeded,
         Err(f) => match decide(policy, active.attempt, job.max_attempts, &f) {
             Decision::Retry { delay } => {
@@ -397,5 +438,6 @@ async fn run_attempt(
                 Outcome::Dead { error: reason }
             }
         },
-    }
+    };
+    (outcome, healthy)
 }

@@ -302,6 +302,23 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/sluice.toml");
+        let (config, _) = load(Some(&path)).unwrap();
+        let emails = config.queues.iter().find(|q| q.name == "emails").unwrap();
+        assert_eq!(emails.circuit.consecutive_failures, 5);
+        assert_eq!(emails.circuit.cooldown_ms, 5000);
+    }
+
+    #[test]
+    fn a_bad_circuit_value_names_its_key() {
+        let err =
+            with_file("[[queues]]\nname = \"q\"\ncircuit = { failure_ratio = 2.0 }\n").unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains("queues[0].circuit.failure_ratio"), "{err}");
+    }
+
+    #[test]
     fn empty_file_gives_defaults() {
         let (c, _) = with_file("").unwrap();
         assert_eq!(c.store.url, "sqlite://./sluice-data/sluice.db");

@@ -27,7 +27,8 @@ struct QueueView {
     oldest_pending_age_seconds: Option<f64>,
     paused: bool,
     concurrency: ConcurrencyView,
-    /// The admin process does not see the workers' breakers: `unknown`.
+    /// The workers' circuit breaker, as they record it in the store:
+    /// `closed`, `open` or `half_open`.
     circuit: &'static str,
 }
 
@@ -42,6 +43,7 @@ struct ConcurrencyView {
 pub(crate) async fn list(State(state): State<AdminState>) -> Result<Json<QueuesView>, ApiError> {
     let stats = state.store().queue_stats().await?;
     let paused = state.store().paused_queues().await?;
+    let circuits = state.store().circuits().await?;
     let now = now_ms();
     let queues = state
         .inner
@@ -64,7 +66,10 @@ pub(crate) async fn list(State(state): State<AdminState>) -> Result<Json<QueuesV
                     min: q.concurrency.min,
                     max: q.concurrency.max,
                 },
-                circuit: "unknown",
+                circuit: circuits
+                    .iter()
+                    .find(|c| c.queue == q.name)
+                    .map_or("closed", |c| c.state.as_str()),
             }
         })
         .collect();

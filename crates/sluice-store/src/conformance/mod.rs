@@ -15,11 +15,13 @@
 
 mod admin;
 mod attempts;
+mod circuit;
 mod ingest;
 mod outbox;
 
 pub use admin::*;
 pub use attempts::*;
+pub use circuit::*;
 pub use ingest::*;
 pub use outbox::*;
 
@@ -131,6 +133,8 @@ macro_rules! store_conformance {
             replay_ids_and_progress,
             stale_replays_are_running_and_old,
             audit_newest_first,
+            circuit_open_probe_close,
+            circuit_probe_claims_are_exclusive_and_lapse,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

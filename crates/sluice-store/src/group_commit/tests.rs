@@ -171,6 +171,22 @@ impl crate::AdminStore for Counting {
 }
 
 #[async_trait]
+impl crate::CircuitStore for Counting {
+    async fn open_circuit(&self, queue: &str, until: i64) -> Result<bool, StoreError> {
+        self.inner.open_circuit(queue, until).await
+    }
+    async fn claim_probe(&self, queue: &str, claim_until: i64) -> Result<bool, StoreError> {
+        self.inner.claim_probe(queue, claim_until).await
+    }
+    async fn close_circuit(&self, queue: &str) -> Result<(), StoreError> {
+        self.inner.close_circuit(queue).await
+    }
+    async fn circuits(&self) -> Result<Vec<crate::Circuit>, StoreError> {
+        self.inner.circuits().await
+    }
+}
+
+#[async_trait]
 impl Store for Counting {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

@@ -24,6 +24,7 @@
 
 mod admin;
 mod attempts;
+mod circuit;
 mod ingest;
 mod outbox;
 mod rows;

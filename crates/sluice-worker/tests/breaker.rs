@@ -1,0 +1,114 @@
+//! The circuit breaker with the real SQLite store, embedded broker and
+//! relay: a downstream that is down pauses the queue instead of burning
+//! attempts, one probe at a time checks it, and everything succeeds after.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use serde_json::json;
+use sluice_core::{Failure, HandlerConfig, JobStatus};
+use sluice_store::CircuitState;
+use sluice_worker::{Handler, JobContext};
+
+mod common;
+
+use common::{queue, Rig};
+
+/// A downstream that fails transiently while `down`, counting those calls.
+#[derive(Default)]
+struct Flaky {
+    down: AtomicBool,
+    calls_while_down: AtomicUsize,
+    calls: AtomicUsize,
+}
+
+#[async_trait]
+impl Handler for Flaky {
+    async fn handle(&self, _job: &JobContext) -> Result<(), Failure> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        if self.down.load(Ordering::SeqCst) {
+            self.calls_while_down.fetch_add(1, Ordering::SeqCst);
+            return Err(Failure::transient("503 from downstream"));
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_downstream_opens_the_circuit_and_nothing_dies() {
+    let mut q = queue("breaker", HandlerConfig::Log);
+    q.concurrency.max = 4;
+    q.circuit.consecutive_failures = 3;
+    q.circuit.cooldown_ms = 300;
+    let rig = Rig::new(q).await;
+    let flaky = Arc::new(Flaky::default());
+    flaky.down.store(true, Ordering::SeqCst);
+    rig.start(flaky.clone(), None);
+    let mut ids = Vec::new();
+    for i in 0..40 {
+        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
+    }
+    // the breaker opens after 3 failures; probes follow every 300 ms
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let c = rig.store.circuits().await.unwrap();
+        if c.iter().any(|c| c.queue == "breaker") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the circuit never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let burned = flaky.calls_while_down.load(Ordering::SeqCst);
+    // without a breaker all 40 jobs would have used their 3 attempts (120
+    // calls) by now; with it: the failures that opened it, the jobs already
+    // running, and about one probe per cooldown
+    assert!(
+        burned <= 3 + 4 + 8,
+        "{burned} attempts burned while the downstream was down"
+    );
+    assert!(burned >= 4, "a probe should have run ({burned} calls)");
+    let open = rig.store.circuits().await.unwrap();
+    assert!(
+        matches!(open[0].state, CircuitState::Open | CircuitState::HalfOpen),
+        "{open:?}"
+    );
+    flaky.down.store(false, Ordering::SeqCst);
+    for id in &ids {
+        let job = rig.wait_final(*id).await;
+        assert_eq!(
+            job.status,
+            JobStatus::Succeeded,
+            "job {id} ended {:?}",
+            job.status
+        );
+    }
+    assert!(
+        rig.store.circuits().await.unwrap().is_empty(),
+        "a successful probe closes the circuit"
+    );
+    println!(
+        "attempts while down: {burned}; handler calls in all: {}",
+        flaky.calls.load(Ordering::SeqCst)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_disabled_breaker_never_opens() {
+    let mut q = queue("nobreaker", HandlerConfig::Log);
+    q.circuit.enabled = false;
+    q.circuit.consecutive_failures = 1;
+    let rig = Rig::new(q).await;
+    let flaky = Arc::new(Flaky::default());
+    flaky.down.store(true, Ordering::SeqCst);
+    rig.start(flaky.clone(), None);
+    let id = rig.submit(json!({}), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!(job.status, JobStatus::Dead);
+    assert_eq!(job.attempts, 3, "every attempt ran");
+    assert!(rig.store.circuits().await.unwrap().is_empty());
+}
