@@ -66,6 +66,30 @@ pub(crate) struct ScalingRow {
     pub oldest_due: Option<EpochMs>,
 }
 
+impl ScalingRow {
+    /// Decodes a row of either backend's `queue_scaling.sql`.
+    pub(crate) fn decode<R>(r: &R) -> Result<Self, sqlx::Error>
+    where
+        R: sqlx::Row,
+        for<'c> &'c str: sqlx::ColumnIndex<R>,
+        String: for<'v> sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+        i64: for<'v> sqlx::Decode<'v, R::Database> + sqlx::Type<R::Database>,
+    {
+        Ok(Self {
+            queue: r.try_get("queue")?,
+            pending: r.try_get("pending")?,
+            published: r.try_get("published")?,
+            in_flight: r.try_get("in_flight")?,
+            retrying: r.try_get("retrying")?,
+            dead: r.try_get("dead")?,
+            published_since: r.try_get("published_since")?,
+            due_jobs: r.try_get("due_jobs")?,
+            oldest_due_job: r.try_get("oldest_due_job")?,
+            oldest_due: r.try_get("oldest_due")?,
+        })
+    }
+}
+
 /// One entry per requested queue, in order; queues absent from `rows` have
 /// zero figures.
 pub(crate) fn fold_queue_scaling(
