@@ -14,6 +14,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
 
+/// Longest wait for one queue's consumer lag: a broker that is down must
+/// not hold up the store's figures (the lag is then `null`).
+const LAG_TIMEOUT: Duration = Duration::from_secs(2);
+
 /// The consumer group of a queue's workers (as `sluice-worker` names it).
 fn worker_group(queue: &str) -> String {
     format!("sluice-workers.{queue}")
@@ -30,10 +34,15 @@ struct BrokerLag {
 impl ConsumerLag for BrokerLag {
     async fn consumer_lag(&self, queue: &str) -> Option<u64> {
         let topic = self.topics.get(queue)?;
-        match self.broker.consumer_lag(topic, &worker_group(queue)).await {
-            Ok(lag) => lag,
-            Err(e) => {
+        let group = worker_group(queue);
+        match tokio::time::timeout(LAG_TIMEOUT, self.broker.consumer_lag(topic, &group)).await {
+            Ok(Ok(lag)) => lag,
+            Ok(Err(e)) => {
                 tracing::debug!(queue, error = %e, "cannot read consumer lag");
+                None
+            }
+            Err(_) => {
+                tracing::debug!(queue, "consumer lag timed out");
                 None
             }
         }
