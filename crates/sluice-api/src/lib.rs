@@ -24,6 +24,7 @@ mod jobs;
 pub mod metrics;
 mod problem;
 mod request;
+pub mod scaling;
 mod state;
 mod validate;
 
@@ -31,6 +32,7 @@ pub use admin::{admin_app, admin_app_with_health, admin_routes, AdminState};
 pub use error::{ApiError, Violation, MAX_LISTED_VIOLATIONS, PROBLEM_JSON};
 pub use health::{Health, ReadinessCheck, RenderMetrics, CHECK_TIMEOUT, METRICS_CONTENT_TYPE};
 pub use request::{MAX_BATCH_JOBS, MAX_DELAY_SECONDS, MAX_JOB_HEADERS, MAX_KEY_LEN};
+pub use scaling::{ConsumerLag, Scaling, ScalingFigures};
 pub use state::{IngestQueue, IngestSettings, IngestState, DEFAULT_MAX_BODY_BYTES};
 pub use validate::MAX_IDEMPOTENCY_KEY_LEN;
 
@@ -40,6 +42,7 @@ pub const INGEST_ROUTES: &[(&str, &str)] = &[
     ("POST", "/v1/queues/{queue}/jobs"),
     ("POST", "/v1/queues/{queue}/jobs/batch"),
     ("GET", "/v1/jobs/{id}"),
+    ("GET", "/v1/queues/{queue}/scaling"),
     ("GET", "/healthz"),
     ("GET", "/readyz"),
     ("GET", "/metrics"),
@@ -57,6 +60,7 @@ pub fn ingest_app(state: IngestState) -> Router {
         .route("/v1/queues/{queue}/jobs", post(ingest::submit))
         .route("/v1/queues/{queue}/jobs/batch", post(ingest::submit_batch))
         .route("/v1/jobs/{id}", get(jobs::get_job))
+        .route("/v1/queues/{queue}/scaling", get(scaling::get_scaling))
         .with_state(state)
         .layer(DefaultBodyLimit::max(limit));
     finish(api.merge(health::routes(health)))

@@ -18,6 +18,20 @@ pub const JOBS_ACCEPTED_TOTAL: &str = "sluice_jobs_accepted_total";
 /// Dead letters a replay handled, by `outcome` (`replayed` or `skipped`).
 pub const REPLAY_JOBS_TOTAL: &str = "sluice_replay_jobs_total";
 
+/// Autoscaling gauges, by configured `queue` (see [`crate::scaling`]).
+pub const QUEUE_BACKLOG_JOBS: &str = "sluice_queue_backlog_jobs";
+pub const QUEUE_PENDING_JOBS: &str = "sluice_queue_pending_jobs";
+pub const QUEUE_PUBLISHED_JOBS: &str = "sluice_queue_published_jobs";
+pub const QUEUE_IN_FLIGHT_JOBS: &str = "sluice_queue_in_flight_jobs";
+pub const QUEUE_RETRYING_JOBS: &str = "sluice_queue_retrying_jobs";
+pub const QUEUE_DEAD_JOBS: &str = "sluice_queue_dead_jobs";
+pub const QUEUE_OLDEST_PENDING_AGE_SECONDS: &str = "sluice_queue_oldest_pending_age_seconds";
+/// Age of the queue's oldest due outbox row (the relay's own
+/// `sluice_relay_lag_seconds` is a histogram of publish delays).
+pub const OUTBOX_OLDEST_AGE_SECONDS: &str = "sluice_outbox_oldest_age_seconds";
+/// Set only while the broker reports a lag.
+pub const QUEUE_CONSUMER_LAG_MESSAGES: &str = "sluice_queue_consumer_lag_messages";
+
 /// Route label of requests no route matched.
 const UNMATCHED: &str = "unmatched";
 
@@ -40,6 +54,64 @@ pub fn describe_metrics() {
         REPLAY_JOBS_TOTAL,
         "dead letters handled by admin replays, by outcome (replayed or skipped)"
     );
+    for (name, help) in [
+        (
+            QUEUE_BACKLOG_JOBS,
+            "jobs a worker could start now, by queue",
+        ),
+        (
+            QUEUE_PENDING_JOBS,
+            "jobs accepted and not yet on the broker, by queue",
+        ),
+        (
+            QUEUE_PUBLISHED_JOBS,
+            "jobs on the broker and not running, by queue",
+        ),
+        (
+            QUEUE_IN_FLIGHT_JOBS,
+            "attempts running under an unexpired lease, by queue",
+        ),
+        (QUEUE_RETRYING_JOBS, "jobs waiting to be retried, by queue"),
+        (QUEUE_DEAD_JOBS, "dead letters, by queue"),
+        (
+            QUEUE_CONSUMER_LAG_MESSAGES,
+            "messages the workers' consumer group has yet to consume, by queue",
+        ),
+    ] {
+        metrics::describe_gauge!(name, help);
+    }
+    metrics::describe_gauge!(
+        QUEUE_OLDEST_PENDING_AGE_SECONDS,
+        metrics::Unit::Seconds,
+        "how long the longest-waiting job a worker could start has waited, by queue"
+    );
+    metrics::describe_gauge!(
+        OUTBOX_OLDEST_AGE_SECONDS,
+        metrics::Unit::Seconds,
+        "age of the oldest due outbox row, by queue"
+    );
+}
+
+/// Sets a queue's autoscaling gauges.
+pub(crate) fn queue_scaling(f: &crate::scaling::ScalingFigures) {
+    let q = || f.queue.clone();
+    let counts = [
+        (QUEUE_BACKLOG_JOBS, f.backlog),
+        (QUEUE_PENDING_JOBS, f.pending),
+        (QUEUE_PUBLISHED_JOBS, f.published),
+        (QUEUE_IN_FLIGHT_JOBS, f.in_flight),
+        (QUEUE_RETRYING_JOBS, f.retrying),
+        (QUEUE_DEAD_JOBS, f.dead),
+    ];
+    for (name, n) in counts {
+        metrics::gauge!(name, "queue" => q()).set(n as f64);
+    }
+    metrics::gauge!(QUEUE_OLDEST_PENDING_AGE_SECONDS, "queue" => q())
+        .set(f.oldest_pending_age_seconds);
+    metrics::gauge!(OUTBOX_OLDEST_AGE_SECONDS, "queue" => q()).set(f.relay_lag_seconds);
+    if let Some(lag) = f.consumer_lag {
+        metrics::gauge!(QUEUE_CONSUMER_LAG_MESSAGES, "queue" => q()).set(lag as f64);
+    }
 }
 
 /// Counts `n` newly stored jobs of a configured queue.

@@ -8,6 +8,7 @@ use sluice_core::QueueConfig;
 use sluice_store::IngestStore;
 
 use crate::health::{Health, RenderMetrics};
+use crate::scaling::Scaling;
 use crate::validate::PayloadSchema;
 use crate::ApiError;
 
@@ -49,6 +50,9 @@ pub(crate) struct QueueEntry {
 #[derive(Clone)]
 pub struct IngestState {
     pub(crate) inner: Arc<Inner>,
+    /// Figures of `GET /v1/queues/{queue}/scaling`; without them the route
+    /// answers `503`.
+    pub(crate) scaling: Option<Arc<Scaling>>,
 }
 
 pub(crate) struct Inner {
@@ -112,7 +116,14 @@ impl IngestState {
                 health,
                 render_metrics,
             }),
+            scaling: None,
         })
+    }
+
+    /// Serves `GET /v1/queues/{queue}/scaling` from `scaling`.
+    pub fn with_scaling(mut self, scaling: Arc<Scaling>) -> Self {
+        self.scaling = Some(scaling);
+        self
     }
 
     /// The configured queue named `name`, or [`ApiError::UnknownQueue`].

@@ -19,6 +19,7 @@ const CONTRACT: &[(&str, &str, &[u16])] = &[
         &[202, 400, 404, 413, 415, 422, 503],
     ),
     ("GET", "/v1/jobs/{id}", &[200, 404]),
+    ("GET", "/v1/queues/{queue}/scaling", &[200, 404, 503]),
     ("GET", "/healthz", &[200]),
     ("GET", "/readyz", &[200, 503]),
     ("GET", "/metrics", &[200]),

@@ -25,6 +25,9 @@ use tokio::time::Instant;
 
 use crate::{AckToken, Broker, Delivery, OutgoingMessage, SubscribeOptions, Subscription};
 
+mod lag;
+pub use lag::consumer_lag_counts_unconsumed;
+
 /// Upper bound of one case, a safety net over the bounded waits inside.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -127,6 +130,7 @@ macro_rules! broker_conformance {
             recv_waits_when_empty
             recv_returns_early_on_publish
             stale_ack_after_redelivery_is_a_no_op
+            consumer_lag_counts_unconsumed
         );
     };
     (@cases ($fixture:expr) ($settings:expr) $($case:ident)*) => {

@@ -116,6 +116,15 @@ pub trait Broker: Send + Sync {
     /// Succeeds when the broker is reachable.
     async fn ping(&self) -> Result<(), BrokerError>;
 
+    /// How many messages of `topic` the consumer `group` has yet to consume,
+    /// for autoscalers; `None` where the backend has no such figure or the
+    /// broker does not know the topic or group. Kafka: the sum over
+    /// partitions of high watermark minus committed offset (in-flight,
+    /// uncommitted messages included). RabbitMQ: the group's queue's ready
+    /// messages (unacknowledged deliveries excluded). Embedded: messages the
+    /// group has not acknowledged.
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError>;
+
     /// The backend's name, for logs.
     fn backend(&self) -> &'static str;
 }

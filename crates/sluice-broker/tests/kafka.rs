@@ -80,6 +80,9 @@ impl Broker for Recording {
     async fn ping(&self) -> Result<(), BrokerError> {
         self.inner.ping().await
     }
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
+        self.inner.consumer_lag(topic, group).await
+    }
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

@@ -23,6 +23,7 @@ pub mod group_commit;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod scaling;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 
@@ -31,6 +32,7 @@ pub use circuit::{Circuit, CircuitState, CircuitStore};
 pub use error::StoreError;
 pub use group_commit::{GroupCommit, GroupCommitOptions};
 pub use model::*;
+pub use scaling::QueueScaling;
 
 /// Ingest: durable acceptance of jobs, and reads for the status endpoint.
 #[async_trait]
@@ -157,6 +159,15 @@ pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore + Circuit
 
     /// Per-queue counts (queues with no jobs are absent).
     async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError>;
+
+    /// Autoscaling figures of each of `queues` at `now`, one entry per
+    /// queue in the order given (zero figures for a queue with no jobs).
+    /// Reads only unfinished jobs and due outbox rows.
+    async fn queue_scaling(
+        &self,
+        queues: &[String],
+        now: EpochMs,
+    ) -> Result<Vec<QueueScaling>, StoreError>;
 
     /// Notified after every commit that added outbox rows in this process
     /// (and, for backends that can, in other processes): the relay waits on it.

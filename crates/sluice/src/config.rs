@@ -73,6 +73,9 @@ pub struct HttpSection {
     pub listen: String,
     pub admin_listen: String,
     pub max_body_bytes: usize,
+    /// How often the ingest process refreshes the autoscaling gauges (and
+    /// the figures of `GET /v1/queues/{queue}/scaling`), in milliseconds.
+    pub scaling_refresh_ms: u64,
 }
 
 impl Default for HttpSection {
@@ -81,6 +84,7 @@ impl Default for HttpSection {
             listen: "127.0.0.1:8080".into(),
             admin_listen: "127.0.0.1:8081".into(),
             max_body_bytes: 1 << 20,
+            scaling_refresh_ms: 5000,
         }
     }
 }

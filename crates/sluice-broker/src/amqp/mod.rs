@@ -21,6 +21,7 @@
 pub mod codec;
 mod config;
 mod connection;
+mod lag;
 mod publisher;
 mod subscription;
 pub mod topology;
@@ -120,6 +121,11 @@ impl Broker for AmqpBroker {
 
     async fn ping(&self) -> Result<(), BrokerError> {
         self.consumers.connection().await.map(|_| ())
+    }
+
+    /// Ready messages of the group's queue (passive declare).
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
+        lag::queue_depth(&self.consumers, topic, group).await
     }
 
     fn backend(&self) -> &'static str {

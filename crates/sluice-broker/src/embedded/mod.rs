@@ -56,6 +56,7 @@ const SQL_DECLARED_TOPICS: &str = include_str!("sql/declared_topics.sql");
 const SQL_ALL_TOPICS: &str = include_str!("sql/all_topics.sql");
 const SQL_JOIN_GROUP: &str = include_str!("sql/join_group.sql");
 const SQL_COMPACT_TOPIC: &str = include_str!("sql/compact_topic.sql");
+const SQL_CONSUMER_LAG: &str = include_str!("sql/consumer_lag.sql");
 
 /// The embedded broker (`embedded://`). Cheap to share: clones of its
 /// publisher and subscriptions use one connection pool.
@@ -330,6 +331,26 @@ impl Broker for EmbeddedBroker {
             .await
             .map_err(unavailable)?;
         Ok(())
+    }
+
+    /// Messages the group has not acknowledged (`None` for an undeclared
+    /// topic).
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
+        if !self
+            .shared
+            .undeclared(&BTreeSet::from([topic]))
+            .await?
+            .is_empty()
+        {
+            return Ok(None);
+        }
+        let lag: i64 = sqlx::query_scalar(SQL_CONSUMER_LAG)
+            .bind(topic)
+            .bind(group)
+            .fetch_one(&self.shared.pool)
+            .await
+            .map_err(unavailable)?;
+        Ok(Some(u64::try_from(lag).unwrap_or(0)))
     }
 
     fn backend(&self) -> &'static str {

@@ -12,12 +12,15 @@
 //!   partitions are paused; the group membership stays alive. A released
 //!   delivery is held by the subscription and handed out again after its delay
 //!   (its offset stays uncommitted meanwhile).
+//! - [`Broker::consumer_lag`] sums high watermark minus committed offset
+//!   over the topic's partitions (see `lag.rs`).
 //! - Kafka does not count redeliveries: a delivery after a rebalance or restart
 //!   has `redeliveries == 0`; only releases within one subscription count.
 
 mod config;
 mod consumer;
 mod headers;
+mod lag;
 mod publisher;
 mod subscription;
 mod topology;
@@ -60,6 +63,7 @@ pub struct KafkaBroker {
     config: KafkaConfig,
     admin: Arc<AdminClient<KafkaContext>>,
     publisher: Arc<KafkaPublisher>,
+    lag: lag::LagReader,
 }
 
 impl KafkaBroker {
@@ -91,6 +95,7 @@ impl KafkaBroker {
             config,
             admin: Arc::new(admin),
             publisher,
+            lag: lag::LagReader::default(),
         })
     }
 
@@ -133,6 +138,10 @@ impl Broker for KafkaBroker {
         topology::partition_counts(&self.admin, &[], Duration::from_secs(5))
             .await
             .map(|_| ())
+    }
+
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
+        self.lag.lag(&self.config, topic, group).await
     }
 
     fn backend(&self) -> &'static str {

@@ -18,12 +18,14 @@ mod attempts;
 mod circuit;
 mod ingest;
 mod outbox;
+mod scaling;
 
 pub use admin::*;
 pub use attempts::*;
 pub use circuit::*;
 pub use ingest::*;
 pub use outbox::*;
+pub use scaling::*;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -120,6 +122,7 @@ macro_rules! store_conformance {
             finish_is_fenced_per_completion,
             attempts_count_through_retries,
             queue_stats_counts,
+            queue_scaling_figures,
             outbox_notify_fires,
             ping_and_backend,
             admin_pause_resume_round_trip,

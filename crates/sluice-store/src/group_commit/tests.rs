@@ -194,6 +194,13 @@ impl Store for Counting {
     async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
         self.inner.queue_stats().await
     }
+    async fn queue_scaling(
+        &self,
+        queues: &[String],
+        now: sluice_core::EpochMs,
+    ) -> Result<Vec<crate::QueueScaling>, StoreError> {
+        self.inner.queue_scaling(queues, now).await
+    }
     fn outbox_notify(&self) -> Arc<Notify> {
         self.inner.outbox_notify()
     }

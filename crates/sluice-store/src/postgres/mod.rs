@@ -28,6 +28,7 @@ mod circuit;
 mod ingest;
 mod outbox;
 mod rows;
+mod scaling;
 
 use std::future::Future;
 use std::str::FromStr;
@@ -42,7 +43,7 @@ use sqlx::Row;
 use tokio::sync::{watch, Notify};
 use tokio::task::AbortHandle;
 
-use crate::{QueueStats, Store, StoreError};
+use crate::{QueueScaling, QueueStats, Store, StoreError};
 
 /// The channel relays listen on.
 pub const NOTIFY_CHANNEL: &str = "sluice_outbox";
@@ -439,6 +440,14 @@ impl Store for PgStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         crate::fold_queue_stats(counts)
+    }
+
+    async fn queue_scaling(
+        &self,
+        queues: &[String],
+        now: sluice_core::EpochMs,
+    ) -> Result<Vec<QueueScaling>, StoreError> {
+        self.scaling(queues, now).await
     }
 
     fn outbox_notify(&self) -> Arc<Notify> {

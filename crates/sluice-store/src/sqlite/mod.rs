@@ -13,6 +13,7 @@ mod circuit;
 mod ingest;
 mod outbox;
 mod rows;
+mod scaling;
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -26,7 +27,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, Sqlite, Transaction};
 use tokio::sync::Notify;
 
-use crate::{QueueStats, Store, StoreError};
+use crate::{QueueScaling, QueueStats, Store, StoreError};
 
 /// How long a statement waits for another process's lock before failing.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(10);
@@ -258,6 +259,14 @@ impl Store for SqliteStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         crate::fold_queue_stats(counts)
+    }
+
+    async fn queue_scaling(
+        &self,
+        queues: &[String],
+        now: sluice_core::EpochMs,
+    ) -> Result<Vec<QueueScaling>, StoreError> {
+        self.scaling(queues, now).await
     }
 
     fn outbox_notify(&self) -> Arc<Notify> {

@@ -17,6 +17,7 @@ use crate::config::Config;
 use crate::telemetry;
 
 mod admin;
+mod scaling;
 mod support;
 
 pub use support::redact;
@@ -230,12 +231,11 @@ pub async fn run_roles(
                 ..GroupCommitOptions::default()
             };
             let ingest_store = Arc::new(GroupCommit::with_options(store.clone(), group));
-            sluice_api::ingest_app(IngestState::new(
-                ingest_store,
-                settings,
-                health.clone(),
-                render.clone(),
-            )?)
+            let scaling = scaling::spawn(&config, store.clone(), broker.clone(), &shutdown);
+            sluice_api::ingest_app(
+                IngestState::new(ingest_store, settings, health.clone(), render.clone())?
+                    .with_scaling(scaling),
+            )
         } else {
             sluice_api::health_app(health.clone(), render.clone())
         };

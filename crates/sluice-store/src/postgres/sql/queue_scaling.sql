@@ -1,0 +1,37 @@
+-- $1 now, $2 queue names. Autoscaling figures per queue: unfinished jobs by
+-- state (an attempt is in flight while its lease holds), and the due outbox
+-- rows (job rows are backlog; any due row is relay lag). Both halves use
+-- the (queue, status) and (available_at) indexes; succeeded jobs are never read.
+SELECT queue,
+       SUM(pending) AS pending,
+       SUM(published) AS published,
+       SUM(in_flight) AS in_flight,
+       SUM(retrying) AS retrying,
+       SUM(dead) AS dead,
+       MIN(published_since) AS published_since,
+       SUM(due_jobs) AS due_jobs,
+       MIN(due_job_at) AS oldest_due_job,
+       MIN(due_at) AS oldest_due
+FROM (
+    SELECT queue,
+           (status = 'pending')::int AS pending,
+           (status = 'published' AND COALESCE(lease_until < $1, true))::int AS published,
+           (status = 'published' AND COALESCE(lease_until >= $1, false))::int AS in_flight,
+           (status = 'retrying')::int AS retrying,
+           (status = 'dead')::int AS dead,
+           CASE WHEN status = 'published' AND COALESCE(lease_until < $1, true)
+                THEN COALESCE(lease_until, updated_at) END AS published_since,
+           0 AS due_jobs,
+           NULL::bigint AS due_job_at,
+           NULL::bigint AS due_at
+    FROM jobs
+    WHERE queue = ANY($2) AND status IN ('pending', 'published', 'retrying', 'dead')
+    UNION ALL
+    SELECT queue, 0, 0, 0, 0, 0, NULL,
+           (kind = 'job')::int,
+           CASE WHEN kind = 'job' THEN available_at END,
+           available_at
+    FROM outbox
+    WHERE available_at <= $1 AND queue = ANY($2)
+) AS figures
+GROUP BY queue
