@@ -26,10 +26,13 @@ max_attempts = 2
 backoff = {{ initial_ms = 20, max_ms = 50, multiplier = 2.0 }}
 concurrency = {{ min = 1, max = 8 }}
 handler = {{ type = "http", url = "{downstream}", timeout_ms = 2000 }}
+# the downstream fails every job: dead letters, not a paused queue, are the point
+circuit = {{ enabled = false }}
 [[queues]]
 name = "other"
 max_attempts = 1
 handler = {{ type = "http", url = "{downstream}", timeout_ms = 2000 }}
+circuit = {{ enabled = false }}
 "#
     );
     std::fs::write(dir.join("sluice.toml"), cfg).unwrap();

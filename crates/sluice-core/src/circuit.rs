@@ -30,10 +30,10 @@ impl Default for CircuitConfig {
     fn default() -> Self {
         Self {
             enabled: true,
-            consecutive_failures: 5,
+            consecutive_failures: 10,
             failure_ratio: 0.5,
-            window: 20,
-            min_attempts: 10,
+            window: 50,
+            min_attempts: 20,
             cooldown_ms: 5_000,
         }
     }
@@ -89,7 +89,7 @@ mod tests {
         assert_eq!(bad(|c| c.failure_ratio = 0.0), "failure_ratio");
         assert_eq!(bad(|c| c.failure_ratio = 1.5), "failure_ratio");
         assert_eq!(bad(|c| c.window = 0), "window");
-        assert_eq!(bad(|c| c.min_attempts = 21), "min_attempts");
+        assert_eq!(bad(|c| c.min_attempts = 51), "min_attempts");
         assert_eq!(bad(|c| c.cooldown_ms = 0), "cooldown_ms");
     }
 }

@@ -18,7 +18,9 @@ pub use envelope::{
 pub use error::CoreError;
 pub use failure::{classify_http_status, decide, Decision, Failure, FailureKind};
 pub use id::JobId;
-pub use queue::{valid_queue_name, Concurrency, HandlerConfig, QueueConfig, MAX_ATTEMPTS_LIMIT};
+pub use queue::{
+    valid_queue_name, Concurrency, HandlerConfig, QueueConfig, RateLimit, MAX_ATTEMPTS_LIMIT,
+};
 pub use retry::{Jitter, RetryPolicy};
 pub use status::JobStatus;
 

@@ -27,6 +27,23 @@ pub struct QueueConfig {
     /// The circuit breaker guarding the queue's downstream.
     #[serde(default)]
     pub circuit: CircuitConfig,
+    /// At most this many job starts per second, per worker process.
+    #[serde(default)]
+    pub rate_limit: Option<RateLimit>,
+}
+
+/// A token bucket: `per_second` tokens a second, holding at most `burst`;
+/// every job start takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    #[serde(default = "default_burst")]
+    pub burst: u32,
+}
+
+fn default_burst() -> u32 {
+    1
 }
 
 fn default_max_attempts() -> u32 {
@@ -78,6 +95,7 @@ impl QueueConfig {
             handler: HandlerConfig::Log,
             topic: None,
             circuit: CircuitConfig::default(),
+            rate_limit: None,
         }
     }
 
@@ -130,6 +148,20 @@ impl QueueConfig {
         self.circuit
             .validate()
             .map_err(|(k, e)| (format!("circuit.{k}"), e))?;
+        if let Some(r) = self.rate_limit {
+            if !(r.per_second > 0.0 && r.per_second <= 1_000_000.0) {
+                return err(
+                    "rate_limit.per_second",
+                    format!("must be in (0, 1000000], got {}", r.per_second),
+                );
+            }
+            if r.burst == 0 || r.burst > 100_000 {
+                return err(
+                    "rate_limit.burst",
+                    format!("must be between 1 and 100000, got {}", r.burst),
+                );
+            }
+        }
         if let HandlerConfig::Http { url, timeout_ms } = &self.handler {
             if !(url.starts_with("http://") || url.starts_with("https://")) {
                 return err("handler.url", "must be an http:// or https:// URL".into());
@@ -186,5 +218,16 @@ mod tests {
             timeout_ms: 10,
         };
         assert_eq!(q.validate().unwrap_err().0, "handler.url");
+        let mut q = QueueConfig::named("q");
+        q.rate_limit = Some(RateLimit {
+            per_second: 0.0,
+            burst: 1,
+        });
+        assert_eq!(q.validate().unwrap_err().0, "rate_limit.per_second");
+        q.rate_limit = Some(RateLimit {
+            per_second: 5.0,
+            burst: 0,
+        });
+        assert_eq!(q.validate().unwrap_err().0, "rate_limit.burst");
     }
 }

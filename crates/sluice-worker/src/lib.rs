@@ -8,12 +8,14 @@ use std::time::Duration;
 
 use sluice_core::HandlerConfig;
 
+mod attempt;
 mod breaker;
 mod flush;
 mod handler;
 mod http;
 mod intake;
 mod pool;
+mod rate;
 
 pub use handler::{Handler, JobContext, LogHandler};
 pub use http::HttpHandler;

@@ -5,16 +5,18 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
-use sluice_core::{decide, now_ms, Decision, Failure, FailureKind, HandlerConfig, QueueConfig};
-use sluice_store::{ActiveAttempt, Completion, Outcome, StartOutcome, Store};
+use sluice_core::{now_ms, HandlerConfig, QueueConfig};
+use sluice_store::{Outcome, StartOutcome, Store};
 use tokio::sync::{mpsc, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::attempt::{done, run_attempt};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
-use crate::{Handler, JobContext, WorkerError};
+use crate::rate::TokenBucket;
+use crate::{Handler, WorkerError};
 
 /// Deliveries a pool holds per concurrency slot (its prefetch window is
 /// `concurrency.max` × this, as Celery's default prefetch multiplier): each
@@ -142,6 +144,7 @@ impl Worker {
             self.timeout + self.options.lease_margin,
             self.options.pause_check_interval,
         );
+        let mut bucket = cfg.rate_limit.map(TokenBucket::new);
         // Deliveries handed out and not yet acked or released. When the
         // broker's window is full, no receive can return anything until
         // acks go out, so the loop waits for outcomes instead.
@@ -157,10 +160,17 @@ impl Worker {
                 .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
                 .await;
             let gate = breaker.gate(&*self.store).await;
-            if free == 0 || unacked >= max_in_flight || paused || gate == Gate::Wait {
+            let now = Instant::now();
+            let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
+            if free == 0 || unacked >= max_in_flight || paused || gate == Gate::Wait || tokens == 0
+            {
+                let nap = match bucket.as_mut() {
+                    Some(b) if tokens == 0 => b.wait(now).min(self.options.recv_wait),
+                    _ => self.options.recv_wait,
+                };
                 tokio::select! {
                     t = ack_rx.recv() => acks.extend(t.unwrap_or_default()),
-                    _ = tokio::time::sleep(self.options.recv_wait) => {}
+                    _ = tokio::time::sleep(nap) => {}
                     _ = shutdown.cancelled() => {}
                 }
                 continue;
@@ -173,7 +183,7 @@ impl Worker {
             let max = if gate == Gate::Probe {
                 1
             } else {
-                free.min(256)
+                free.min(256).min(tokens)
             };
             let deliveries = tokio::select! {
                 r = sub.recv(max, wait) => r,
@@ -184,6 +194,9 @@ impl Worker {
                     errors = 0;
                     if !ds.is_empty() {
                         unacked += ds.len();
+                        if let Some(b) = bucket.as_mut() {
+                            b.take(ds.len());
+                        }
                         let started = Started {
                             permits: &permits,
                             done_tx: &done_tx,
@@ -366,78 +379,4 @@ async fn release(sub: &mut dyn Subscription, token: AckToken, delay: Duration) {
     if let Err(e) = sub.release(&[token], delay).await {
         tracing::warn!(error = %e, "release failed; the message comes back after its visibility timeout");
     }
-}
-
-fn done(token: AckToken, active: &ActiveAttempt, started_at: i64, outcome: Outcome) -> Done {
-    Done {
-        token,
-        completion: Completion {
-            job_id: active.job.id,
-            lease: active.lease.clone(),
-            attempt: active.attempt,
-            started_at,
-            outcome,
-        },
-    }
-}
-
-/// Runs the handler once under the timeout and decides the outcome; also
-/// says whether the downstream answered healthily (for the breaker: a
-/// success or a permanent failure, which is an answer about the job).
-async fn run_attempt(
-    handler: &dyn Handler,
-    active: &ActiveAttempt,
-    policy: &sluice_core::RetryPolicy,
-    timeout: Duration,
-    queue: &str,
-) -> (Outcome, bool) {
-    let job = &active.job;
-    let ctx = JobContext {
-        id: job.id,
-        queue: job.queue.clone(),
-        attempt: active.attempt,
-        max_attempts: job.max_attempts,
-        payload: job.payload.clone(),
-        key: job.key.clone(),
-        headers: job.headers.clone(),
-        traceparent: job.traceparent.clone(),
-    };
-    metrics::counter!("sluice_jobs_started_total", "queue" => queue.to_string()).increment(1);
-    if active.attempt == 1 {
-        let lag = (now_ms() - job.created_at).max(0) as f64 / 1000.0;
-        metrics::histogram!("sluice_job_start_delay_seconds", "queue" => queue.to_string())
-            .record(lag);
-    }
-    let t0 = Instant::now();
-    let result = match tokio::time::timeout(timeout, handler.handle(&ctx)).await {
-        Ok(r) => r,
-        Err(_) => Err(Failure::transient(format!(
-            "handler timed out after {} ms",
-            timeout.as_millis()
-        ))),
-    };
-    let label = if result.is_ok() { "success" } else { "failure" };
-    metrics::histogram!("sluice_handler_duration_seconds", "queue" => queue.to_string(), "outcome" => label)
-        .record(t0.elapsed().as_secs_f64());
-    let healthy = match &result {
-        Ok(()) => true,
-        Err(f) => matches!(f.kind, FailureKind::Permanent),
-    };
-    let outcome = match result {
-        Ok(()) => Outcome::Succeeded,
-        Err(f) => match decide(policy, active.attempt, job.max_attempts, &f) {
-            Decision::Retry { delay } => {
-                tracing::info!(job_id = %job.id, queue, attempt = active.attempt, delay_ms = delay.as_millis() as u64, error = %f.message, "attempt failed; retrying");
-                Outcome::Retry {
-                    available_at: now_ms() + delay.as_millis() as i64,
-                    error: f.message,
-                }
-            }
-            Decision::Dead { reason } => {
-                tracing::warn!(job_id = %job.id, queue, attempt = active.attempt, reason = %reason, "job dead-lettered");
-                Outcome::Dead { error: reason }
-            }
-        },
-    };
-    (outcome, healthy)
 }

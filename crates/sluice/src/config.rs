@@ -310,8 +310,15 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/sluice.toml");
         let (config, _) = load(Some(&path)).unwrap();
         let emails = config.queues.iter().find(|q| q.name == "emails").unwrap();
-        assert_eq!(emails.circuit.consecutive_failures, 5);
+        assert_eq!(emails.circuit.consecutive_failures, 10);
         assert_eq!(emails.circuit.cooldown_ms, 5000);
+        assert_eq!(
+            emails.rate_limit,
+            Some(sluice_core::RateLimit {
+                per_second: 50.0,
+                burst: 10
+            })
+        );
     }
 
     #[test]

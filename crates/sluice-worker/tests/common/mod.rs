@@ -47,6 +47,15 @@ impl Rig {
     }
 
     pub fn start(&self, handler: Arc<dyn Handler>, schema: Option<Value>) {
+        self.start_with(handler, schema, WorkerOptions::default());
+    }
+
+    pub fn start_with(
+        &self,
+        handler: Arc<dyn Handler>,
+        schema: Option<Value>,
+        options: WorkerOptions,
+    ) {
         let relay = sluice_relay::Relay::new(
             self.store.clone(),
             self.broker.publisher(),
@@ -60,13 +69,7 @@ impl Rig {
             schema,
             handler,
         };
-        let worker = Worker::new(
-            self.store.clone(),
-            self.broker.clone(),
-            wq,
-            WorkerOptions::default(),
-        )
-        .unwrap();
+        let worker = Worker::new(self.store.clone(), self.broker.clone(), wq, options).unwrap();
         tokio::spawn(worker.run(self.shutdown.child_token()));
     }
 

@@ -1,0 +1,90 @@
+//! One attempt: running the handler under its timeout and deciding the
+//! outcome from the queue's retry policy.
+
+use std::time::{Duration, Instant};
+
+use sluice_broker::AckToken;
+use sluice_core::{decide, now_ms, Decision, Failure, FailureKind};
+use sluice_store::{ActiveAttempt, Completion, Outcome};
+
+use crate::flush::Done;
+use crate::{Handler, JobContext};
+
+pub(crate) fn done(
+    token: AckToken,
+    active: &ActiveAttempt,
+    started_at: i64,
+    outcome: Outcome,
+) -> Done {
+    Done {
+        token,
+        completion: Completion {
+            job_id: active.job.id,
+            lease: active.lease.clone(),
+            attempt: active.attempt,
+            started_at,
+            outcome,
+        },
+    }
+}
+
+/// Runs the handler once under the timeout and decides the outcome; also
+/// says whether the downstream answered healthily (for the breaker: a
+/// success or a permanent failure, which is an answer about the job).
+pub(crate) async fn run_attempt(
+    handler: &dyn Handler,
+    active: &ActiveAttempt,
+    policy: &sluice_core::RetryPolicy,
+    timeout: Duration,
+    queue: &str,
+) -> (Outcome, bool) {
+    let job = &active.job;
+    let ctx = JobContext {
+        id: job.id,
+        queue: job.queue.clone(),
+        attempt: active.attempt,
+        max_attempts: job.max_attempts,
+        payload: job.payload.clone(),
+        key: job.key.clone(),
+        headers: job.headers.clone(),
+        traceparent: job.traceparent.clone(),
+    };
+    metrics::counter!("sluice_jobs_started_total", "queue" => queue.to_string()).increment(1);
+    if active.attempt == 1 {
+        let lag = (now_ms() - job.created_at).max(0) as f64 / 1000.0;
+        metrics::histogram!("sluice_job_start_delay_seconds", "queue" => queue.to_string())
+            .record(lag);
+    }
+    let t0 = Instant::now();
+    let result = match tokio::time::timeout(timeout, handler.handle(&ctx)).await {
+        Ok(r) => r,
+        Err(_) => Err(Failure::transient(format!(
+            "handler timed out after {} ms",
+            timeout.as_millis()
+        ))),
+    };
+    let label = if result.is_ok() { "success" } else { "failure" };
+    metrics::histogram!("sluice_handler_duration_seconds", "queue" => queue.to_string(), "outcome" => label)
+        .record(t0.elapsed().as_secs_f64());
+    let healthy = match &result {
+        Ok(()) => true,
+        Err(f) => matches!(f.kind, FailureKind::Permanent),
+    };
+    let outcome = match result {
+        Ok(()) => Outcome::Succeeded,
+        Err(f) => match decide(policy, active.attempt, job.max_attempts, &f) {
+            Decision::Retry { delay } => {
+                tracing::info!(job_id = %job.id, queue, attempt = active.attempt, delay_ms = delay.as_millis() as u64, error = %f.message, "attempt failed; retrying");
+                Outcome::Retry {
+                    available_at: now_ms() + delay.as_millis() as i64,
+                    error: f.message,
+                }
+            }
+            Decision::Dead { reason } => {
+                tracing::warn!(job_id = %job.id, queue, attempt = active.attempt, reason = %reason, "job dead-lettered");
+                Outcome::Dead { error: reason }
+            }
+        },
+    };
+    (outcome, healthy)
+}
