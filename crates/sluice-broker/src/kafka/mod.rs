@@ -8,8 +8,10 @@
 //! - Subscriptions are consumer group members with auto commit and auto offset
 //!   store off: an offset is committed only once every delivery before it on
 //!   its partition was acknowledged, never for a revoked partition. While the
-//!   subscriber holds `max_in_flight` deliveries and the buffer is full, the
-//!   partitions are paused; the group membership stays alive. A released
+//!   buffer of fetched messages is full, librdkafka's bounded fetch queue
+//!   holds what it prefetched; if it stays full for a moment (the subscriber
+//!   holds `max_in_flight` deliveries or takes nothing), the partitions are
+//!   paused; the group membership stays alive. A released
 //!   delivery is held by the subscription and handed out again after its delay
 //!   (its offset stays uncommitted meanwhile).
 //! - Kafka does not count redeliveries: a delivery after a rebalance or restart
