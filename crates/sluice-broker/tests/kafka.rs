@@ -214,8 +214,11 @@ async fn paused_partitions_skip_nothing() {
         while seen.len() < sent.len() && Instant::now() < deadline {
             let got = sub.recv(100, Duration::from_millis(200)).await.unwrap();
             assert!(got.len() <= 4, "max_in_flight exceeded");
-            // Slow consumer: the buffer fills and the partitions pause.
-            tokio::time::sleep(Duration::from_millis(2)).await;
+            // Slow consumer: the buffer fills; and now and then it stops
+            // taking for longer than a full buffer is held, so the
+            // partitions pause (and resume).
+            let pause = if seen.len() % 150 < got.len() { 700 } else { 2 };
+            tokio::time::sleep(Duration::from_millis(pause)).await;
             for d in &got {
                 *seen.entry(id(d)).or_default() += 1;
             }

@@ -1,10 +1,20 @@
 //! The consumer thread of a subscription: it alone polls librdkafka, so
-//! rebalances, fetching, pausing and commits never interleave. It keeps
-//! polling while the subscriber is busy (group membership stays alive) and
-//! pauses the partitions instead once the buffer of fetched messages is full.
+//! rebalances, fetching, pausing and commits never interleave.
+//!
+//! Fetched messages wait in the tracker's buffer until the subscriber takes
+//! them. When the buffer is full the thread stops draining librdkafka for a
+//! moment (`HOLD`): librdkafka's own fetch queue, bounded by
+//! `queued.max.messages.kbytes`, then stops fetching by itself and keeps what
+//! it prefetched, so a subscriber that takes steadily never waits for a new
+//! fetch. Only if the buffer stays full that long (the subscriber holds its
+//! `max_in_flight` deliveries, or takes nothing) are the partitions paused,
+//! and the thread keeps polling so that rebalances are served and the group
+//! membership stays alive. Pausing drops librdkafka's prefetched messages and
+//! a resume fetches again (see `Tracker::set_paused`), so the partitions are
+//! resumed only once the subscriber has taken half of the buffer.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
 use rdkafka::config::RDKafkaLogLevel;
@@ -22,6 +32,9 @@ pub(crate) struct Shared {
     pub tracker: Mutex<Tracker>,
     /// Signalled when messages were fetched.
     pub wake: Notify,
+    /// Signalled (with the tracker's lock) when the subscriber took messages
+    /// out of the buffer.
+    pub room: Condvar,
     /// Set by the subscription when it is dropped.
     pub stop: AtomicBool,
     /// Set by the thread when it has ended.
@@ -36,6 +49,7 @@ impl Shared {
             topic: topic.to_string(),
             tracker: Mutex::new(Tracker::default()),
             wake: Notify::new(),
+            room: Condvar::new(),
             stop: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             assignments: watch::channel(0).0,
@@ -130,7 +144,9 @@ fn partitions_of(tpl: &TopicPartitionList, topic: &str) -> Vec<i32> {
 }
 
 const POLL: Duration = Duration::from_millis(20);
-const MAX_DRAIN: usize = 1000;
+/// How long a full buffer may keep the thread from polling before the
+/// partitions are paused (rebalances wait at most about this long).
+const HOLD: Duration = Duration::from_millis(250);
 const SEEK_TIMEOUT: Duration = Duration::from_secs(5);
 const COMMITTED_TIMEOUT: Duration = Duration::from_secs(10);
 const STALL_CHECK: Duration = Duration::from_millis(250);
@@ -163,18 +179,61 @@ fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
 /// acknowledged, then leaves the group (revoking, so committing nothing more).
 /// `buffer` is how many fetched messages may wait before fetching pauses.
 pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
+    let buffer = buffer.max(1);
     let mut stall_check = std::time::Instant::now();
     let mut last_commit = std::time::Instant::now();
+    // Since when the buffer is full, while it is.
+    let mut full_since: Option<std::time::Instant> = None;
+    let mut paused = false;
+    let mut stats = Stats::default();
     while !shared.stop.load(Ordering::Acquire) {
-        set_pause(&consumer, &shared, buffer);
+        stats.report(&shared);
+        if last_commit.elapsed() >= COMMIT_EVERY {
+            last_commit = std::time::Instant::now();
+            commit(&consumer, &shared);
+            stats.commits += 1;
+            stats.commit_time += last_commit.elapsed();
+        }
+        let buffered = shared.tracker().buffered();
+        if buffered < buffer {
+            if full_since.take().is_some() && !paused {
+                // Not fetching meanwhile was not idleness.
+                shared.tracker().restart_idle_clocks();
+            }
+        } else {
+            full_since.get_or_insert_with(std::time::Instant::now);
+        }
+        paused = if paused {
+            buffered > buffer / 2
+        } else {
+            full_since.is_some_and(|t| t.elapsed() >= HOLD)
+        };
+        stats.pause_changes += set_pause(&consumer, &shared, paused);
+        if full_since.is_some() && !paused {
+            // Hold: leave the prefetched messages in librdkafka until the
+            // subscriber makes room.
+            let t = shared.tracker();
+            if t.buffered() >= buffer {
+                stats.holds += 1;
+                let _ = shared.room.wait_timeout(t, POLL);
+            }
+            continue;
+        }
         if stall_check.elapsed() >= STALL_CHECK {
             stall_check = std::time::Instant::now();
             unstick(&consumer, &shared);
         }
+        // Drains what librdkafka has fetched, up to the buffer's room (none
+        // while paused, when polling serves rebalances and errors only).
+        let room = buffer.saturating_sub(buffered).max(1);
         let mut fetched = 0;
         let mut timeout = POLL;
-        while fetched < MAX_DRAIN {
-            let verdict = match consumer.poll(timeout) {
+        while fetched < room {
+            let t = std::time::Instant::now();
+            let polled = consumer.poll(timeout);
+            stats.poll_time += t.elapsed();
+            stats.polls += 1;
+            let verdict = match polled {
                 None => break,
                 Some(Ok(msg)) => {
                     let (partition, offset) = (msg.partition(), msg.offset());
@@ -190,8 +249,9 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
             };
             match verdict {
                 (_, _, Fetch::Accepted) => fetched += 1,
-                (_, _, Fetch::Ignored) => {}
+                (_, _, Fetch::Ignored) => stats.ignored += 1,
                 (partition, offset, Fetch::SeekBack(to)) => {
+                    stats.seek_backs += 1;
                     tracing::info!(topic = %shared.topic, partition, offset, seek_to = to, "kafka records skipped by the broker; seeking back");
                     let at = Offset::Offset(to);
                     if let Err(e) = consumer.seek(&shared.topic, partition, at, SEEK_TIMEOUT) {
@@ -201,12 +261,9 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
             }
             timeout = Duration::ZERO;
         }
+        stats.fetched += fetched;
         if fetched > 0 {
             shared.wake.notify_one();
-        }
-        if last_commit.elapsed() >= COMMIT_EVERY {
-            last_commit = std::time::Instant::now();
-            commit(&consumer, &shared);
         }
     }
     commit(&consumer, &shared);
@@ -215,15 +272,12 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
     shared.wake.notify_one();
 }
 
-/// Pauses every assigned partition while `buffer` messages wait, resumes
-/// them otherwise. A resumed partition is sought to the offset after the last
-/// one fetched, so nothing prefetched before the pause is skipped.
-fn set_pause(consumer: &BaseConsumer<Context>, shared: &Shared, buffer: usize) {
-    let (pause, changes) = {
-        let mut t = shared.tracker();
-        let pause = t.buffered() >= buffer;
-        (pause, t.set_paused(pause))
-    };
+/// Pauses or resumes every assigned partition whose state differs; returns
+/// how many changed. A resumed partition is sought to the offset after the
+/// last one fetched, so nothing prefetched before the pause is skipped.
+fn set_pause(consumer: &BaseConsumer<Context>, shared: &Shared, pause: bool) -> usize {
+    let changes = shared.tracker().set_paused(pause);
+    let n = changes.len();
     for (partition, next) in changes {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition(&shared.topic, partition);
@@ -244,6 +298,54 @@ fn set_pause(consumer: &BaseConsumer<Context>, shared: &Shared, buffer: usize) {
             tracing::warn!(topic = %shared.topic, partition, pause, error = %e, "kafka pause/resume failed; will retry");
             shared.tracker().pause_unknown(partition);
         }
+    }
+    n
+}
+
+/// What the consumer thread did, logged (debug) about once a second.
+#[derive(Default)]
+struct Stats {
+    since: Option<std::time::Instant>,
+    polls: usize,
+    fetched: usize,
+    ignored: usize,
+    seek_backs: usize,
+    pause_changes: usize,
+    holds: usize,
+    commits: usize,
+    poll_time: Duration,
+    pause_time: Duration,
+    commit_time: Duration,
+}
+
+impl Stats {
+    fn report(&mut self, shared: &Shared) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        if self.polls > 0 && tracing::enabled!(tracing::Level::DEBUG) {
+            let buffered = shared.tracker().buffered();
+            tracing::debug!(
+                topic = %shared.topic,
+                polls = self.polls,
+                fetched = self.fetched,
+                ignored = self.ignored,
+                seek_backs = self.seek_backs,
+                pause_changes = self.pause_changes,
+                holds = self.holds,
+                commits = self.commits,
+                poll_ms = self.poll_time.as_millis() as u64,
+                pause_ms = self.pause_time.as_millis() as u64,
+                commit_ms = self.commit_time.as_millis() as u64,
+                buffered,
+                "kafka consumer thread, last second"
+            );
+        }
+        *self = Stats {
+            since: Some(std::time::Instant::now()),
+            ..Stats::default()
+        };
     }
 }
 

@@ -22,6 +22,42 @@ use crate::{AckToken, BrokerError, Delivery, SubscribeOptions, Subscription};
 pub struct KafkaSubscription {
     shared: Arc<Shared>,
     max_in_flight: usize,
+    stats: RecvStats,
+}
+
+/// What `recv` did, logged (debug) about once a second: how often it came
+/// back empty (and how often because `max_in_flight` were held) and how long
+/// the subscriber waited in it.
+#[derive(Default)]
+struct RecvStats {
+    since: Option<std::time::Instant>,
+    calls: usize,
+    empty: usize,
+    full: usize,
+    delivered: usize,
+    acked: usize,
+    waited: Duration,
+}
+
+impl RecvStats {
+    fn report(&mut self, topic: &str) {
+        let since = *self.since.get_or_insert_with(std::time::Instant::now);
+        if since.elapsed() < Duration::from_secs(1) {
+            return;
+        }
+        let s = std::mem::take(self);
+        tracing::debug!(
+            topic,
+            calls = s.calls,
+            empty = s.empty,
+            full = s.full,
+            delivered = s.delivered,
+            acked = s.acked,
+            waited_ms = s.waited.as_millis() as u64,
+            "kafka recv, last second"
+        );
+        self.since = Some(std::time::Instant::now());
+    }
 }
 
 impl KafkaSubscription {
@@ -73,6 +109,7 @@ impl KafkaSubscription {
         let subscription = Self {
             shared,
             max_in_flight,
+            stats: RecvStats::default(),
         };
         let joined =
             tokio::time::timeout(config.request_timeout, assignments.wait_for(|n| *n > 0)).await;
@@ -101,18 +138,30 @@ impl Drop for KafkaSubscription {
 #[async_trait]
 impl Subscription for KafkaSubscription {
     async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
-        let deadline = Instant::now() + wait;
+        self.stats.report(&self.shared.topic);
+        self.stats.calls += 1;
+        let t0 = Instant::now();
+        let deadline = t0 + wait;
         loop {
             let woken = self.shared.wake.notified();
             let now = Instant::now();
-            let (got, due) = {
+            let (got, due, full) = {
                 let mut t = self.shared.tracker();
-                (
-                    t.take(max, self.max_in_flight, now.into_std()),
-                    t.next_due(),
-                )
+                let got = t.take(max, self.max_in_flight, now.into_std());
+                let full = t.in_flight() >= self.max_in_flight;
+                (got, t.next_due(), full)
             };
+            if !got.is_empty() {
+                // The consumer thread may be holding for room in the buffer.
+                self.shared.room.notify_one();
+            }
             if !got.is_empty() || now >= deadline || max == 0 {
+                self.stats.waited += t0.elapsed();
+                self.stats.delivered += got.len();
+                if got.is_empty() {
+                    self.stats.empty += 1;
+                    self.stats.full += usize::from(full);
+                }
                 return Ok(got);
             }
             if self.shared.stopped.load(Ordering::Acquire) {
@@ -124,6 +173,7 @@ impl Subscription for KafkaSubscription {
     }
 
     async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), BrokerError> {
+        self.stats.acked += tokens.len();
         self.shared.tracker().ack(tokens);
         Ok(())
     }

@@ -175,6 +175,15 @@ impl Tracker {
             .collect()
     }
 
+    /// Starts the idle clocks of all partitions afresh (after a time when
+    /// nothing was fetched on purpose).
+    pub fn restart_idle_clocks(&mut self) {
+        let now = Instant::now();
+        for part in self.partitions.values_mut() {
+            part.progress = now;
+        }
+    }
+
     /// An idle partition that may be stuck before records the broker skipped:
     /// where to seek back to, as for a gap (`None` once probed).
     pub fn stuck(&mut self, partition: i32, expected: i64) -> Option<i64> {
@@ -271,7 +280,6 @@ impl Tracker {
     }
 
     /// Deliveries handed out and neither acknowledged nor released.
-    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight.len()
     }
