@@ -149,21 +149,30 @@ impl Worker {
         // broker's window is full, no receive can return anything until
         // acks go out, so the loop waits for outcomes instead.
         let mut unacked = 0usize;
+        // A received batch whose attempts start (one store round trip)
+        // while the next receive runs.
+        let mut pending: Option<Batch> = None;
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
             while tasks.try_join_next().is_some() {}
-            let free = permits.available_permits();
+            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
+            let free = permits.available_permits().saturating_sub(pending_len);
             let paused = pause
                 .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
                 .await;
             let gate = breaker.gate(&*self.store).await;
             let now = Instant::now();
             let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
-            if free == 0 || unacked >= max_in_flight || paused || gate == Gate::Wait || tokens == 0
-            {
+            let receive = !(free == 0
+                || unacked >= max_in_flight
+                || paused
+                || gate == Gate::Wait
+                || tokens == 0
+                || (gate == Gate::Probe && pending.is_some()));
+            if !receive && pending.is_none() {
                 let nap = match bucket.as_mut() {
                     Some(b) if tokens == 0 => b.wait(now).min(self.options.recv_wait),
                     _ => self.options.recv_wait,
@@ -185,31 +194,48 @@ impl Worker {
             } else {
                 free.min(256).min(tokens)
             };
-            let deliveries = tokio::select! {
-                r = sub.recv(max, wait) => r,
-                _ = shutdown.cancelled() => break,
-            };
-            match deliveries {
-                Ok(ds) => {
+            let to_start = pending.take();
+            let (received, started_batch) = tokio::join!(
+                async {
+                    match receive {
+                        true => Some(sub.recv(max, wait).await),
+                        false => None,
+                    }
+                },
+                async {
+                    match to_start {
+                        Some(b) => Some(self.start(b).await),
+                        None => None,
+                    }
+                }
+            );
+            if let Some(batch) = started_batch {
+                let started = Started {
+                    permits: &permits,
+                    done_tx: &done_tx,
+                    recorder: breaker.recorder(),
+                };
+                let released = self
+                    .launch(&mut *sub, batch, &started, &mut tasks, &mut acks)
+                    .await;
+                unacked = unacked.saturating_sub(released);
+            }
+            match received {
+                None => {}
+                Some(Ok(ds)) => {
                     errors = 0;
                     if !ds.is_empty() {
                         unacked += ds.len();
                         if let Some(b) = bucket.as_mut() {
                             b.take(ds.len());
                         }
-                        let started = Started {
-                            permits: &permits,
-                            done_tx: &done_tx,
-                            recorder: breaker.recorder(),
+                        pending = Some(Batch {
+                            deliveries: ds,
                             probe: gate == Gate::Probe,
-                        };
-                        let released = self
-                            .dispatch(&mut *sub, ds, &started, &mut tasks, &mut acks)
-                            .await;
-                        unacked = unacked.saturating_sub(released);
+                        });
                     }
                 }
-                Err(e) => {
+                Some(Err(e)) => {
                     errors += 1;
                     let wait = Duration::from_millis(100 * u64::from(errors.min(50)));
                     tracing::warn!(queue = %cfg.name, error = %e, "receive failed");
@@ -217,6 +243,9 @@ impl Worker {
                 }
             }
         }
+        // a batch received but not started: nothing of it is in the store;
+        // left unacked, the broker delivers it again
+        drop(pending);
         tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
         let deadline = Instant::now() + self.options.drain_grace;
         while !tasks.is_empty() {
@@ -255,12 +284,30 @@ impl Worker {
         }
     }
 
-    /// Starts the deliveries' attempts and spawns their handlers; returns
-    /// how many deliveries it released back to the broker.
-    async fn dispatch(
+    /// Starts the batch's attempts in the store (one round trip).
+    async fn start(&self, batch: Batch) -> StartedBatch {
+        let cfg = &self.queue.config;
+        let intakes: Vec<Intake> = batch
+            .deliveries
+            .iter()
+            .map(|d| intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref()))
+            .collect();
+        let requests = intakes.iter().map(|i| i.request.clone()).collect();
+        let lease = self.timeout + self.options.lease_margin;
+        let outcomes = self.store.start_attempts(requests, lease).await;
+        StartedBatch {
+            batch,
+            intakes,
+            outcomes,
+        }
+    }
+
+    /// Spawns the handlers of a started batch and settles the deliveries
+    /// that need no attempt; returns how many it released to the broker.
+    async fn launch(
         &self,
         sub: &mut dyn Subscription,
-        deliveries: Vec<Delivery>,
+        batch: StartedBatch,
         started: &Started<'_>,
         tasks: &mut JoinSet<()>,
         acks: &mut Vec<AckToken>,
@@ -268,14 +315,13 @@ impl Worker {
         let mut released = 0;
         let mut probe_taken = false;
         let cfg = &self.queue.config;
-        let intakes: Vec<Intake> = deliveries
-            .iter()
-            .map(|d| intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref()))
-            .collect();
-        let requests = intakes.iter().map(|i| i.request.clone()).collect();
-        let lease = self.timeout + self.options.lease_margin;
-        let outcomes = self.store.start_attempts(requests, lease).await;
-        for ((d, i), outcome) in deliveries.into_iter().zip(intakes).zip(outcomes) {
+        let StartedBatch {
+            batch,
+            intakes,
+            outcomes,
+        } = batch;
+        let probe_batch = batch.probe;
+        for ((d, i), outcome) in batch.deliveries.into_iter().zip(intakes).zip(outcomes) {
             match outcome {
                 Ok(StartOutcome::Started(active)) => {
                     if let Some(reason) = i.poison {
@@ -304,7 +350,7 @@ impl Worker {
                     let queue = cfg.name.clone();
                     let recorder = started.recorder.clone();
                     // the probe is the first job this batch starts
-                    let probe = !probe_taken && started.probe;
+                    let probe = !probe_taken && probe_batch;
                     if probe {
                         probe_taken = true;
                         recorder.probe_started();
@@ -340,8 +386,20 @@ struct Started<'a> {
     permits: &'a Arc<Semaphore>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     recorder: Recorder,
-    /// Set when the circuit is half-open: the first job started is the probe.
+}
+
+/// Deliveries received together, waiting for their attempts to start.
+struct Batch {
+    deliveries: Vec<Delivery>,
+    /// Received while the circuit was half-open: its first job is the probe.
     probe: bool,
+}
+
+/// A batch and what the store said to each of its start requests.
+struct StartedBatch {
+    batch: Batch,
+    intakes: Vec<Intake>,
+    outcomes: Vec<Result<StartOutcome, sluice_store::StoreError>>,
 }
 
 /// The queue's pause state, read from the store at most once per interval.
