@@ -165,7 +165,10 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        let unavailable = matches!(self, ApiError::Unavailable);
+        let unavailable = matches!(
+            self,
+            ApiError::Unavailable | ApiError::NotReady { draining: true, .. }
+        );
         let unauthorized = matches!(self, ApiError::Unauthorized);
         let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
         let mut resp = (status, body).into_response();

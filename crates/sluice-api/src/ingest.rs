@@ -159,12 +159,25 @@ async fn store(state: &IngestState, queue: &str, checked: Checked) -> Result<Vec
     Ok(ids)
 }
 
+/// A draining process takes no new jobs: `503` with `Retry-After`, so the
+/// client retries on another ingest process.
+fn refuse_when_draining(state: &IngestState) -> Result<(), ApiError> {
+    if state.inner.health.is_draining() {
+        return Err(ApiError::NotReady {
+            failing: Vec::new(),
+            draining: true,
+        });
+    }
+    Ok(())
+}
+
 /// `POST /v1/queues/{queue}/jobs`: `202` with the job's id and `Location`.
 pub(crate) async fn submit(
     State(state): State<IngestState>,
     PathParam(queue): PathParam<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    refuse_when_draining(&state)?;
     let checked = check(&state, &queue, "jobs", req, |v| {
         request::single(v).map(|j| vec![j])
     })
@@ -189,6 +202,7 @@ pub(crate) async fn submit_batch(
     PathParam(queue): PathParam<String>,
     req: Request,
 ) -> Result<Response, ApiError> {
+    refuse_when_draining(&state)?;
     let checked = check(&state, &queue, "jobs/batch", req, request::batch).await?;
     let ids = store(&state, &queue, checked).await?;
     let jobs = ids

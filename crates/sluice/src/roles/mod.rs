@@ -210,6 +210,9 @@ pub async fn run_roles(
         }
     }
 
+    // The listeners outlive the roles' drain: `/readyz` answers 503 and
+    // intake refuses jobs while in-flight work finishes.
+    let servers_stop = CancellationToken::new();
     let mut servers: JoinSet<anyhow::Result<()>> = JoinSet::new();
     if let Some(listener) = main {
         let app = if roles.ingest {
@@ -239,13 +242,13 @@ pub async fn run_roles(
         } else {
             sluice_api::health_app(health.clone(), render.clone())
         };
-        servers.spawn(serve(listener, app, shutdown.clone(), "http server"));
+        servers.spawn(serve(listener, app, servers_stop.clone(), "http server"));
     }
     let mut admin_state = None;
     if let (Some(listener), Some(token)) = (admin_listener, token) {
         let (state, app) = admin::app(&config, store.clone(), &token, health.clone(), render);
         state.spawn_replay_supervisor(shutdown.clone().cancelled_owned());
-        servers.spawn(serve(listener, app, shutdown.clone(), "admin server"));
+        servers.spawn(serve(listener, app, servers_stop.clone(), "admin server"));
         admin_state = Some(state);
     }
 
@@ -262,18 +265,36 @@ pub async fn run_roles(
         }
     });
     let mut result = Ok(());
-    while let Some(r) = servers.join_next().await {
-        let r = r.context("server task failed").and_then(|r| r);
-        if r.is_err() && result.is_ok() {
-            shutdown.cancel();
-            result = r;
+    // Until a signal (or a failing server), serve; then drain the roles
+    // while the listeners still answer, and only then close them.
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = servers.join_next() => match r {
+                Some(r) => {
+                    let r = r.context("server task failed").and_then(|r| r);
+                    if r.is_err() {
+                        result = r;
+                        break;
+                    }
+                }
+                None => break,
+            },
         }
     }
+    health.set_draining();
     shutdown.cancel();
     if let Some(state) = admin_state {
         state.stop_replays(Duration::from_secs(5)).await;
     }
     while tasks.join_next().await.is_some() {}
+    servers_stop.cancel();
+    while let Some(r) = servers.join_next().await {
+        let r = r.context("server task failed").and_then(|r| r);
+        if r.is_err() && result.is_ok() {
+            result = r;
+        }
+    }
     tracing::info!("sluice stopped");
     result
 }
