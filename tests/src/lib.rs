@@ -3,6 +3,7 @@
 
 pub mod brokers;
 pub mod downstream;
+pub mod jobs;
 pub mod kafka;
 pub mod pg;
 pub mod process;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use sluice_tests::jobs::job_statuses;
 use sluice_tests::{Downstream, Mode, SluiceProcess};
 
 fn write_config(dir: &Path, downstream: &str) {
@@ -99,20 +100,11 @@ async fn wait_status(
 ) {
     let deadline = Instant::now() + limit;
     loop {
-        let mut ok = 0;
-        for id in ids {
-            let v: Value = client
-                .get(format!("{base}/v1/jobs/{id}"))
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if v["status"] == status {
-                ok += 1;
-            }
-        }
+        let statuses = job_statuses(client, base, ids).await;
+        let ok = statuses
+            .iter()
+            .filter(|s| s.as_deref() == Some(status))
+            .count();
         if ok == ids.len() {
             return;
         }

@@ -12,23 +12,10 @@ use std::time::Duration;
 use serde_json::Value;
 use sluice_core::JobId;
 use sluice_tests::brokers::{amqp_url, unique_topic, AmqpCleanup};
-use sluice_tests::pg::backends_required;
+use sluice_tests::jobs::{python, run_python};
 use sluice_tests::{eventually, Downstream, SluiceProcess};
 
 const TOKEN: &str = "direct-test-token";
-
-fn python() -> Option<String> {
-    match std::env::var("SLUICE_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if backends_required() => {
-            panic!("SLUICE_TEST_PYTHON is not set and SLUICE_TEST_REQUIRE_BACKENDS=1")
-        }
-        _ => {
-            eprintln!("skipping: SLUICE_TEST_PYTHON is not set");
-            None
-        }
-    }
-}
 
 fn write_config(dir: &Path, downstream: &str, broker: &str, topic: &str) {
     let schema =
@@ -89,25 +76,7 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
     let client = reqwest::Client::new();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/amqp_produce.py");
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(&python)
-            .arg(&script)
-            .args([&amqp, &topic])
-            .output(),
-    )
-    .await
-    .expect("producer finishes")
-    .expect("run the python producer");
-    assert!(
-        out.status.success(),
-        "producer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let sent: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let sent = run_python(&python, &script, &[&amqp, &topic]).await;
     assert_eq!(sent.len(), 9, "{sent:?}");
 
     // The CloudEvents' job ids: the id when a UUID, else derived from

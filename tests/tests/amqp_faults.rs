@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use sluice_tests::jobs::{job_statuses, start_role, wait_deliveries};
 use sluice_tests::pg::{server_url, TempDb};
 use sluice_tests::rabbit::PrivateRabbit;
-use sluice_tests::{brokers, Downstream, Mode, SluiceProcess};
+use sluice_tests::{brokers, Downstream, Mode};
 
 const JOBS: usize = 5000;
 
@@ -38,41 +39,6 @@ handler = {{ type = "http", url = "{downstream}", timeout_ms = 2000 }}
     std::fs::write(dir.join("sluice.toml"), cfg).unwrap();
 }
 
-fn start(dir: &Path, role: &str) -> SluiceProcess {
-    SluiceProcess::start(dir, &[role, "--listen", "127.0.0.1:0"], &[])
-        .unwrap_or_else(|e| panic!("start {role}: {e}"))
-}
-
-/// Waits until the downstream saw `n` deliveries (bounded).
-async fn progress(ds: &Downstream, n: usize, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while ds.total() < n {
-        assert!(
-            Instant::now() < deadline,
-            "stuck before {what}: {} deliveries",
-            ds.total()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    eprintln!("{what} at {} deliveries", ds.total());
-}
-
-async fn statuses(client: &reqwest::Client, base: &str, ids: &[String]) -> Vec<String> {
-    futures::stream::iter(ids.to_vec())
-        .map(|id| {
-            let client = client.clone();
-            let url = format!("{base}/v1/jobs/{id}");
-            async move {
-                let v: Value = client.get(url).send().await.ok()?.json().await.ok()?;
-                Some(v["status"].as_str()?.to_string())
-            }
-        })
-        .buffer_unordered(32)
-        .filter_map(|s| async move { s })
-        .collect()
-        .await
-}
-
 /// `sluice_jobs_started_total` summed over queues, from a `/metrics` page.
 async fn started_jobs(client: &reqwest::Client, url: &str) -> f64 {
     let text = client.get(url).send().await.unwrap().text().await.unwrap();
@@ -94,10 +60,10 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &ds.url(), &db.url, &rabbit.url());
 
-    let ingest = start(dir.path(), "ingest");
-    let mut relay = start(dir.path(), "relay");
-    let mut worker_a = start(dir.path(), "worker");
-    let _worker_b = start(dir.path(), "worker");
+    let ingest = start_role(dir.path(), "ingest");
+    let mut relay = start_role(dir.path(), "relay");
+    let mut worker_a = start_role(dir.path(), "worker");
+    let _worker_b = start_role(dir.path(), "worker");
     let base = ingest.url("");
     let client = reqwest::Client::new();
 
@@ -127,19 +93,19 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
         })
     };
 
-    progress(&ds, 500, "kill -9 relay").await;
+    wait_deliveries(&ds, 500, "kill -9 relay").await;
     relay.kill9();
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let _relay = start(dir.path(), "relay");
+    let _relay = start_role(dir.path(), "relay");
 
-    progress(&ds, 1500, "kill -9 worker").await;
+    wait_deliveries(&ds, 1500, "kill -9 worker").await;
     // Only a worker that is busy has attempts to lose when it dies.
     let busy = started_jobs(&client, &worker_a.url("/metrics")).await;
     assert!(busy > 0.0, "worker A started no job before its kill");
     worker_a.kill9();
-    let _worker_c = start(dir.path(), "worker");
+    let _worker_c = start_role(dir.path(), "worker");
 
-    progress(&ds, 2500, "RabbitMQ restart").await;
+    wait_deliveries(&ds, 2500, "RabbitMQ restart").await;
     rabbit.stop_server().expect("stop RabbitMQ");
     tokio::time::sleep(Duration::from_secs(1)).await;
     rabbit.start_server().expect("start RabbitMQ again");
@@ -150,8 +116,11 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
     let t0 = Instant::now();
     let deadline = t0 + Duration::from_secs(240);
     loop {
-        let s = statuses(&client, &base, &ids).await;
-        let ok = s.iter().filter(|s| *s == "succeeded").count();
+        let s = job_statuses(&client, &base, &ids).await;
+        let ok = s
+            .iter()
+            .filter(|s| s.as_deref() == Some("succeeded"))
+            .count();
         if ok == JOBS {
             break;
         }

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use futures::StreamExt;
 use serde_json::{json, Value};
+use sluice_tests::jobs::job_statuses;
 use sluice_tests::{eventually, Downstream, Mode, SluiceProcess};
 
 fn write_config(dir: &Path, downstream: &str, store: &str) {
@@ -92,27 +93,11 @@ async fn kill_dash_nine_loses_no_accepted_job(store: &str) {
         let ids = ids.clone();
         let base = base.clone();
         async move {
-            let statuses: Vec<String> = futures::stream::iter(ids)
-                .map(|id| {
-                    let client = client.clone();
-                    let base = base.clone();
-                    async move {
-                        let v: Value = client
-                            .get(format!("{base}/v1/jobs/{id}"))
-                            .send()
-                            .await
-                            .ok()?
-                            .json()
-                            .await
-                            .ok()?;
-                        Some(v["status"].as_str()?.to_string())
-                    }
-                })
-                .buffer_unordered(32)
-                .filter_map(|s| async move { s })
-                .collect()
-                .await;
-            let ok = statuses.iter().filter(|s| *s == "succeeded").count();
+            let statuses = job_statuses(&client, &base, &ids).await;
+            let ok = statuses
+                .iter()
+                .filter(|s| s.as_deref() == Some("succeeded"))
+                .count();
             (ok == 2000).then_some(())
         }
     })

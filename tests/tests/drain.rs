@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
+use sluice_tests::jobs::job_statuses;
 use sluice_tests::{eventually, Downstream, SluiceProcess};
 
 fn write_config(dir: &Path, downstream: &str) {
@@ -94,16 +95,9 @@ async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
     // every job was delivered once and recorded succeeded before the exit
     let mut again =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
-    for id in &ids {
-        let v: Value = client
-            .get(again.url(&format!("/v1/jobs/{id}")))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        assert_eq!(v["status"], "succeeded", "job {id}: {v}");
+    let statuses = job_statuses(&client, &again.url(""), &ids).await;
+    for (id, status) in ids.iter().zip(statuses) {
+        assert_eq!(status.as_deref(), Some("succeeded"), "job {id}");
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ds.total(), 3, "a finished job was delivered again");

@@ -11,21 +11,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice_core::JobId;
 use sluice_tests::brokers::{kafka_brokers, unique_topic};
+use sluice_tests::jobs::{python, run_python};
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
 use sluice_tests::{Downstream, SluiceProcess};
-
-fn python() -> Option<String> {
-    match std::env::var("SLUICE_TEST_PYTHON") {
-        Ok(p) if !p.is_empty() => Some(p),
-        _ if sluice_tests::pg::backends_required() => {
-            panic!("SLUICE_TEST_PYTHON is not set and SLUICE_TEST_REQUIRE_BACKENDS=1")
-        }
-        _ => {
-            eprintln!("skipping: SLUICE_TEST_PYTHON is not set");
-            None
-        }
-    }
-}
 
 fn script() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("python/kafka_produce.py")
@@ -96,23 +84,13 @@ async fn confluent_kafka_producer_messages_become_jobs() {
 
     let binary_ce_id = format!("order-{}", uuid::Uuid::new_v4());
     let structured_id = JobId::new();
-    let out = tokio::process::Command::new(&python)
-        .arg(script())
-        .args([&brokers, &topic, &binary_ce_id, &structured_id.to_string()])
-        .output();
-    let out = tokio::time::timeout(Duration::from_secs(60), out)
-        .await
-        .expect("producer finished")
-        .expect("run python");
-    assert!(
-        out.status.success(),
-        "producer failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let lines: Vec<Value> = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let structured = structured_id.to_string();
+    let lines = run_python(
+        &python,
+        &script(),
+        &[&brokers, &topic, &binary_ce_id, &structured],
+    )
+    .await;
     assert_eq!(lines.len(), 4, "{lines:?}");
     let position = |kind: &str| {
         let l = lines.iter().find(|l| l["kind"] == kind).unwrap();

@@ -9,9 +9,9 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
 use serde_json::{json, Value};
 use sluice_tests::brokers::{kafka_brokers, unique_topic};
+use sluice_tests::jobs::{job_statuses, start_role};
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
 use sluice_tests::{Downstream, Mode, SluiceProcess};
 
@@ -40,11 +40,6 @@ handler = {{ type = "http", url = "{downstream}", timeout_ms = 2000 }}
 "#
     );
     std::fs::write(dir.join("sluice.toml"), cfg).unwrap();
-}
-
-fn start(dir: &Path, role: &str) -> SluiceProcess {
-    SluiceProcess::start(dir, &[role, "--listen", "127.0.0.1:0"], &[])
-        .unwrap_or_else(|e| panic!("start {role}: {e}"))
 }
 
 async fn accept(client: &reqwest::Client, base: &str) -> Vec<String> {
@@ -115,30 +110,6 @@ async fn until_rebalanced(worker: &SluiceProcess, before: usize, limit: Duration
     }
 }
 
-/// Ids not yet `succeeded`, per `GET /v1/jobs/{id}`.
-async fn unfinished(client: &reqwest::Client, base: &str, ids: &[String]) -> Vec<String> {
-    futures::stream::iter(ids.iter().cloned())
-        .map(|id| async move {
-            let status = async {
-                let v: Value = client
-                    .get(format!("{base}/v1/jobs/{id}"))
-                    .send()
-                    .await
-                    .ok()?
-                    .json()
-                    .await
-                    .ok()?;
-                Some(v["status"].as_str()?.to_string())
-            }
-            .await;
-            (status.as_deref() != Some("succeeded")).then_some(id)
-        })
-        .buffer_unordered(32)
-        .filter_map(|id| async move { id })
-        .collect()
-        .await
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
     let Some(brokers) = kafka_brokers() else {
@@ -166,8 +137,11 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
             .0;
     assert_eq!(status, Some(0), "migrate");
 
-    let ingest = start(dir.path(), "ingest");
-    let mut workers = vec![start(dir.path(), "worker"), start(dir.path(), "worker")];
+    let ingest = start_role(dir.path(), "ingest");
+    let mut workers = vec![
+        start_role(dir.path(), "worker"),
+        start_role(dir.path(), "worker"),
+    ];
     let client = reqwest::Client::new();
     let base = ingest.url("");
     let t0 = Instant::now();
@@ -176,12 +150,12 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
     eprintln!("accepted {JOBS} jobs in {:?}", t0.elapsed());
 
     // The relay dies mid-batch: the first deliveries prove it is publishing.
-    let mut relay = start(dir.path(), "relay");
+    let mut relay = start_role(dir.path(), "relay");
     until_delivered(&ds, 300, Duration::from_secs(60)).await;
     relay.kill9();
     let at_relay_kill = ds.total();
     eprintln!("relay killed with {at_relay_kill} deliveries done");
-    let relay = start(dir.path(), "relay");
+    let relay = start_role(dir.path(), "relay");
 
     // A worker dies with jobs running. Its replacement starts once the group
     // noticed (the dead member's session expired): see `until_rebalanced`.
@@ -199,7 +173,7 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
         "group rebalanced without the killed worker; {} deliveries done",
         ds.total()
     );
-    workers[0] = start(dir.path(), "worker");
+    workers[0] = start_role(dir.path(), "worker");
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut left = ids.clone();
@@ -211,7 +185,13 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
             &left[..left.len().min(5)]
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
-        left = unfinished(&client, &base, &left).await;
+        let statuses = job_statuses(&client, &base, &left).await;
+        left = left
+            .into_iter()
+            .zip(statuses)
+            .filter(|(_, s)| s.as_deref() != Some("succeeded"))
+            .map(|(id, _)| id)
+            .collect();
     }
     eprintln!("all {JOBS} succeeded after {:?}", t0.elapsed());
 
