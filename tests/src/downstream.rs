@@ -103,6 +103,14 @@ impl Downstream {
         self.inner.lock().unwrap().by_job.clone()
     }
 
+    /// The ids of `ids` the downstream never saw: accepted jobs lost.
+    pub fn never_delivered<'a>(&self, ids: &'a [String]) -> Vec<&'a String> {
+        let inner = self.inner.lock().unwrap();
+        ids.iter()
+            .filter(|id| !inner.by_job.contains_key(*id))
+            .collect()
+    }
+
     /// Requests that lacked `Sluice-Job-Id`, `Sluice-Attempt` or a JSON content type.
     pub fn missing_headers(&self) -> usize {
         self.inner.lock().unwrap().missing_headers

@@ -140,7 +140,7 @@ async fn relay_and_worker_kill9_and_rabbitmq_restart_lose_nothing() {
             .unwrap()
     };
     let arrivals = ds.arrivals();
-    let lost = ids.iter().filter(|id| !arrivals.contains_key(*id)).count();
+    let lost = ds.never_delivered(&ids).len();
     let duplicates: usize = arrivals.values().map(|a| a.len() - 1).sum();
     eprintln!(
         "all {JOBS} succeeded {:?} after the faults; lost: {lost}; duplicate deliveries: {duplicates}; jobs attempted more than once: {retried}",

@@ -105,10 +105,7 @@ async fn kill_dash_nine_loses_no_accepted_job(store: &str) {
     .expect("every accepted job succeeds after the restart");
 
     let arrivals = ds.arrivals();
-    let missing: Vec<&String> = ids
-        .iter()
-        .filter(|id| !arrivals.contains_key(*id))
-        .collect();
+    let missing = ds.never_delivered(&ids);
     assert!(
         missing.is_empty(),
         "{} accepted jobs never reached the downstream",

@@ -196,10 +196,7 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
     eprintln!("all {JOBS} succeeded after {:?}", t0.elapsed());
 
     let arrivals = ds.arrivals();
-    let missing: Vec<&String> = ids
-        .iter()
-        .filter(|id| !arrivals.contains_key(*id))
-        .collect();
+    let missing = ds.never_delivered(&ids);
     assert!(
         missing.is_empty(),
         "{} accepted jobs never reached the downstream",
