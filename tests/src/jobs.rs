@@ -56,6 +56,39 @@ pub async fn wait_deliveries(ds: &Downstream, n: usize, what: &str) {
     eprintln!("{what} at {} deliveries", ds.total());
 }
 
+/// Attempts a worker has started but not yet recorded, from its `/metrics`
+/// page: `sluice_jobs_started_total` less every recorded outcome.
+pub async fn attempts_in_flight(client: &reqwest::Client, metrics_url: &str) -> f64 {
+    let Ok(resp) = client.get(metrics_url).send().await else {
+        return 0.0;
+    };
+    let text = resp.text().await.unwrap_or_default();
+    let sum = |name: &str| -> f64 {
+        text.lines()
+            .filter(|l| l.starts_with(name))
+            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    };
+    sum("sluice_jobs_started_total")
+        - sum("sluice_jobs_succeeded_total")
+        - sum("sluice_jobs_retried_total")
+        - sum("sluice_jobs_dead_total")
+        - sum("sluice_attempts_fenced_total")
+}
+
+/// Waits until the worker has an attempt in flight, so that killing it
+/// right after loses work; panics after 30 s.
+pub async fn wait_attempt_in_flight(client: &reqwest::Client, metrics_url: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while attempts_in_flight(client, metrics_url).await < 1.0 {
+        assert!(
+            Instant::now() < deadline,
+            "the worker had no attempt in flight for 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+}
+
 /// The Python with the producers' packages (`SLUICE_TEST_PYTHON`), or `None`
 /// to skip; a missing one fails under `SLUICE_TEST_REQUIRE_BACKENDS=1`.
 pub fn python() -> Option<String> {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use sluice_tests::brokers::{kafka_brokers, unique_topic};
-use sluice_tests::jobs::{job_statuses, start_role};
+use sluice_tests::jobs::{job_statuses, start_role, wait_attempt_in_flight};
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
 use sluice_tests::{Downstream, Mode, SluiceProcess};
 
@@ -161,6 +161,7 @@ async fn kill_dash_nine_of_relay_and_worker_loses_no_job() {
     // noticed (the dead member's session expired): see `until_rebalanced`.
     until_delivered(&ds, at_relay_kill + 800, Duration::from_secs(60)).await;
     let assigned_before = assignments(&workers[1]);
+    wait_attempt_in_flight(&client, &workers[0].url("/metrics")).await;
     workers[0].kill9();
     let at_worker_kill = ds.total();
     eprintln!("worker killed with {at_worker_kill} deliveries done");
