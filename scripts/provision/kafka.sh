@@ -2,17 +2,21 @@
 # scripts/test). Unless SLUICE_TEST_KAFKA_BROKERS is given: when nothing
 # listens on 127.0.0.1:9092, build tansu from crates.io once (cached under
 # ~/.cache/sluice/tansu; its default build has no storage engine, so with
-# features dynostore,postgres) and run it on its memory engine until the
-# tests end. librdkafka is built from source by the rdkafka crate: cmake, and
+# features dynostore,postgres, and libsql for the SQLite engine the broker
+# restart scenario runs on: it keeps the log across a restart) and run it on
+# its memory engine until the tests end. librdkafka is built from source by the rdkafka crate: cmake, and
 # libcurl's headers (librdkafka 2.12's cmake build needs them).
 TANSU_VERSION=0.6.0
+TANSU_FEATURES=dynostore,postgres,libsql
 TANSU_ROOT="$HOME/.cache/sluice/tansu"
 export SLUICE_TANSU_BIN="$TANSU_ROOT/bin/tansu"
 install_tansu() {
-  if [ ! -x "$SLUICE_TANSU_BIN" ] || ! "$SLUICE_TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION"; then
+  if [ ! -x "$SLUICE_TANSU_BIN" ] || ! "$SLUICE_TANSU_BIN" --version 2>/dev/null | grep -q "$TANSU_VERSION" \
+    || [ "$(cat "$TANSU_ROOT/features" 2>/dev/null)" != "$TANSU_FEATURES" ]; then
     echo "building tansu $TANSU_VERSION (once; about 15 minutes on two cores)"
     CARGO_TARGET_DIR="$HOME/.cache/sluice/tansu-target" \
-      cargo install --locked tansu --version "$TANSU_VERSION" --features dynostore,postgres --root "$TANSU_ROOT"
+      cargo install --locked --force tansu --version "$TANSU_VERSION" --features "$TANSU_FEATURES" --root "$TANSU_ROOT"
+    echo "$TANSU_FEATURES" >"$TANSU_ROOT/features"
   fi
 }
 provision_kafka() {
@@ -32,5 +36,5 @@ need cmake || apt_install cmake
 if need dpkg && ! dpkg -s libcurl4-openssl-dev >/dev/null 2>&1; then apt_install libcurl4-openssl-dev; fi
 if [ -z "${SLUICE_TEST_KAFKA_BROKERS:-}" ]; then provision_kafka; fi
 # fault tests start brokers of their own; make sure the binary is there
-[ -x "$SLUICE_TANSU_BIN" ] || install_tansu
+install_tansu
 echo "Kafka tests use $SLUICE_TEST_KAFKA_BROKERS"

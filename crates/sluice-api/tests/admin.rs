@@ -119,6 +119,19 @@ async fn queues_show_counts_pause_state_and_concurrency() {
         idempotency: None,
     };
     t.store.enqueue(vec![req]).await.pop().unwrap().unwrap();
+    // two worker processes report their adaptive limits for `emails`;
+    // a third one's report lapsed
+    let now = sluice_core::now_ms();
+    for (worker, limit, expires) in [
+        ("w1", 3, now + 60_000),
+        ("w2", 5, now + 60_000),
+        ("w3", 7, now - 1),
+    ] {
+        t.store
+            .report_concurrency("emails", worker, limit, expires)
+            .await
+            .unwrap();
+    }
     // a worker opened the breaker of `plain`
     assert!(t
         .store
@@ -134,11 +147,15 @@ async fn queues_show_counts_pause_state_and_concurrency() {
     assert_eq!(qs[0]["dead"], 2);
     assert_eq!(qs[0]["pending"], 0);
     assert_eq!(qs[0]["oldest_pending_age_seconds"], json!(null));
-    assert_eq!(qs[0]["concurrency"], json!({"min": 2, "max": 8}));
+    assert_eq!(
+        qs[0]["concurrency"],
+        json!({"min": 2, "max": 8, "limit": 8, "workers": 2})
+    );
     assert_eq!(qs[0]["paused"], false);
     assert_eq!(qs[0]["circuit"], "closed");
     assert_eq!(qs[1]["name"], "plain");
     assert_eq!(qs[1]["circuit"], "open");
+    assert_eq!(qs[1]["concurrency"]["workers"], 0);
     assert_eq!(qs[1]["pending"], 1);
     assert_eq!(qs[1]["dead"], 0);
     assert!(qs[1]["oldest_pending_age_seconds"].as_f64().unwrap() >= 0.0);

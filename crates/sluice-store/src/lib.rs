@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 mod admin;
 mod circuit;
+mod concurrency;
 #[cfg(feature = "testing")]
 pub mod conformance;
 mod error;
@@ -29,6 +30,7 @@ pub mod sqlite;
 
 pub use admin::*;
 pub use circuit::{Circuit, CircuitState, CircuitStore};
+pub use concurrency::{ConcurrencyStore, QueueConcurrency};
 pub use error::StoreError;
 pub use group_commit::{GroupCommit, GroupCommitOptions};
 pub use model::*;
@@ -153,7 +155,9 @@ pub(crate) fn fold_queue_stats(
 
 /// The whole store: every role's trait plus health, stats and wake-ups.
 #[async_trait]
-pub trait Store: IngestStore + OutboxStore + AttemptStore + AdminStore + CircuitStore {
+pub trait Store:
+    IngestStore + OutboxStore + AttemptStore + AdminStore + CircuitStore + ConcurrencyStore
+{
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;
 

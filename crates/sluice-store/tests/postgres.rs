@@ -352,7 +352,7 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
         let got: Vec<(i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         assert_eq!(
             got,
-            vec![(1, true), (2, true), (3, true), (4, true)],
+            vec![(1, true), (2, true), (3, true), (4, true), (5, true)],
             "each migration applied once"
         );
         let j = job("q");

@@ -14,8 +14,11 @@ mod flush;
 mod handler;
 mod http;
 mod intake;
+mod limit;
+mod pause;
 mod pool;
 mod rate;
+mod report;
 
 pub use handler::{Handler, JobContext, LogHandler};
 pub use http::HttpHandler;

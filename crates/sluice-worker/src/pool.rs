@@ -1,13 +1,13 @@
 //! The worker pool of one queue.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
 use sluice_core::{now_ms, HandlerConfig, QueueConfig};
 use sluice_store::{Outcome, StartOutcome, Store};
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -15,7 +15,10 @@ use crate::attempt::{done, run_attempt};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
+use crate::limit::Limiter;
+use crate::pause::PauseState;
 use crate::rate::TokenBucket;
+use crate::report::report_limit;
 use crate::{Handler, WorkerError};
 
 /// Deliveries a pool holds per concurrency slot (its prefetch window is
@@ -70,7 +73,8 @@ impl Default for WorkerOptions {
     }
 }
 
-/// Consumes one queue with up to `concurrency.max` jobs at once.
+/// Consumes one queue with between `concurrency.min` and `concurrency.max`
+/// jobs at once, the limit adapting to the downstream (see [`Limiter`]).
 pub struct Worker {
     store: Arc<dyn Store>,
     broker: Arc<dyn Broker>,
@@ -125,6 +129,18 @@ impl Worker {
         let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;
         tracing::info!(queue = %cfg.name, topic = %cfg.topic(), concurrency, "worker started");
         let permits = Arc::new(Semaphore::new(concurrency));
+        let limiter = Arc::new(Mutex::new(Limiter::new(cfg.concurrency, Instant::now())));
+        // permits kept from the pool while the limit is below `max`
+        let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
+        let reporting = CancellationToken::new();
+        let reporter = tokio::spawn(report_limit(
+            self.store.clone(),
+            cfg.name.clone(),
+            limiter.clone(),
+            reporting.clone(),
+        ));
+        let limit_gauge =
+            metrics::gauge!("sluice_worker_concurrency_limit_jobs", "queue" => cfg.name.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Vec<AckToken>>();
         let flusher = Flusher {
@@ -158,6 +174,13 @@ impl Worker {
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
             while tasks.try_join_next().is_some() {}
+            let limit = {
+                let mut l = limiter.lock().expect("limiter lock");
+                l.adjust(Instant::now());
+                l.limit()
+            };
+            limit_gauge.set(limit as f64);
+            hold(&permits, &mut held, concurrency.saturating_sub(limit));
             let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
             let free = permits.available_permits().saturating_sub(pending_len);
             let paused = pause
@@ -214,6 +237,7 @@ impl Worker {
                     permits: &permits,
                     done_tx: &done_tx,
                     recorder: breaker.recorder(),
+                    limiter: &limiter,
                 };
                 let released = self
                     .launch(&mut *sub, batch, &started, &mut tasks, &mut acks)
@@ -262,6 +286,8 @@ impl Worker {
             acks.extend(t);
         }
         self.ack(&mut *sub, &mut acks).await;
+        reporting.cancel();
+        let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
         tracing::info!(queue = %cfg.name, "worker stopped");
         Ok(())
     }
@@ -355,10 +381,17 @@ impl Worker {
                         probe_taken = true;
                         recorder.probe_started();
                     }
+                    started.limiter.lock().expect("limiter lock").started();
+                    let limiter = started.limiter.clone();
                     tasks.spawn(async move {
                         let started_at = now_ms();
+                        let t0 = Instant::now();
                         let (outcome, healthy) =
                             run_attempt(&*handler, &active, &policy, timeout, &queue).await;
+                        limiter
+                            .lock()
+                            .expect("limiter lock")
+                            .finished(t0.elapsed(), healthy);
                         recorder.record(probe, healthy);
                         let _ = tx.send(done(d.token, &active, started_at, outcome));
                         drop(permit);
@@ -386,6 +419,7 @@ struct Started<'a> {
     permits: &'a Arc<Semaphore>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     recorder: Recorder,
+    limiter: &'a Arc<Mutex<Limiter>>,
 }
 
 /// Deliveries received together, waiting for their attempts to start.
@@ -402,34 +436,15 @@ struct StartedBatch {
     outcomes: Vec<Result<StartOutcome, sluice_store::StoreError>>,
 }
 
-/// The queue's pause state, read from the store at most once per interval.
-#[derive(Default)]
-struct PauseState {
-    paused: bool,
-    checked: Option<Instant>,
-}
-
-impl PauseState {
-    async fn is_paused(&mut self, store: &dyn Store, queue: &str, every: Duration) -> bool {
-        if self.checked.is_some_and(|t| t.elapsed() < every) {
-            return self.paused;
+/// Keeps `target` permits out of the pool (fewer when they are in use;
+/// the next calls take them as jobs finish).
+fn hold(permits: &Arc<Semaphore>, held: &mut Vec<OwnedSemaphorePermit>, target: usize) {
+    held.truncate(target);
+    while held.len() < target {
+        match permits.clone().try_acquire_owned() {
+            Ok(p) => held.push(p),
+            Err(_) => break,
         }
-        self.checked = Some(Instant::now());
-        match store.paused_queues().await {
-            Ok(list) => {
-                let paused = list.iter().any(|q| q == queue);
-                if paused != self.paused {
-                    tracing::info!(queue, paused, "queue pause state changed");
-                }
-                metrics::gauge!("sluice_queue_paused", "queue" => queue.to_string())
-                    .set(if paused { 1.0 } else { 0.0 });
-                self.paused = paused;
-            }
-            Err(e) => {
-                tracing::warn!(queue, error = %e, "cannot read pause state; keeping the last known")
-            }
-        }
-        self.paused
     }
 }
 

@@ -34,8 +34,13 @@ struct QueueView {
 
 #[derive(Debug, Serialize)]
 struct ConcurrencyView {
+    /// Configured bounds of each worker process's pool.
     min: u32,
     max: u32,
+    /// The adaptive limits the live worker processes reported, summed.
+    limit: u64,
+    /// How many worker processes reported one.
+    workers: u64,
 }
 
 /// `200` with every configured queue, in configuration order (zero counts
@@ -45,12 +50,14 @@ pub(crate) async fn list(State(state): State<AdminState>) -> Result<Json<QueuesV
     let paused = state.store().paused_queues().await?;
     let circuits = state.store().circuits().await?;
     let now = now_ms();
+    let limits = state.store().concurrency(now).await?;
     let queues = state
         .inner
         .queues
         .iter()
         .map(|q| {
             let s = stats.iter().find(|s| s.queue == q.name);
+            let limit = limits.iter().find(|c| c.queue == q.name);
             let age = s
                 .and_then(|s| s.oldest_pending_at)
                 .map(|at| (now.saturating_sub(at)).max(0) as f64 / 1000.0);
@@ -65,6 +72,8 @@ pub(crate) async fn list(State(state): State<AdminState>) -> Result<Json<QueuesV
                 concurrency: ConcurrencyView {
                     min: q.concurrency.min,
                     max: q.concurrency.max,
+                    limit: limit.map_or(0, |c| c.limit),
+                    workers: limit.map_or(0, |c| c.workers),
                 },
                 circuit: circuits
                     .iter()

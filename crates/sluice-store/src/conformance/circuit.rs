@@ -73,3 +73,43 @@ pub async fn circuit_probe_claims_are_exclusive_and_lapse(store: Arc<dyn Store>)
         "a lapsed probe claim is claimable again"
     );
 }
+
+/// Workers' concurrency reports: replaced per worker, summed per queue,
+/// lapsing at their expiry, withdrawn with an expiry in the past.
+pub async fn concurrency_reports_sum_replace_and_lapse(store: Arc<dyn Store>) {
+    let now = now_ms();
+    assert!(store.concurrency(now).await.unwrap().is_empty());
+    store
+        .report_concurrency("c", "w1", 4, now + 60_000)
+        .await
+        .unwrap();
+    store
+        .report_concurrency("c", "w2", 8, now + 300)
+        .await
+        .unwrap();
+    store
+        .report_concurrency("c", "w1", 6, now + 60_000)
+        .await
+        .unwrap();
+    store
+        .report_concurrency("b", "w1", 1, now + 60_000)
+        .await
+        .unwrap();
+    let got = store.concurrency(now_ms()).await.unwrap();
+    let summary: Vec<(&str, u64, u64)> = got
+        .iter()
+        .map(|q| (q.queue.as_str(), q.limit, q.workers))
+        .collect();
+    assert_eq!(summary, [("b", 1, 1), ("c", 14, 2)]);
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    let got = store.concurrency(now_ms()).await.unwrap();
+    assert_eq!(got[1].limit, 6, "w2's report lapsed");
+    // withdrawn at shutdown
+    store
+        .report_concurrency("b", "w1", 1, now_ms() - 1)
+        .await
+        .unwrap();
+    let got = store.concurrency(now_ms()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!((got[0].queue.as_str(), got[0].workers), ("c", 1));
+}

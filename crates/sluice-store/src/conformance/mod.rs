@@ -138,6 +138,7 @@ macro_rules! store_conformance {
             audit_newest_first,
             circuit_open_probe_close,
             circuit_probe_claims_are_exclusive_and_lapse,
+            concurrency_reports_sum_replace_and_lapse,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

@@ -187,6 +187,24 @@ impl crate::CircuitStore for Counting {
 }
 
 #[async_trait]
+impl crate::ConcurrencyStore for Counting {
+    async fn report_concurrency(
+        &self,
+        queue: &str,
+        worker: &str,
+        limit: u32,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner
+            .report_concurrency(queue, worker, limit, expires_at)
+            .await
+    }
+    async fn concurrency(&self, now: i64) -> Result<Vec<crate::QueueConcurrency>, StoreError> {
+        self.inner.concurrency(now).await
+    }
+}
+
+#[async_trait]
 impl Store for Counting {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

@@ -25,6 +25,7 @@
 mod admin;
 mod attempts;
 mod circuit;
+mod concurrency;
 mod ingest;
 mod outbox;
 mod rows;

@@ -10,6 +10,7 @@
 mod admin;
 mod attempts;
 mod circuit;
+mod concurrency;
 mod ingest;
 mod outbox;
 mod rows;
