@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -66,12 +67,24 @@ pub struct Downstream {
     pub addr: SocketAddr,
     inner: Arc<Mutex<Inner>>,
     delay: Duration,
+    /// Requests it serves at `delay`; beyond, each waits `delay` times the
+    /// number of requests in progress over this (a service of limited
+    /// capacity that slows under load). `None`: never slows.
+    capacity: Option<usize>,
+    running: Arc<AtomicUsize>,
+    peak: Arc<AtomicUsize>,
     _stop: Arc<tokio::sync::oneshot::Sender<()>>,
 }
 
 impl Downstream {
     /// Starts on an ephemeral loopback port; every answer waits `delay`.
     pub async fn start(delay: Duration) -> anyhow::Result<Self> {
+        Self::start_with(delay, None).await
+    }
+
+    /// Like [`Downstream::start`], slowing beyond `capacity` requests in
+    /// progress (see the field).
+    pub async fn start_with(delay: Duration, capacity: Option<usize>) -> anyhow::Result<Self> {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
@@ -79,6 +92,9 @@ impl Downstream {
             addr,
             inner: Arc::default(),
             delay,
+            capacity,
+            running: Arc::default(),
+            peak: Arc::default(),
             _stop: Arc::new(tx),
         };
         let app = Router::new()
@@ -124,6 +140,11 @@ impl Downstream {
     /// Back to answering as each payload asks.
     pub fn fix(&self) {
         self.inner.lock().unwrap().broken = None;
+    }
+
+    /// The most requests it had in progress at once.
+    pub fn peak(&self) -> usize {
+        self.peak.load(Ordering::SeqCst)
     }
 
     /// Total deliveries seen.
@@ -180,8 +201,22 @@ async fn handle(
         });
         status
     };
+    let running = ds.running.fetch_add(1, Ordering::SeqCst) + 1;
+    // counts down also when the caller gives up and the request is dropped
+    let _running = InProgress(ds.running.clone());
+    ds.peak.fetch_max(running, Ordering::SeqCst);
+    let load = ds.capacity.map_or(1, |c| running.div_ceil(c).max(1)) as u32;
     if !ds.delay.is_zero() {
-        tokio::time::sleep(ds.delay).await;
+        tokio::time::sleep(ds.delay * load).await;
     }
     StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
+/// One request in progress; counted down when dropped.
+struct InProgress(Arc<AtomicUsize>);
+
+impl Drop for InProgress {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }

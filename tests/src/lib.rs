@@ -3,12 +3,14 @@
 
 pub mod brokers;
 pub mod downstream;
+pub mod faults;
 pub mod jobs;
 pub mod kafka;
 pub mod pg;
 pub mod process;
 pub mod rabbit;
 pub mod scenario;
+pub mod tansu;
 
 pub use downstream::{Arrival, Downstream, Mode};
 pub use process::{sluice_bin, SluiceProcess};

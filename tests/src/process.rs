@@ -137,6 +137,17 @@ impl SluiceProcess {
         let _ = self.child.wait();
     }
 
+    /// Sends `signal` (`STOP`, `CONT`, ...) with `kill`.
+    pub fn signal(&self, signal: &str) -> anyhow::Result<()> {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()?;
+        if !status.success() {
+            bail!("kill -{signal} failed");
+        }
+        Ok(())
+    }
+
     /// SIGTERM, then waits up to `limit` for exit; returns the exit code.
     pub fn terminate(&mut self, limit: Duration) -> anyhow::Result<Option<i32>> {
         let status = Command::new("kill")

@@ -23,7 +23,7 @@ pub struct PrivateRabbit {
     child: Option<Child>,
 }
 
-fn free_port() -> anyhow::Result<u16> {
+pub(crate) fn free_port() -> anyhow::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
@@ -42,7 +42,7 @@ fn sbin() -> anyhow::Result<PathBuf> {
         .context("no rabbitmq_server-*/sbin/rabbitmq-server found")
 }
 
-fn port_open(port: u16) -> bool {
+pub(crate) fn port_open(port: u16) -> bool {
     std::net::TcpStream::connect_timeout(
         &std::net::SocketAddr::from(([127, 0, 0, 1], port)),
         Duration::from_millis(200),
