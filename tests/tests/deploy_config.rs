@@ -8,6 +8,7 @@
 use std::path::Path;
 use std::time::Duration;
 
+use sluice_tests::jobs::SERVE_EPHEMERAL;
 use sluice_tests::SluiceProcess;
 
 const CONFIGS: &[&str] = &[
@@ -32,15 +33,8 @@ async fn shipped_configs_start_serve() {
             ("SLUICE_STORE__URL", store.as_str()),
             ("SLUICE_BROKER__URL", broker.as_str()),
         ];
-        let args = [
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--admin-listen",
-            "127.0.0.1:0",
-        ];
-        let mut sluice =
-            SluiceProcess::start(&root, &args, &env).unwrap_or_else(|e| panic!("{config}: {e}"));
+        let mut sluice = SluiceProcess::start(&root, SERVE_EPHEMERAL, &env)
+            .unwrap_or_else(|e| panic!("{config}: {e}"));
         let ready = sluice_tests::eventually(
             Duration::from_secs(30),
             Duration::from_millis(100),

@@ -9,7 +9,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_tests::jobs::job_statuses;
+use sluice_tests::jobs::{job_statuses, SERVE_EPHEMERAL};
 use sluice_tests::prom::Exposition;
 use sluice_tests::{eventually, Downstream, Mode, SluiceProcess};
 
@@ -171,14 +171,7 @@ async fn documented_metrics_after_retries_dead_letters_and_a_replay() {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &ds.url());
-    let args = [
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
-        "--admin-listen",
-        "127.0.0.1:0",
-    ];
-    let sluice = SluiceProcess::start(dir.path(), &args, &[]).unwrap();
+    let sluice = SluiceProcess::start(dir.path(), SERVE_EPHEMERAL, &[]).unwrap();
     let admin = format!("http://{}", sluice.addr_of("admin").unwrap());
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
     let client = reqwest::Client::new();
