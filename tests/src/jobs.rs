@@ -10,6 +10,16 @@ use serde_json::Value;
 
 use crate::{Downstream, SluiceProcess};
 
+/// `sluice serve` with both listeners on ephemeral loopback ports (the admin
+/// address is then `SluiceProcess::addr_of("admin")`).
+pub const SERVE_EPHEMERAL: &[&str] = &[
+    "serve",
+    "--listen",
+    "127.0.0.1:0",
+    "--admin-listen",
+    "127.0.0.1:0",
+];
+
 /// `sluice <role> --listen 127.0.0.1:0` in `dir`; panics when it fails.
 pub fn start_role(dir: &Path, role: &str) -> SluiceProcess {
     SluiceProcess::start(dir, &[role, "--listen", "127.0.0.1:0"], &[])

@@ -8,6 +8,7 @@ pub mod jobs;
 pub mod kafka;
 pub mod pg;
 pub mod process;
+pub mod prom;
 pub mod rabbit;
 pub mod scenario;
 pub mod tansu;

@@ -1,0 +1,1 @@
+"""Offline checks of deploy/ (run by scripts/check-deploy)."""
