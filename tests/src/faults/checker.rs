@@ -126,6 +126,15 @@ pub(super) async fn check(
             .count(),
         drained_after,
     };
+    if report.lost > 0 {
+        let mut by_status: HashMap<&str, usize> = HashMap::new();
+        for id in ids {
+            if status(id) != Some("succeeded") {
+                *by_status.entry(status(id).unwrap_or("absent")).or_default() += 1;
+            }
+        }
+        eprintln!("jobs not succeeded, by status: {by_status:?}");
+    }
     // one row of the closing note's table, easy to grep from the test log
     eprintln!(
         "FAULTS | {} | {} | accepted {} | lost {} | wrongly dead {} | duplicates {} (window {}) | retried {} | drained {:.1} s after the last fault",

@@ -246,6 +246,23 @@ impl Rig {
         }
     }
 
+    /// Prints the last lines of every process's log (for a failed check).
+    pub fn dump_logs(&self) {
+        let procs = [("ingest", &self.ingest), ("relay", &self.relay)]
+            .into_iter()
+            .chain(self.workers.iter().map(|w| ("worker", w)));
+        for (role, p) in procs {
+            let text = p.log_text();
+            let lines: Vec<&str> = text.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(40)..];
+            eprintln!(
+                "---- {role} (pid {}), last lines:\n{}",
+                p.pid(),
+                tail.join("\n")
+            );
+        }
+    }
+
     /// Upper bound of duplicate deliveries one fault may cause: every attempt
     /// in flight in the system at that moment.
     pub fn in_flight_window(&self) -> usize {

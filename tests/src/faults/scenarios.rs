@@ -35,6 +35,9 @@ async fn finish(rig: &Rig, scenario: &str, poster: super::Poster, last_fault: In
     let ids = poster.accepted().await;
     assert_eq!(ids.len(), JOBS);
     let report = rig.check(scenario, &ids, last_fault).await;
+    if report.lost > 0 {
+        rig.dump_logs();
+    }
     report.assert_ok();
     report
 }
@@ -234,15 +237,11 @@ pub async fn slow_downstream(bus: Bus) {
     assert!(peak < 64, "the downstream saw {peak} concurrent requests");
 }
 
-/// One `#[tokio::test]` per scenario for `$bus`.
+/// One `#[tokio::test]` per named scenario for `$bus`:
+/// `fault_suite!(Bus::Amqp; kill_relay, kill_worker)`.
 #[macro_export]
 macro_rules! fault_suite {
-    ($bus:expr) => {
-        $crate::fault_suite!(@tests $bus;
-            kill_relay, kill_worker, kill_ingest, broker_restart,
-            postgres_restart, sigstop_worker, downstream_down, slow_downstream);
-    };
-    (@tests $bus:expr; $($name:ident),*) => {
+    ($bus:expr; $($name:ident),* $(,)?) => {
         $(
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn $name() {
