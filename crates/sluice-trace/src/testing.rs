@@ -1,0 +1,44 @@
+//! Spans captured in memory, for tests of the crates that make them.
+
+use std::sync::OnceLock;
+
+use opentelemetry::trace::{SpanId, TraceId};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use tracing_subscriber::layer::SubscriberExt;
+
+/// Installs (once per test binary) a global subscriber whose OpenTelemetry
+/// layer exports every finished span synchronously to an in-memory exporter.
+pub fn capture() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        let subscriber = tracing_subscriber::registry().with(crate::layer(&provider));
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        exporter
+    })
+}
+
+/// The finished spans of one trace.
+pub fn spans_of(trace_id: TraceId) -> Vec<SpanData> {
+    capture()
+        .get_finished_spans()
+        .expect("in-memory exporter")
+        .into_iter()
+        .filter(|s| s.span_context.trace_id() == trace_id)
+        .collect()
+}
+
+/// The finished span of `trace_id` named `name`, when there is one.
+pub fn span_named(trace_id: TraceId, name: &str) -> Option<SpanData> {
+    spans_of(trace_id).into_iter().find(|s| s.name == name)
+}
+
+/// Trace id and parent span id of a `traceparent`.
+pub fn ids(traceparent: &str) -> (TraceId, SpanId) {
+    let cx = crate::parse(traceparent).expect("a valid traceparent");
+    (cx.trace_id(), cx.span_id())
+}
