@@ -1,6 +1,7 @@
 //! Spans captured in memory, for tests of the crates that make them.
 
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
@@ -35,6 +36,22 @@ pub fn spans_of(trace_id: TraceId) -> Vec<SpanData> {
 /// The finished span of `trace_id` named `name`, when there is one.
 pub fn span_named(trace_id: TraceId, name: &str) -> Option<SpanData> {
     spans_of(trace_id).into_iter().find(|s| s.name == name)
+}
+
+/// The finished span of `trace_id` named `name`, waiting up to five seconds
+/// for it to end; panics (naming the spans of the trace) when it does not.
+pub async fn wait_for_span(trace_id: TraceId, name: &str) -> SpanData {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        if let Some(s) = span_named(trace_id, name) {
+            return s;
+        }
+        if tokio::time::Instant::now() > deadline {
+            let seen: Vec<_> = spans_of(trace_id).into_iter().map(|s| s.name).collect();
+            panic!("no span {name} in trace {trace_id}; its spans: {seen:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 /// Trace id and parent span id of a `traceparent`.
