@@ -159,7 +159,7 @@ async fn store(state: &IngestState, queue: &str, checked: Checked) -> Result<Vec
         let msg = format!("enqueue returned {} ids for {count} jobs", ids.len());
         return Err(ApiError::Store(StoreError::Corrupt(msg)));
     }
-    Span::current().record("jobs", count);
+    Span::current().record("jobs", count as i64);
     if replayed {
         tracing::debug!(queue, jobs = count, "idempotent replay");
     } else {

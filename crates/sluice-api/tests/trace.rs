@@ -13,17 +13,10 @@ use opentelemetry::trace::SpanId;
 use serde_json::{json, Value};
 use sluice_core::{now_ms, JobId};
 use sluice_store::{EnqueueRequest, NewJob, Outcome};
-use sluice_trace::testing::{capture, ids, wait_for_span};
+use sluice_trace::testing::{capture, fresh_traceparent, ids, wait_for_span};
 
 fn job_id(v: &Value) -> JobId {
     v["id"].as_str().unwrap().parse().unwrap()
-}
-
-/// A sampled `traceparent` of a trace no other test uses.
-fn fresh_traceparent() -> String {
-    let t = uuid::Uuid::new_v4().simple().to_string();
-    let s = uuid::Uuid::new_v4().simple().to_string();
-    format!("00-{t}-{}-01", &s[..16])
 }
 
 #[tokio::test]

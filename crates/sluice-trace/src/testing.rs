@@ -3,8 +3,10 @@
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use opentelemetry::trace::{SpanId, TraceId};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
+use opentelemetry::Value;
+use opentelemetry_sdk::trace::{IdGenerator, InMemorySpanExporter, RandomIdGenerator, SdkTracerProvider};
+pub use opentelemetry_sdk::trace::SpanData;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Installs (once per test binary) a global subscriber whose OpenTelemetry
@@ -58,4 +60,25 @@ pub async fn wait_for_span(trace_id: TraceId, name: &str) -> SpanData {
 pub fn ids(traceparent: &str) -> (TraceId, SpanId) {
     let cx = crate::parse(traceparent).expect("a valid traceparent");
     (cx.trace_id(), cx.span_id())
+}
+
+/// A sampled `traceparent` of a new trace (no other test shares it).
+pub fn fresh_traceparent() -> String {
+    let ids = RandomIdGenerator::default();
+    let cx = SpanContext::new(
+        ids.new_trace_id(),
+        ids.new_span_id(),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::NONE,
+    );
+    crate::format(&cx).expect("random ids are valid")
+}
+
+/// The value of a span's attribute.
+pub fn attribute(span: &SpanData, key: &str) -> Option<Value> {
+    span.attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| kv.value.clone())
 }

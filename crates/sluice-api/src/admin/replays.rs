@@ -131,7 +131,7 @@ async fn replay_one(
     match outcome {
         Ok(()) => {
             let job = state.store().get_job(id).await?;
-            Span::current().record("replay_count", job.replay_count);
+            Span::current().record("replay_count", i64::from(job.replay_count));
             tracing::info!(job_id = %id, replay_count = job.replay_count, "dead letter replayed");
             state
                 .audit(
