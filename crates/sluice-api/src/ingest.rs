@@ -9,9 +9,9 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use sluice_core::{now_ms, JobId};
+use sluice_store::{EnqueueRequest, Enqueued, Idempotency, NewJob, StoreError};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
-use sluice_store::{EnqueueRequest, Enqueued, Idempotency, NewJob, StoreError};
 
 use crate::extract::PathParam;
 use crate::request::{self, JobSpec};

@@ -186,11 +186,17 @@ mod tests {
     #[test]
     fn traceparents() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(incoming_traceparent(&with("traceparent", tp)).as_deref(), Some(tp));
+        assert_eq!(
+            incoming_traceparent(&with("traceparent", tp)).as_deref(),
+            Some(tp)
+        );
         assert_eq!(incoming_traceparent(&with("traceparent", "junk")), None);
         assert_eq!(incoming_traceparent(&HeaderMap::new()), None);
         let fresh = new_traceparent();
-        assert_eq!(sluice_trace::normalize(&fresh).as_deref(), Some(fresh.as_str()));
+        assert_eq!(
+            sluice_trace::normalize(&fresh).as_deref(),
+            Some(fresh.as_str())
+        );
         assert_ne!(fresh, new_traceparent());
     }
 

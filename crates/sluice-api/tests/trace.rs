@@ -28,7 +28,11 @@ async fn ingest_span_is_a_child_of_the_callers_and_its_context_is_stored() {
     let body = json!({"payload": {"to": "a@example.com"}}).to_string();
     let r = send(
         &t.app,
-        post("/v1/queues/emails/jobs", body, &[("traceparent", &incoming)]),
+        post(
+            "/v1/queues/emails/jobs",
+            body,
+            &[("traceparent", &incoming)],
+        ),
     )
     .await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
@@ -36,7 +40,10 @@ async fn ingest_span_is_a_child_of_the_callers_and_its_context_is_stored() {
     let stored = stored.traceparent.expect("a stored traceparent");
     let (stored_trace, stored_parent) = ids(&stored);
     assert_eq!(stored_trace, trace_id, "the caller's trace id is kept");
-    assert_ne!(stored_parent, caller_span, "the job's parent is sluice's span");
+    assert_ne!(
+        stored_parent, caller_span,
+        "the job's parent is sluice's span"
+    );
     let span = wait_for_span(trace_id, "job.ingest").await;
     assert_eq!(span.span_context.span_id(), stored_parent);
     assert_eq!(span.parent_span_id, caller_span);
@@ -62,7 +69,10 @@ async fn ingest_span_is_a_child_of_the_callers_and_its_context_is_stored() {
     let (trace, parent) = ids(stored[0].as_deref().unwrap());
     assert_eq!(trace, ids(&incoming).0);
     assert_eq!(
-        wait_for_span(trace, "job.ingest").await.span_context.span_id(),
+        wait_for_span(trace, "job.ingest")
+            .await
+            .span_context
+            .span_id(),
         parent
     );
 }
@@ -107,7 +117,13 @@ async fn replay_span_is_in_the_jobs_trace_and_linked_to_the_operators() {
         idempotency: None,
     };
     a.store.enqueue(vec![req_]).await.pop().unwrap().unwrap();
-    a.finish(id, Outcome::Dead { error: "boom".into() }).await;
+    a.finish(
+        id,
+        Outcome::Dead {
+            error: "boom".into(),
+        },
+    )
+    .await;
 
     let operator = fresh_traceparent();
     let uri = format!("/admin/v1/dead-letters/{id}/replay");
@@ -128,4 +144,3 @@ async fn replay_span_is_in_the_jobs_trace_and_linked_to_the_operators() {
         "replay span not linked to the operator's request: {linked:?}"
     );
 }
-

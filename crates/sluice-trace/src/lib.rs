@@ -58,8 +58,7 @@ pub fn link(span: &Span, traceparent: &str) {
 
 /// The OpenTelemetry layer over `provider`: every span of sluice's crates
 /// (any level) and their events at `INFO` and above, the latter recorded as
-/// span events. Independent of the log filter, so trace context flows even
-/// when logs are quiet.
+/// span events.
 pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
 where
     S: Subscriber + for<'a> LookupSpan<'a>,

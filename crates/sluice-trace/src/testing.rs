@@ -5,8 +5,10 @@ use std::time::Duration;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceFlags, TraceId, TraceState};
 use opentelemetry::Value;
-use opentelemetry_sdk::trace::{IdGenerator, InMemorySpanExporter, RandomIdGenerator, SdkTracerProvider};
 pub use opentelemetry_sdk::trace::SpanData;
+use opentelemetry_sdk::trace::{
+    IdGenerator, InMemorySpanExporter, RandomIdGenerator, SdkTracerProvider,
+};
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Installs (once per test binary) a global subscriber whose OpenTelemetry

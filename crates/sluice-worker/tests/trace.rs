@@ -40,7 +40,9 @@ async fn attempts_continue_the_jobs_trace_to_the_downstream() {
     );
     let tp = fresh_traceparent();
     let (trace, stored_parent) = ids(&tp);
-    let id = rig.submit_traced(json!({"n": 1}), BTreeMap::new(), &tp).await;
+    let id = rig
+        .submit_traced(json!({"n": 1}), BTreeMap::new(), &tp)
+        .await;
     let job = rig.wait_final(id).await;
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(job.attempts, 2, "one retry, then success");
@@ -113,7 +115,9 @@ async fn a_dead_letter_shows_on_the_attempt_span() {
     );
     let tp = fresh_traceparent();
     let (trace, _) = ids(&tp);
-    let id = rig.submit_traced(json!({"n": 2}), BTreeMap::new(), &tp).await;
+    let id = rig
+        .submit_traced(json!({"n": 2}), BTreeMap::new(), &tp)
+        .await;
     assert_eq!(rig.wait_final(id).await.status, JobStatus::Dead);
     let span = wait_for_span(trace, "job.attempt").await;
     assert_eq!(attr(&span, "outcome"), Some(OtelValue::from("dead")));

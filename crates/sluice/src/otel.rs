@@ -40,7 +40,8 @@ fn export_configured(var: impl Fn(&str) -> Option<String>) -> bool {
 /// runtime (the batch exporter is a task on it).
 pub fn init(role: &str) -> anyhow::Result<Tracing> {
     let env = |k: &str| std::env::var(k).ok();
-    let mut resource = Resource::builder().with_attribute(KeyValue::new("sluice.role", role.to_string()));
+    let mut resource =
+        Resource::builder().with_attribute(KeyValue::new("sluice.role", role.to_string()));
     if env("OTEL_SERVICE_NAME").is_none_or(|v| v.is_empty()) {
         resource = resource.with_service_name("sluice");
     }

@@ -17,9 +17,11 @@ pub enum LogFormat {
 
 /// Installs the tracing subscriber; `RUST_LOG` refines the default `info`.
 /// A `client` command (the CLI) logs warnings and errors to stderr only.
-/// With a tracer provider, sluice's spans get OpenTelemetry ids (whatever
-/// the log level), and log lines inside them carry their `trace_id` and
-/// `span_id` fields.
+/// With a tracer provider, sluice's spans get OpenTelemetry ids and log
+/// lines inside them carry their `trace_id` and `span_id` fields. The filter
+/// is global (spans need sluice's targets at `info`, the default): a
+/// per-layer log filter beside the tracing layer's lost events on the AMQP
+/// path.
 pub fn init_logging(format: LogFormat, client: bool, tracer: Option<&SdkTracerProvider>) {
     let default = if client {
         "warn"
@@ -39,7 +41,8 @@ pub fn init_logging(format: LogFormat, client: bool, tracer: Option<&SdkTracerPr
             .boxed(),
     };
     tracing_subscriber::registry()
-        .with(fmt.with_filter(filter))
+        .with(filter)
+        .with(fmt)
         .with(tracer.map(sluice_trace::layer))
         .init();
 }
