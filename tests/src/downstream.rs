@@ -51,6 +51,8 @@ pub struct Arrival {
     pub attempt: u32,
     pub at: Instant,
     pub status: u16,
+    /// The request's W3C `traceparent` header, when it had one.
+    pub traceparent: Option<String>,
 }
 
 #[derive(Default)]
@@ -165,6 +167,10 @@ async fn handle(
     Json(payload): Json<Value>,
 ) -> StatusCode {
     let at = Instant::now();
+    let traceparent = headers
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let id = headers
         .get("sluice-job-id")
         .and_then(|v| v.to_str().ok())
@@ -198,6 +204,7 @@ async fn handle(
             attempt,
             at,
             status,
+            traceparent,
         });
         status
     };

@@ -2,6 +2,7 @@
 //! downstream that records every delivery, and an HTTP client.
 
 pub mod brokers;
+pub mod collector;
 pub mod downstream;
 pub mod faults;
 pub mod jobs;

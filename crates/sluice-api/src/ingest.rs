@@ -10,11 +10,15 @@ use axum::Json;
 use serde::Serialize;
 use sluice_core::{now_ms, JobId};
 use sluice_store::{EnqueueRequest, Enqueued, Idempotency, NewJob, StoreError};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::extract::PathParam;
 use crate::request::{self, JobSpec};
 use crate::state::{IngestState, QueueEntry};
-use crate::validate::{fingerprint, idempotency_key, require_json, traceparent};
+use crate::validate::{
+    fingerprint, idempotency_key, incoming_traceparent, new_traceparent, require_json,
+};
 use crate::ApiError;
 
 /// One accepted job in a `202` body.
@@ -62,6 +66,7 @@ async fn check(
     route: &str,
     req: Request,
     parse: fn(serde_json::Value) -> Result<Vec<JobSpec>, ApiError>,
+    traceparent: String,
 ) -> Result<Checked, ApiError> {
     let entry = state.queue(queue)?;
     let headers = req.headers().clone();
@@ -84,8 +89,12 @@ async fn check(
     Ok(Checked {
         jobs,
         idempotency,
-        traceparent: traceparent(&headers),
+        traceparent,
     })
+}
+
+fn single(v: serde_json::Value) -> Result<Vec<JobSpec>, ApiError> {
+    request::single(v).map(|j| vec![j])
 }
 
 fn check_schema(entry: &QueueEntry, jobs: &[JobSpec], batch: bool) -> Result<(), ApiError> {
@@ -150,6 +159,7 @@ async fn store(state: &IngestState, queue: &str, checked: Checked) -> Result<Vec
         let msg = format!("enqueue returned {} ids for {count} jobs", ids.len());
         return Err(ApiError::Store(StoreError::Corrupt(msg)));
     }
+    Span::current().record("jobs", count as i64);
     if replayed {
         tracing::debug!(queue, jobs = count, "idempotent replay");
     } else {
@@ -157,6 +167,28 @@ async fn store(state: &IngestState, queue: &str, checked: Checked) -> Result<Vec
         tracing::debug!(queue, jobs = count, "jobs accepted");
     }
     Ok(ids)
+}
+
+/// The span of an ingest request, a child of its incoming `traceparent` (or
+/// the root of a new trace), and the `traceparent` its jobs are stored with:
+/// the span's own, so every later span of the jobs descends from it; without
+/// a tracing layer, the incoming one or a fresh one.
+fn ingest_span(queue: &str, route: &'static str, headers: &HeaderMap) -> (Span, String) {
+    let span = tracing::info_span!(
+        "job.ingest",
+        otel.kind = "server",
+        http.request.method = "POST",
+        http.route = route,
+        queue,
+        jobs = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+    );
+    let incoming = incoming_traceparent(headers);
+    let traceparent = sluice_trace::continue_trace(&span, incoming.as_deref())
+        .or(incoming)
+        .unwrap_or_else(new_traceparent);
+    (span, traceparent)
 }
 
 /// A draining process takes no new jobs: `503` with `Retry-After`, so the
@@ -178,11 +210,13 @@ pub(crate) async fn submit(
     req: Request,
 ) -> Result<Response, ApiError> {
     refuse_when_draining(&state)?;
-    let checked = check(&state, &queue, "jobs", req, |v| {
-        request::single(v).map(|j| vec![j])
-    })
+    let (span, tp) = ingest_span(&queue, "/v1/queues/{queue}/jobs", req.headers());
+    let ids = async {
+        let checked = check(&state, &queue, "jobs", req, single, tp).await?;
+        store(&state, &queue, checked).await
+    }
+    .instrument(span)
     .await?;
-    let ids = store(&state, &queue, checked).await?;
     let id = ids[0];
     let mut headers = HeaderMap::new();
     if let Ok(v) = HeaderValue::from_str(&status_url(id)) {
@@ -203,8 +237,13 @@ pub(crate) async fn submit_batch(
     req: Request,
 ) -> Result<Response, ApiError> {
     refuse_when_draining(&state)?;
-    let checked = check(&state, &queue, "jobs/batch", req, request::batch).await?;
-    let ids = store(&state, &queue, checked).await?;
+    let (span, tp) = ingest_span(&queue, "/v1/queues/{queue}/jobs/batch", req.headers());
+    let ids = async {
+        let checked = check(&state, &queue, "jobs/batch", req, request::batch, tp).await?;
+        store(&state, &queue, checked).await
+    }
+    .instrument(span)
+    .await?;
     let jobs = ids
         .into_iter()
         .map(|id| Accepted::new(id, &queue))

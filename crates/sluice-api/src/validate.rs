@@ -111,50 +111,17 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// The incoming W3C `traceparent` when valid (normalised to version `00`),
-/// otherwise a freshly generated one (new trace id and span id, sampled).
-pub(crate) fn traceparent(headers: &HeaderMap) -> String {
+/// The incoming W3C `traceparent` when valid (normalised to version `00`).
+pub(crate) fn incoming_traceparent(headers: &HeaderMap) -> Option<String> {
     headers
         .get("traceparent")
         .and_then(|v| v.to_str().ok())
-        .and_then(parse_traceparent)
-        .unwrap_or_else(new_traceparent)
+        .and_then(sluice_trace::normalize)
 }
 
-/// A valid traceparent as version `00`, or `None` (W3C Trace Context §3.2).
-pub(crate) fn parse_traceparent(s: &str) -> Option<String> {
-    let s = s.trim();
-    if s.len() < 55 || !s.is_ascii() {
-        return None;
-    }
-    let (head, rest) = s.split_at(55);
-    let version = &head[0..2];
-    let lower_hex = |p: &str| {
-        p.bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    };
-    let parts: Vec<&str> = head.split('-').collect();
-    let [v, trace_id, parent_id, flags] = parts.as_slice() else {
-        return None;
-    };
-    let shape_ok = v.len() == 2
-        && trace_id.len() == 32
-        && parent_id.len() == 16
-        && flags.len() == 2
-        && parts.iter().all(|p| lower_hex(p));
-    if !shape_ok
-        || version == "ff"
-        || trace_id.bytes().all(|b| b == b'0')
-        || parent_id.bytes().all(|b| b == b'0')
-    {
-        return None;
-    }
-    // Version 00 has exactly these fields; later versions may append "-...".
-    let tail_ok = rest.is_empty() || (version != "00" && rest.starts_with('-'));
-    tail_ok.then(|| format!("00-{trace_id}-{parent_id}-{flags}"))
-}
-
-fn new_traceparent() -> String {
+/// A fresh `traceparent` (new trace id and span id, sampled), for when no
+/// tracing layer gives the request a span of its own.
+pub(crate) fn new_traceparent() -> String {
     let trace_id = uuid::Uuid::new_v4().simple().to_string();
     let span = uuid::Uuid::new_v4().simple().to_string();
     format!("00-{trace_id}-{}-01", &span[..16])
@@ -219,23 +186,18 @@ mod tests {
     #[test]
     fn traceparents() {
         let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
-        assert_eq!(parse_traceparent(tp).as_deref(), Some(tp));
-        assert_eq!(traceparent(&with("traceparent", tp)), tp);
-        let future = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra";
-        assert_eq!(parse_traceparent(future).as_deref(), Some(tp));
-        for bad in [
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-            "garbage",
-        ] {
-            assert_eq!(parse_traceparent(bad), None, "{bad}");
-        }
-        let fresh = traceparent(&HeaderMap::new());
-        assert_eq!(parse_traceparent(&fresh).as_deref(), Some(fresh.as_str()));
-        assert_ne!(fresh, traceparent(&HeaderMap::new()));
+        assert_eq!(
+            incoming_traceparent(&with("traceparent", tp)).as_deref(),
+            Some(tp)
+        );
+        assert_eq!(incoming_traceparent(&with("traceparent", "junk")), None);
+        assert_eq!(incoming_traceparent(&HeaderMap::new()), None);
+        let fresh = new_traceparent();
+        assert_eq!(
+            sluice_trace::normalize(&fresh).as_deref(),
+            Some(fresh.as_str())
+        );
+        assert_ne!(fresh, new_traceparent());
     }
 
     #[test]

@@ -6,6 +6,8 @@ use std::time::{Duration, Instant};
 use sluice_broker::AckToken;
 use sluice_core::{decide, now_ms, Decision, Failure, FailureKind};
 use sluice_store::{ActiveAttempt, Completion, Outcome};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use crate::flush::Done;
 use crate::{Handler, JobContext};
@@ -31,12 +33,43 @@ pub(crate) fn done(
 /// Runs the handler once under the timeout and decides the outcome; also
 /// says whether the downstream answered healthily (for the breaker: a
 /// success or a permanent failure, which is an answer about the job).
+///
+/// The attempt runs in a `job.attempt` span, a child of the job's stored
+/// trace context; the handler gets the span's own context to pass on.
 pub(crate) async fn run_attempt(
     handler: &dyn Handler,
     active: &ActiveAttempt,
     policy: &sluice_core::RetryPolicy,
     timeout: Duration,
     queue: &str,
+) -> (Outcome, bool) {
+    let job = &active.job;
+    let span = tracing::info_span!(
+        "job.attempt",
+        otel.kind = "consumer",
+        otel.status_code = Empty,
+        queue,
+        job_id = %job.id,
+        attempt = i64::from(active.attempt),
+        replay_count = i64::from(job.replay_count),
+        outcome = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+    );
+    let traceparent = sluice_trace::continue_trace(&span, job.traceparent.as_deref())
+        .or_else(|| job.traceparent.clone());
+    attempt_in_span(handler, active, policy, timeout, queue, traceparent)
+        .instrument(span)
+        .await
+}
+
+async fn attempt_in_span(
+    handler: &dyn Handler,
+    active: &ActiveAttempt,
+    policy: &sluice_core::RetryPolicy,
+    timeout: Duration,
+    queue: &str,
+    traceparent: Option<String>,
 ) -> (Outcome, bool) {
     let job = &active.job;
     let ctx = JobContext {
@@ -47,7 +80,7 @@ pub(crate) async fn run_attempt(
         payload: job.payload.clone(),
         key: job.key.clone(),
         headers: job.headers.clone(),
-        traceparent: job.traceparent.clone(),
+        traceparent,
     };
     metrics::counter!("sluice_jobs_started_total", "queue" => queue.to_string()).increment(1);
     if active.attempt == 1 {
@@ -70,6 +103,7 @@ pub(crate) async fn run_attempt(
         Ok(()) => true,
         Err(f) => matches!(f.kind, FailureKind::Permanent),
     };
+    let span = Span::current();
     let outcome = match result {
         Ok(()) => Outcome::Succeeded,
         Err(f) => match decide(policy, active.attempt, job.max_attempts, &f) {
@@ -86,5 +120,14 @@ pub(crate) async fn run_attempt(
             }
         },
     };
+    let (name, failed) = match &outcome {
+        Outcome::Succeeded => ("succeeded", false),
+        Outcome::Retry { .. } => ("retry", true),
+        Outcome::Dead { .. } => ("dead", true),
+    };
+    span.record("outcome", name);
+    if failed {
+        span.record("otel.status_code", "ERROR");
+    }
     (outcome, healthy)
 }

@@ -16,7 +16,8 @@ pub struct JobContext {
     pub key: Option<String>,
     /// Headers given at submission, to pass on to the downstream.
     pub headers: BTreeMap<String, String>,
-    /// W3C trace context of the submitting request.
+    /// W3C trace context of this attempt's span (a descendant of the
+    /// submitting request's), or the job's stored one without a tracing layer.
     pub traceparent: Option<String>,
 }
 

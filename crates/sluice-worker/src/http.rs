@@ -3,6 +3,8 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, CONTENT_TYPE, RETRY_AFTER};
 use sluice_core::{classify_http_status, Failure};
+use tracing::field::Empty;
+use tracing::Instrument;
 
 use crate::{Handler, JobContext, WorkerError};
 
@@ -18,8 +20,8 @@ const RESERVED: &[&str] = &[
     "traceparent",
 ];
 
-/// POSTs the payload JSON to a URL with `Sluice-Job-Id`, `Sluice-Attempt` and
-/// `Content-Type: application/json`. 2xx is success; 408, 429, 5xx, timeouts
+/// POSTs the payload JSON to a URL with `Sluice-Job-Id`, `Sluice-Attempt`,
+/// `traceparent` and `Content-Type: application/json`. 2xx is success; 408, 429, 5xx, timeouts
 /// and connection errors are transient (honouring `Retry-After`); any other
 /// status is permanent.
 #[derive(Debug, Clone)]
@@ -45,7 +47,7 @@ impl HttpHandler {
         })
     }
 
-    fn headers(ctx: &JobContext) -> HeaderMap {
+    fn headers(ctx: &JobContext, traceparent: Option<&str>) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in &ctx.headers {
             if RESERVED.contains(&k.to_ascii_lowercase().as_str()) {
@@ -64,11 +66,7 @@ impl HttpHandler {
             HeaderValue::from_str(&ctx.id.to_string()).expect("uuid is a header value"),
         );
         h.insert("sluice-attempt", HeaderValue::from(ctx.attempt));
-        if let Some(tp) = ctx
-            .traceparent
-            .as_deref()
-            .and_then(|t| HeaderValue::from_str(t).ok())
-        {
+        if let Some(tp) = traceparent.and_then(|t| HeaderValue::from_str(t).ok()) {
             h.insert("traceparent", tp);
         }
         h
@@ -93,12 +91,26 @@ impl Handler for HttpHandler {
     async fn handle(&self, ctx: &JobContext) -> Result<(), Failure> {
         let body = serde_json::to_vec(&ctx.payload)
             .map_err(|e| Failure::permanent(format!("payload: {e}")))?;
+        // A client span under the attempt's; its context is the request's
+        // `traceparent` (the attempt's own when no tracing layer is installed).
+        let span = tracing::info_span!(
+            "downstream.request",
+            otel.kind = "client",
+            http.request.method = "POST",
+            server.address = self.url.host_str().unwrap_or_default(),
+            http.response.status_code = Empty,
+            trace_id = Empty,
+            span_id = Empty,
+        );
+        let traceparent =
+            sluice_trace::continue_trace(&span, None).or_else(|| ctx.traceparent.clone());
         let res = self
             .client
             .post(self.url.clone())
-            .headers(Self::headers(ctx))
+            .headers(Self::headers(ctx, traceparent.as_deref()))
             .body(body)
             .send()
+            .instrument(span.clone())
             .await;
         let resp = match res {
             Ok(r) => r,
@@ -119,6 +131,7 @@ impl Handler for HttpHandler {
             }
         };
         let status = resp.status().as_u16();
+        span.record("http.response.status_code", i64::from(status));
         let retry_after = resp
             .headers()
             .get(RETRY_AFTER)

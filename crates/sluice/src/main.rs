@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 mod admin_token;
 mod cli;
 mod config;
+mod otel;
 mod roles;
 mod telemetry;
 
@@ -92,8 +93,6 @@ fn main() -> std::process::ExitCode {
         cli.command,
         Command::Queues(_) | Command::Dlq(_) | Command::Replay(_)
     );
-    // Client commands keep stdout for their output and log warnings only.
-    telemetry::init_logging(cli.log_format, is_client);
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,7 +103,34 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match rt.block_on(run(cli)) {
+    // The trace exporter runs on the runtime: build it inside.
+    let tracing = if is_client {
+        None
+    } else {
+        let _in_runtime = rt.enter();
+        match otel::init(cli.command.role()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        }
+    };
+    // Client commands keep stdout for their output and log warnings only.
+    telemetry::init_logging(
+        cli.log_format,
+        is_client,
+        tracing.as_ref().map(|t| &t.provider),
+    );
+    if tracing.as_ref().is_some_and(otel::Tracing::exporting) {
+        tracing::info!(role = cli.command.role(), "exporting traces over OTLP");
+    }
+    let result = rt.block_on(run(cli));
+    // Spans still batched are exported before exit (also after SIGTERM's drain).
+    if let Some(t) = tracing {
+        t.shutdown();
+    }
+    match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             if !is_client {
@@ -112,6 +138,21 @@ fn main() -> std::process::ExitCode {
             }
             eprintln!("error: {e:#}");
             std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+impl Command {
+    /// The role a process reports in its traces (`service.name` is `sluice`).
+    fn role(&self) -> &'static str {
+        match self {
+            Command::Serve(_) => "serve",
+            Command::Ingest(_) => "ingest",
+            Command::Relay(_) => "relay",
+            Command::Worker(_) => "worker",
+            Command::Admin(_) => "admin",
+            Command::Migrate => "migrate",
+            Command::Queues(_) | Command::Dlq(_) | Command::Replay(_) => "cli",
         }
     }
 }

@@ -1,9 +1,12 @@
-//! Logging (text or JSON) and the Prometheus metrics recorder.
+//! Logging (text or JSON, with trace ids) and the Prometheus metrics recorder.
 
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
-use tracing_subscriber::EnvFilter;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 /// Log line format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -14,22 +17,34 @@ pub enum LogFormat {
 
 /// Installs the tracing subscriber; `RUST_LOG` refines the default `info`.
 /// A `client` command (the CLI) logs warnings and errors to stderr only.
-pub fn init_logging(format: LogFormat, client: bool) {
-    let default = if client { "warn" } else { "info,sqlx=warn" };
+/// With a tracer provider, sluice's spans get OpenTelemetry ids and log
+/// lines inside them carry their `trace_id` and `span_id` fields. The filter
+/// is global (spans need sluice's targets at `info`, the default): a
+/// per-layer log filter beside the tracing layer's lost events on the AMQP
+/// path.
+pub fn init_logging(format: LogFormat, client: bool, tracer: Option<&SdkTracerProvider>) {
+    let default = if client {
+        "warn"
+    } else {
+        "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
+    };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_target(false);
-    match (format, client) {
-        (LogFormat::Text, false) => builder.init(),
-        (LogFormat::Json, false) => builder.json().flatten_event(true).init(),
-        (LogFormat::Text, true) => builder.with_writer(std::io::stderr).init(),
-        (LogFormat::Json, true) => builder
+    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    let fmt = match (format, client) {
+        (LogFormat::Text, false) => fmt.boxed(),
+        (LogFormat::Json, false) => fmt.json().flatten_event(true).boxed(),
+        (LogFormat::Text, true) => fmt.with_writer(std::io::stderr).boxed(),
+        (LogFormat::Json, true) => fmt
             .json()
             .flatten_event(true)
             .with_writer(std::io::stderr)
-            .init(),
-    }
+            .boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(filter)
+        .with(fmt)
+        .with(tracer.map(sluice_trace::layer))
+        .init();
 }
 
 /// Renders the Prometheus text exposition of every metric of this process.

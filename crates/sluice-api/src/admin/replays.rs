@@ -11,11 +11,13 @@ use serde::Serialize;
 use serde_json::{json, Value};
 use sluice_core::{format_ms, JobId};
 use sluice_store::{Idempotency, NewReplay, ReplayRecord, ReplaySkip, StoreError};
+use tracing::field::Empty;
+use tracing::{Instrument, Span};
 
 use super::auth::Actor;
 use super::params;
 use super::{runner, AdminState};
-use crate::validate::{fingerprint, idempotency_key};
+use crate::validate::{fingerprint, idempotency_key, incoming_traceparent};
 use crate::ApiError;
 
 /// Idempotency scope of the admin replay routes.
@@ -55,6 +57,36 @@ pub(crate) async fn single(
 ) -> Result<Response, ApiError> {
     let id = params::job_id(id, ApiError::DeadLetterNotFound)?;
     let idem = idempotency(&headers, &method, &uri, &body)?;
+    let span = replay_span(&state, id, &headers).await;
+    replay_one(state, actor, id, idem).instrument(span).await
+}
+
+/// The span of a replay: a child of the job's stored trace context, so it
+/// sits in the job's trace beside its attempts, and linked to the operator's
+/// request when that carried a `traceparent`.
+async fn replay_span(state: &AdminState, id: JobId, headers: &HeaderMap) -> Span {
+    let span = tracing::info_span!(
+        "job.replay",
+        otel.kind = "server",
+        job_id = %id,
+        replay_count = Empty,
+        trace_id = Empty,
+        span_id = Empty,
+    );
+    let job = state.store().get_job(id).await.ok();
+    sluice_trace::continue_trace(&span, job.and_then(|j| j.traceparent).as_deref());
+    if let Some(tp) = incoming_traceparent(headers) {
+        sluice_trace::link(&span, &tp);
+    }
+    span
+}
+
+async fn replay_one(
+    state: AdminState,
+    actor: String,
+    id: JobId,
+    idem: Option<Idempotency>,
+) -> Result<Response, ApiError> {
     let max = state.inner.max_replays;
     if idem.is_none() {
         // Refuse before recording anything when the outcome is known.
@@ -99,6 +131,8 @@ pub(crate) async fn single(
     match outcome {
         Ok(()) => {
             let job = state.store().get_job(id).await?;
+            Span::current().record("replay_count", i64::from(job.replay_count));
+            tracing::info!(job_id = %id, replay_count = job.replay_count, "dead letter replayed");
             state
                 .audit(
                     &actor,

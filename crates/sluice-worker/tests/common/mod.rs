@@ -74,6 +74,17 @@ impl Rig {
     }
 
     pub async fn submit(&self, payload: Value, headers: BTreeMap<String, String>) -> JobId {
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        self.submit_traced(payload, headers, tp).await
+    }
+
+    /// Submits a job stored with this `traceparent`.
+    pub async fn submit_traced(
+        &self,
+        payload: Value,
+        headers: BTreeMap<String, String>,
+        traceparent: &str,
+    ) -> JobId {
         let id = JobId::new();
         let job = NewJob {
             id,
@@ -83,7 +94,7 @@ impl Rig {
             headers,
             max_attempts: self.queue.max_attempts,
             available_at: now_ms(),
-            traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+            traceparent: Some(traceparent.into()),
         };
         self.store
             .enqueue(vec![EnqueueRequest {

@@ -1,0 +1,71 @@
+//! W3C trace context for sluice's spans. A job's `traceparent` is stored with
+//! it at ingest; the spans of its life (ingest, attempts, the downstream
+//! request, replays) continue that trace through [`continue_trace`], and the
+//! [`layer`] gives `tracing` spans their OpenTelemetry ids. Without the layer
+//! (a library user who installs none) nothing here fails: the helpers return
+//! `None` and callers fall back to the stored `traceparent`.
+
+use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
+use opentelemetry::Context;
+use opentelemetry_sdk::trace::SdkTracerProvider;
+use tracing::{Level, Span, Subscriber};
+use tracing_opentelemetry::OpenTelemetrySpanExt;
+use tracing_subscriber::filter::filter_fn;
+use tracing_subscriber::registry::LookupSpan;
+use tracing_subscriber::Layer;
+
+#[cfg(feature = "testing")]
+pub mod testing;
+mod w3c;
+
+pub use w3c::{format, normalize, parse};
+
+/// Name of the span fields that carry the ids into log lines.
+pub const TRACE_ID_FIELD: &str = "trace_id";
+pub const SPAN_ID_FIELD: &str = "span_id";
+
+/// Makes `span` a child of the remote `parent` (when it is a valid
+/// `traceparent`; otherwise the span keeps its local parent or starts a
+/// trace), records its `trace_id` and `span_id` fields when the span declares
+/// them, and returns the span's own `traceparent`: `None` when no
+/// OpenTelemetry layer sees the span.
+pub fn continue_trace(span: &Span, parent: Option<&str>) -> Option<String> {
+    if let Some(remote) = parent.and_then(parse) {
+        // Fails only without the layer or for a disabled span: then the
+        // caller falls back to the stored traceparent.
+        let _ = span.set_parent(Context::new().with_remote_span_context(remote));
+    }
+    let cx = span.context();
+    let own = cx.span().span_context().clone();
+    let tp = format(&own)?;
+    span.record(TRACE_ID_FIELD, tracing::field::display(own.trace_id()));
+    span.record(SPAN_ID_FIELD, tracing::field::display(own.span_id()));
+    Some(tp)
+}
+
+/// The `traceparent` of `span` itself, `None` without the layer.
+pub fn traceparent(span: &Span) -> Option<String> {
+    format(span.context().span().span_context())
+}
+
+/// Links `span` to the span a valid `traceparent` names (a related trace
+/// that is not its parent); an invalid one is ignored.
+pub fn link(span: &Span, traceparent: &str) {
+    if let Some(cx) = parse(traceparent) {
+        span.add_link(cx);
+    }
+}
+
+/// The OpenTelemetry layer over `provider`: every span of sluice's crates
+/// (any level) and their events at `INFO` and above, the latter recorded as
+/// span events.
+pub fn layer<S>(provider: &SdkTracerProvider) -> impl Layer<S>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+{
+    tracing_opentelemetry::layer()
+        .with_tracer(provider.tracer("sluice"))
+        .with_filter(filter_fn(|m| {
+            m.target().starts_with("sluice") && (m.is_span() || *m.level() <= Level::INFO)
+        }))
+}
