@@ -34,11 +34,12 @@ name = "e2e"
 topic = "{topic}"
 max_attempts = {MAX_ATTEMPTS}
 backoff = {{ initial_ms = {INITIAL_MS}, max_ms = {MAX_MS}, multiplier = 2.0, jitter = "equal" }}
-concurrency = {{ min = 1, max = 32 }}
+# a fixed pool, and no breaker: the scenario checks retry gaps against the
+# policy, and its retry phase is nearly all failing attempts (503s) of a few
+# jobs, on which adaptive concurrency would (rightly) back off and a breaker
+# open, both stretching those gaps
+concurrency = {{ min = 32, max = 32 }}
 handler = {{ type = "http", url = "{downstream}", timeout_ms = 3000 }}
-# the scenario checks retry gaps against the policy; its retry phase is
-# nearly all failing attempts of a few jobs, which would (rightly) open a
-# breaker and stretch those gaps
 circuit = {{ enabled = false }}
 "#
     );

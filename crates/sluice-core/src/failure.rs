@@ -18,25 +18,36 @@ pub enum FailureKind {
 pub struct Failure {
     pub kind: FailureKind,
     pub message: String,
+    /// The downstream signalled overload (a timeout, 429 or 503): adaptive
+    /// concurrency backs off on these, not on other failures.
+    pub overload: bool,
 }
 
 impl Failure {
+    /// This failure, marked as an overload signal.
+    pub fn overloaded(mut self) -> Self {
+        self.overload = true;
+        self
+    }
     pub fn transient(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Transient,
             message: message.into(),
+            overload: false,
         }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::Permanent,
             message: message.into(),
+            overload: false,
         }
     }
     pub fn retry_after(after: Duration, message: impl Into<String>) -> Self {
         Self {
             kind: FailureKind::RetryAfter(after),
             message: message.into(),
+            overload: false,
         }
     }
 }

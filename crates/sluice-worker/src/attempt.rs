@@ -42,7 +42,7 @@ pub(crate) async fn run_attempt(
     policy: &sluice_core::RetryPolicy,
     timeout: Duration,
     queue: &str,
-) -> (Outcome, bool) {
+) -> (Outcome, Health) {
     let job = &active.job;
     let span = tracing::info_span!(
         "job.attempt",
@@ -70,7 +70,7 @@ async fn attempt_in_span(
     timeout: Duration,
     queue: &str,
     traceparent: Option<String>,
-) -> (Outcome, bool) {
+) -> (Outcome, Health) {
     let job = &active.job;
     let ctx = JobContext {
         id: job.id,
@@ -94,14 +94,21 @@ async fn attempt_in_span(
         Err(_) => Err(Failure::transient(format!(
             "handler timed out after {} ms",
             timeout.as_millis()
-        ))),
+        ))
+        .overloaded()),
     };
     let label = if result.is_ok() { "success" } else { "failure" };
     metrics::histogram!("sluice_handler_duration_seconds", "queue" => queue.to_string(), "outcome" => label)
         .record(t0.elapsed().as_secs_f64());
-    let healthy = match &result {
-        Ok(()) => true,
-        Err(f) => matches!(f.kind, FailureKind::Permanent),
+    let health = match &result {
+        Ok(()) => Health {
+            healthy: true,
+            overload: false,
+        },
+        Err(f) => Health {
+            healthy: matches!(f.kind, FailureKind::Permanent),
+            overload: f.overload,
+        },
     };
     let span = Span::current();
     let outcome = match result {
@@ -129,5 +136,16 @@ async fn attempt_in_span(
     if failed {
         span.record("otel.status_code", "ERROR");
     }
-    (outcome, healthy)
+    (outcome, health)
+}
+
+/// What an attempt says about the downstream.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Health {
+    /// It answered about the job (a success or a permanent failure): the
+    /// breaker counts the rest against the downstream.
+    pub healthy: bool,
+    /// It signalled overload (a timeout, 429 or 503): adaptive concurrency
+    /// backs off.
+    pub overload: bool,
 }

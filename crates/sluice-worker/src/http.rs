@@ -118,7 +118,8 @@ impl Handler for HttpHandler {
                 return Err(Failure::transient(format!(
                     "downstream timed out after {} ms",
                     self.timeout.as_millis()
-                )))
+                ))
+                .overloaded())
             }
             Err(e) if e.is_connect() => {
                 return Err(Failure::transient("downstream connection failed"))
@@ -149,7 +150,11 @@ impl Handler for HttpHandler {
         } else {
             format!("downstream answered {status}: {snippet}")
         };
-        Err(Failure { kind, message })
+        Err(Failure {
+            kind,
+            message,
+            overload: matches!(status, 429 | 503),
+        })
     }
 }
 

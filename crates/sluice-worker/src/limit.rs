@@ -3,9 +3,9 @@
 //!
 //! Finished attempts are grouped in windows of about `limit` samples. At the
 //! end of a window:
-//! - more than [`ERROR_RATIO`] of its attempts failed transiently (timeouts,
-//!   5xx, 429, refused connections): the limit is cut to [`ERROR_BACKOFF`]
-//!   of itself;
+//! - more than [`ERROR_RATIO`] of its attempts met an overload signal (a
+//!   timeout, 429 or 503; other failures are the breaker's and the retry
+//!   policy's business): the limit is cut to [`ERROR_BACKOFF`] of itself;
 //! - else its mean latency against the long-term latency gives the gradient
 //!   `TOLERANCE × long / mean`, clamped to `[0.5, 1]`; below 1 (the
 //!   downstream slowed by more than the tolerance) the limit is multiplied
@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use sluice_core::Concurrency;
 
-/// Transient failures in a window beyond this ratio cut the limit.
+/// Overload signals in a window beyond this ratio cut the limit.
 pub(crate) const ERROR_RATIO: f64 = 0.1;
 /// The factor of a cut for errors.
 pub(crate) const ERROR_BACKOFF: f64 = 0.75;
@@ -57,7 +57,7 @@ struct Window {
     started: Instant,
     samples: u32,
     latency_sum: f64,
-    unhealthy: u32,
+    overloaded: u32,
     peak_running: usize,
 }
 
@@ -67,7 +67,7 @@ impl Window {
             started: now,
             samples: 0,
             latency_sum: 0.0,
-            unhealthy: 0,
+            overloaded: 0,
             peak_running: running,
         }
     }
@@ -99,14 +99,14 @@ impl Limiter {
         self.window.peak_running = self.window.peak_running.max(self.running);
     }
 
-    /// An attempt finished after `latency`; `healthy` is false for a
-    /// transient failure (the downstream, not the job, is the problem).
-    pub(crate) fn finished(&mut self, latency: Duration, healthy: bool) {
+    /// An attempt finished after `latency`; `overload` when it met an
+    /// overload signal (see [`crate::attempt::Health`]).
+    pub(crate) fn finished(&mut self, latency: Duration, overload: bool) {
         self.running = self.running.saturating_sub(1);
         self.window.samples += 1;
         self.window.latency_sum += latency.as_secs_f64();
-        if !healthy {
-            self.window.unhealthy += 1;
+        if overload {
+            self.window.overloaded += 1;
         }
     }
 
@@ -122,7 +122,7 @@ impl Limiter {
         let before = self.limit();
         let n = f64::from(w.samples);
         let mean = w.latency_sum / n;
-        let errors = f64::from(w.unhealthy) / n > ERROR_RATIO;
+        let errors = f64::from(w.overloaded) / n > ERROR_RATIO;
         let long = *self.long.get_or_insert(mean);
         let saturated = w.peak_running >= self.limit();
         let at_min = self.limit <= self.min;
@@ -169,14 +169,14 @@ mod tests {
     }
 
     /// Runs one window of `limit` attempts at `latency` (all slots used),
-    /// `failures` of them unhealthy.
+    /// `failures` of them overloaded.
     fn window(l: &mut Limiter, now: Instant, latency: Duration, failures: usize) -> bool {
         let n = l.limit().max(MIN_SAMPLES as usize);
         for _ in 0..n {
             l.started();
         }
         for i in 0..n {
-            l.finished(latency, i >= failures);
+            l.finished(latency, i < failures);
         }
         l.adjust(now)
     }
@@ -200,7 +200,7 @@ mod tests {
         let (mut l, t) = limiter(2, 64);
         for _ in 0..4 {
             l.started();
-            l.finished(FAST, true);
+            l.finished(FAST, false);
         }
         assert!(!l.adjust(t));
         assert_eq!(l.limit(), 2);
@@ -276,7 +276,7 @@ mod tests {
     fn a_short_window_closes_after_max_window() {
         let (mut l, t) = limiter(1, 8);
         l.started();
-        l.finished(FAST, true);
+        l.finished(FAST, false);
         assert!(!l.adjust(t + Duration::from_millis(10)));
         assert!(l.adjust(t + MAX_WINDOW));
         assert_eq!(l.limit(), 2);

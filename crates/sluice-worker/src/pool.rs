@@ -386,13 +386,13 @@ impl Worker {
                     tasks.spawn(async move {
                         let started_at = now_ms();
                         let t0 = Instant::now();
-                        let (outcome, healthy) =
+                        let (outcome, health) =
                             run_attempt(&*handler, &active, &policy, timeout, &queue).await;
                         limiter
                             .lock()
                             .expect("limiter lock")
-                            .finished(t0.elapsed(), healthy);
-                        recorder.record(probe, healthy);
+                            .finished(t0.elapsed(), health.overload);
+                        recorder.record(probe, health.healthy);
                         let _ = tx.send(done(d.token, &active, started_at, outcome));
                         drop(permit);
                     });
