@@ -1,6 +1,7 @@
 //! Graceful drain of `sluice serve` on SIGTERM: `/readyz` answers 503 at
 //! once, intake refuses new jobs with 503 + Retry-After, jobs in flight
-//! finish within the grace period, and the process exits 0.
+//! finish within the grace period, jobs that outlast it are left for other
+//! workers, and the process exits 0.
 
 use std::path::Path;
 use std::process::Command;
@@ -10,16 +11,18 @@ use serde_json::{json, Value};
 use sluice_tests::jobs::job_statuses;
 use sluice_tests::{eventually, Downstream, SluiceProcess};
 
-fn write_config(dir: &Path, downstream: &str) {
+/// `grace_ms` of drain; attempts time out after `timeout_ms`.
+fn write_config(dir: &Path, downstream: &str, grace_ms: u64, timeout_ms: u64) {
     let cfg = format!(
         r#"
 data_dir = "./data"
 [worker]
-drain_grace_ms = 15000
+drain_grace_ms = {grace_ms}
+lease_margin_ms = 500
 [[queues]]
 name = "drain"
-concurrency = {{ min = 1, max = 4 }}
-handler = {{ type = "http", url = "{downstream}", timeout_ms = 10000 }}
+concurrency = {{ min = 4, max = 4 }}
+handler = {{ type = "http", url = "{downstream}", timeout_ms = {timeout_ms} }}
 "#
     );
     std::fs::write(dir.join("sluice.toml"), cfg).unwrap();
@@ -39,7 +42,7 @@ async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
     // each delivery takes 2 s, so the jobs are mid-attempt at the signal
     let ds = Downstream::start(Duration::from_secs(2)).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url());
+    write_config(dir.path(), &ds.url(), 15_000, 10_000);
     let mut sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
     let client = reqwest::Client::new();
@@ -101,5 +104,71 @@ async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(ds.total(), 3, "a finished job was delivered again");
+    assert_eq!(again.terminate(Duration::from_secs(20)).unwrap(), Some(0));
+}
+
+/// Jobs still running when the grace period ends are abandoned un-acked: the
+/// process exits 0 without waiting for them, and once their lease lapses
+/// another worker (here the restarted process) runs them to success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_outlasting_the_grace_period_are_left_for_other_workers() {
+    // 4 s a delivery, a grace of 0.5 s, a lease of 5 s + 0.5 s
+    let ds = Downstream::start(Duration::from_secs(4)).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &ds.url(), 500, 5_000);
+    let mut sluice =
+        SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
+    let client = reqwest::Client::new();
+    let jobs_url = sluice.url("/v1/queues/drain/jobs");
+    let mut ids = Vec::new();
+    for _ in 0..2 {
+        let r = post(&client, &jobs_url).await;
+        assert_eq!(r.status(), 202);
+        let v: Value = r.json().await.unwrap();
+        ids.push(v["id"].as_str().unwrap().to_string());
+    }
+    eventually(
+        Duration::from_secs(20),
+        Duration::from_millis(20),
+        || async { (ds.total() == 2).then_some(()) },
+    )
+    .await
+    .expect("the jobs never reached the downstream");
+
+    let signalled = Instant::now();
+    let code = sluice.terminate(Duration::from_secs(20)).unwrap();
+    let took = signalled.elapsed();
+    assert_eq!(code, Some(0), "a drained process exits 0");
+    assert!(
+        took < Duration::from_secs(3),
+        "exit took {took:?}: the drain waited for jobs past its grace period"
+    );
+    println!("exited {took:?} after SIGTERM with 2 jobs abandoned");
+
+    let mut again =
+        SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
+    let base = again.url("");
+    eventually(Duration::from_secs(40), Duration::from_millis(200), || {
+        let (client, base, ids) = (&client, &base, &ids);
+        async move {
+            let statuses = job_statuses(client, base, ids).await;
+            statuses
+                .iter()
+                .all(|s| s.as_deref() == Some("succeeded"))
+                .then_some(())
+        }
+    })
+    .await
+    .expect("the abandoned jobs never succeeded after the restart");
+    let arrivals = ds.arrivals();
+    for id in &ids {
+        let a = &arrivals[id];
+        assert_eq!(
+            a.len(),
+            2,
+            "job {id}: the abandoned attempt, then the rerun"
+        );
+        assert_eq!(a[1].attempt, 2, "job {id}");
+    }
     assert_eq!(again.terminate(Duration::from_secs(20)).unwrap(), Some(0));
 }
