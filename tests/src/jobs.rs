@@ -69,21 +69,12 @@ pub async fn wait_deliveries(ds: &Downstream, n: usize, what: &str) {
 /// Attempts a worker has started but not yet recorded, from its `/metrics`
 /// page: `sluice_jobs_started_total` less every recorded outcome.
 pub async fn attempts_in_flight(client: &reqwest::Client, metrics_url: &str) -> f64 {
-    let Ok(resp) = client.get(metrics_url).send().await else {
-        return 0.0;
-    };
-    let text = resp.text().await.unwrap_or_default();
-    let sum = |name: &str| -> f64 {
-        text.lines()
-            .filter(|l| l.starts_with(name))
-            .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    };
-    sum("sluice_jobs_started_total")
-        - sum("sluice_jobs_succeeded_total")
-        - sum("sluice_jobs_retried_total")
-        - sum("sluice_jobs_dead_total")
-        - sum("sluice_attempts_fenced_total")
+    let m = crate::prom::scrape(client, metrics_url).await;
+    m.total("sluice_jobs_started_total")
+        - m.total("sluice_jobs_succeeded_total")
+        - m.total("sluice_jobs_retried_total")
+        - m.total("sluice_jobs_dead_total")
+        - m.total("sluice_attempts_fenced_total")
 }
 
 /// Waits until the worker has an attempt in flight, so that killing it

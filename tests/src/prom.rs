@@ -11,6 +11,17 @@ pub struct Sample {
     pub value: f64,
 }
 
+/// Reads the `/metrics` page at `url`; an empty exposition when the
+/// request fails (a process that is down or frozen has no figures); panics
+/// on a page that is not an exposition.
+pub async fn scrape(client: &reqwest::Client, url: &str) -> Exposition {
+    let text = match client.get(url).send().await {
+        Ok(r) => r.text().await.unwrap_or_default(),
+        Err(_) => String::new(),
+    };
+    Exposition::parse(&text).unwrap_or_else(|e| panic!("{url}: {e}"))
+}
+
 /// A parsed exposition.
 #[derive(Debug, Default)]
 pub struct Exposition {
@@ -41,6 +52,11 @@ impl Exposition {
     /// The samples named `name`.
     pub fn named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a Sample> + 'a {
         self.samples.iter().filter(move |s| s.name == name)
+    }
+
+    /// Every sample named `name` summed over its label sets (0 when none).
+    pub fn total(&self, name: &str) -> f64 {
+        self.named(name).map(|s| s.value).sum()
     }
 
     /// The value of the sample `name` whose labels include every pair of

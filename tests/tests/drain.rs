@@ -37,18 +37,31 @@ async fn post(client: &reqwest::Client, url: &str) -> reqwest::Response {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
-    // each delivery takes 2 s, so the jobs are mid-attempt at the signal
-    let ds = Downstream::start(Duration::from_secs(2)).await.unwrap();
+/// `sluice serve` on a fresh directory with `jobs` jobs posted and all of
+/// them mid-attempt at the downstream (each delivery takes `delivery`).
+struct Draining {
+    ds: Downstream,
+    dir: tempfile::TempDir,
+    sluice: SluiceProcess,
+    client: reqwest::Client,
+    ids: Vec<String>,
+}
+
+async fn start_with_jobs_in_flight(
+    delivery: Duration,
+    grace_ms: u64,
+    timeout_ms: u64,
+    jobs: usize,
+) -> Draining {
+    let ds = Downstream::start(delivery).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url(), 15_000, 10_000);
-    let mut sluice =
+    write_config(dir.path(), &ds.url(), grace_ms, timeout_ms);
+    let sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
     let client = reqwest::Client::new();
     let jobs_url = sluice.url("/v1/queues/drain/jobs");
     let mut ids = Vec::new();
-    for _ in 0..3 {
+    for _ in 0..jobs {
         let r = post(&client, &jobs_url).await;
         assert_eq!(r.status(), 202);
         let v: Value = r.json().await.unwrap();
@@ -57,10 +70,30 @@ async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
     eventually(
         Duration::from_secs(20),
         Duration::from_millis(20),
-        || async { (ds.total() == 3).then_some(()) },
+        || async { (ds.total() == jobs).then_some(()) },
     )
     .await
     .expect("the jobs never reached the downstream");
+    Draining {
+        ds,
+        dir,
+        sluice,
+        client,
+        ids,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
+    // each delivery takes 2 s, so the jobs are mid-attempt at the signal
+    let Draining {
+        ds,
+        dir,
+        mut sluice,
+        client,
+        ids,
+    } = start_with_jobs_in_flight(Duration::from_secs(2), 15_000, 10_000, 3).await;
+    let jobs_url = sluice.url("/v1/queues/drain/jobs");
 
     let signalled = Instant::now();
     let kill = Command::new("kill")
@@ -113,27 +146,13 @@ async fn sigterm_stops_intake_finishes_in_flight_jobs_and_exits_0() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_outlasting_the_grace_period_are_left_for_other_workers() {
     // 4 s a delivery, a grace of 0.5 s, a lease of 5 s + 0.5 s
-    let ds = Downstream::start(Duration::from_secs(4)).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url(), 500, 5_000);
-    let mut sluice =
-        SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
-    let client = reqwest::Client::new();
-    let jobs_url = sluice.url("/v1/queues/drain/jobs");
-    let mut ids = Vec::new();
-    for _ in 0..2 {
-        let r = post(&client, &jobs_url).await;
-        assert_eq!(r.status(), 202);
-        let v: Value = r.json().await.unwrap();
-        ids.push(v["id"].as_str().unwrap().to_string());
-    }
-    eventually(
-        Duration::from_secs(20),
-        Duration::from_millis(20),
-        || async { (ds.total() == 2).then_some(()) },
-    )
-    .await
-    .expect("the jobs never reached the downstream");
+    let Draining {
+        ds,
+        dir,
+        mut sluice,
+        client,
+        ids,
+    } = start_with_jobs_in_flight(Duration::from_secs(4), 500, 5_000, 2).await;
 
     let signalled = Instant::now();
     let code = sluice.terminate(Duration::from_secs(20)).unwrap();

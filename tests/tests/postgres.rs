@@ -32,13 +32,6 @@ handler = {{ type = "http", url = "{downstream}", timeout_ms = 3000 }}
     )
 }
 
-fn metric(text: &str, name: &str) -> f64 {
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_ingest_two_relays_ten_thousand_jobs_once_each() {
     let Some(server) = server_url() else { return };
@@ -138,7 +131,9 @@ async fn two_ingest_two_relays_ten_thousand_jobs_once_each() {
             .text()
             .await
             .unwrap();
-        let n = metric(&m, "sluice_relay_published_total");
+        let n = sluice_tests::prom::Exposition::parse(&m)
+            .unwrap()
+            .total("sluice_relay_published_total");
         eprintln!("relay {i} published {n}");
         assert!(
             n > 0.0,

@@ -18,16 +18,9 @@ async fn rig(bus: Bus, opts: Options) -> Option<Rig> {
     Rig::start(bus, opts).await
 }
 
-/// Sums a counter over its label sets on a process's `/metrics` page.
+/// A counter summed over its label sets on a process's `/metrics` page.
 async fn counter(rig: &Rig, url: &str, name: &str) -> f64 {
-    let Ok(resp) = rig.client.get(url).send().await else {
-        return 0.0;
-    };
-    let text = resp.text().await.unwrap_or_default();
-    text.lines()
-        .filter(|l| l.starts_with(name))
-        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
-        .sum()
+    crate::prom::scrape(&rig.client, url).await.total(name)
 }
 
 /// Waits for the posting and the drain, checks and returns the report.
@@ -170,7 +163,14 @@ pub async fn sigstop_worker(bus: Bus) {
         Instant::now(),
     )
     .await;
-    let fenced = counter(&rig, &frozen, "sluice_attempts_fenced_total").await;
+    // the other workers may drain the backlog before the resumed one has
+    // recorded its late outcomes: give it a few seconds to
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut fenced = counter(&rig, &frozen, "sluice_attempts_fenced_total").await;
+    while fenced == 0.0 && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        fenced = counter(&rig, &frozen, "sluice_attempts_fenced_total").await;
+    }
     eprintln!(
         "late outcomes fenced off: {fenced}; jobs attempted again: {}",
         report.retried
