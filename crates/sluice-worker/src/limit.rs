@@ -31,6 +31,9 @@ pub(crate) const ERROR_BACKOFF: f64 = 0.75;
 /// How much slower than the long-term latency a window may be before the
 /// limit backs off.
 pub(crate) const TOLERANCE: f64 = 2.0;
+/// Latencies are compared from this floor up: below it, doubling is
+/// scheduling noise of a busy host, not a downstream slowing down.
+const LATENCY_FLOOR: f64 = 0.010;
 /// How far the long-term latency moves towards a slower window's mean
 /// measured at `min`.
 const LONG_SMOOTHING: f64 = 0.5;
@@ -130,7 +133,7 @@ impl Limiter {
             self.cut(ERROR_BACKOFF);
         } else {
             let gradient = if mean > 0.0 {
-                (TOLERANCE * long / mean).clamp(0.5, 1.0)
+                (TOLERANCE * long.max(LATENCY_FLOOR) / mean).clamp(0.5, 1.0)
             } else {
                 1.0
             };
@@ -280,6 +283,14 @@ mod tests {
         assert!(!l.adjust(t + Duration::from_millis(10)));
         assert!(l.adjust(t + MAX_WINDOW));
         assert_eq!(l.limit(), 2);
+    }
+
+    #[test]
+    fn millisecond_jitter_of_a_fast_downstream_is_not_a_slowdown() {
+        let (mut l, t) = limiter(1, 32);
+        window(&mut l, t, Duration::from_millis(1), 0);
+        window(&mut l, t, Duration::from_millis(8), 0);
+        assert_eq!(l.limit(), 4, "1 ms to 8 ms is under the floor");
     }
 
     #[test]
