@@ -17,6 +17,7 @@ mod audit;
 mod auth;
 mod bulk;
 mod dead_letters;
+mod pace;
 mod params;
 mod queues;
 mod replays;

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use sluice_core::JobId;
 use sluice_store::{ReplayRecord, StoreError};
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::Instant;
 
+use super::pace::Pacer;
 use super::AdminState;
 use crate::metrics::REPLAY_JOBS_TOTAL;
 
@@ -28,8 +29,6 @@ const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 const FAST_BATCH: usize = 100;
 /// Job ids read from the snapshot per call.
 const PREFETCH: usize = 500;
-/// Shortest pacing tick; faster rates replay several jobs per tick.
-const MIN_TICK: Duration = Duration::from_millis(10);
 /// How long a transiently failing store call is retried before giving up
 /// (the supervisor resumes the replay later).
 const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -132,37 +131,33 @@ async fn replay_all(
     progress: &mut Progress,
 ) -> Result<bool, StoreError> {
     let store = state.store();
-    let (mut ticker, per_tick) = match record.rate_per_second {
-        Some(rate) => {
-            let period = Duration::from_secs_f64(1.0 / rate).max(MIN_TICK);
-            let mut i = tokio::time::interval(period);
-            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
-            (Some(i), rate * period.as_secs_f64())
-        }
-        None => (None, 0.0),
-    };
-    let mut credit = 0.0;
+    let mut pacer = record.rate_per_second.map(Pacer::new);
     let mut buffer: VecDeque<JobId> = VecDeque::new();
     let mut fetched_to = progress.position;
     let mut exhausted = false;
     loop {
-        let n = match &mut ticker {
+        let n = match &mut pacer {
             None => FAST_BATCH,
-            Some(ticker) => {
+            Some(pacer) => {
+                let mut idle = Instant::now() + IDLE_HEARTBEAT;
                 loop {
+                    let wait = pacer.wait();
+                    if wait.is_zero() {
+                        break;
+                    }
                     tokio::select! {
-                        _ = ticker.tick() => break,
-                        _ = tokio::time::sleep(IDLE_HEARTBEAT) => progress.flush(state, None).await?,
+                        _ = tokio::time::sleep(wait) => {}
+                        _ = tokio::time::sleep_until(idle) => {
+                            progress.flush(state, None).await?;
+                            idle = Instant::now() + IDLE_HEARTBEAT;
+                        }
                         _ = state.inner.stop.notified() => {}
                     }
                     if state.stopping() {
                         return Ok(false);
                     }
                 }
-                credit += per_tick;
-                let n = (credit + 1e-9).floor();
-                credit -= n;
-                n as usize
+                pacer.take()
             }
         };
         if state.stopping() {
