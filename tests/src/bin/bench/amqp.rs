@@ -26,12 +26,16 @@ use sluice_broker::Broker;
 use sluice_tests::brokers::{unique_topic, AmqpCleanup};
 use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
+
+use crate::steady;
 use sqlx::postgres::PgPoolOptions;
 
 use crate::arg;
 
 const BATCH: usize = 1000;
 const WINDOW: usize = 1000;
+/// Longest a sluice phase may take.
+const LIMIT: Duration = Duration::from_secs(900);
 
 fn payload(i: usize) -> serde_json::Value {
     json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
@@ -163,25 +167,6 @@ async fn raw_consume(url: &str, queue: &str, n: usize, prefetch: u16) -> anyhow:
     Ok(rate)
 }
 
-async fn wait_count(
-    pool: &sqlx::PgPool,
-    sql: &str,
-    done: impl Fn(i64) -> bool,
-    what: &str,
-) -> anyhow::Result<Duration> {
-    let t0 = Instant::now();
-    loop {
-        let n: i64 = sqlx::query_scalar(sql).fetch_one(pool).await?;
-        if done(n) {
-            return Ok(t0.elapsed());
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("{what} not done in 15 minutes ({n})");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
     // Worker concurrency (its prefetch is PREFETCH_PER_SLOT × this) and relay batch size.
@@ -238,44 +223,58 @@ pub async fn run() -> anyhow::Result<()> {
     let raw_pub = raw_publish(&amqp, &raw_topic, backlog).await?;
     let alone = publisher_alone(&amqp, &raw_topic, backlog, relay_batch as usize).await?;
     let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &env)?;
-    let drain = wait_count(
+    let relay_wall = steady::wait_count(
         &pool,
-        "SELECT count(*) FROM outbox",
+        "SELECT count(*) FROM outbox WHERE queue = $1",
+        "bench",
         |n| n == 0,
         "relay drain",
+        LIMIT,
     )
     .await?;
     drop(relay);
-    let relay_rate = backlog as f64 / drain.as_secs_f64();
+    let relay = steady::relay(&pool, "bench", backlog).await?;
+    let relay_rate = relay.per_second;
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
     let prefetch = (concurrency * sluice_worker::PREFETCH_PER_SLOT) as u16;
     let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
     let worker = SluiceProcess::start(dir.path(), &["worker", "--listen", "127.0.0.1:0"], &env)?;
-    let work = wait_count(
+    let worker_wall = steady::wait_count(
         &pool,
-        "SELECT count(*) FROM jobs WHERE status = 'succeeded'",
+        "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'succeeded'",
+        "bench",
         |n| n as usize >= backlog,
         "worker",
+        LIMIT,
     )
     .await?;
     drop(worker);
-    let worker_rate = backlog as f64 / work.as_secs_f64();
+    let work = steady::worker(&pool, "bench", backlog).await?;
+    let worker_rate = work.per_second;
 
+    let n = backlog as f64;
     println!("sluice AMQP benchmark on RabbitMQ (PostgreSQL store), {backlog} messages per phase");
+    println!("  sluice's rates are steady state, from the store's timestamps (start-up and connecting excluded, as on the raw side)");
     println!("  (a) raw lapin publisher, confirms, windows of {WINDOW}:  {raw_pub:>10.0} msg/s");
     println!(
         "      sluice AmqpPublisher alone, batches of {relay_batch}:   {alone:>10.0} msg/s  ratio = {:.2}",
         alone / raw_pub
     );
     println!(
-        "  (b) relay drain of the outbox backlog, batches of {relay_batch}: {relay_rate:>10.0} msg/s  ratio b/a = {:.2}",
-        relay_rate / raw_pub
+        "  (b) relay drain of the outbox backlog, batches of {relay_batch}: {relay_rate:>10.0} msg/s  ratio b/a = {:.2} (target >= 0.8; {:.2} s first to last batch marked, {:.0} msg/s over {:.1} s wall)",
+        relay_rate / raw_pub,
+        relay.seconds,
+        n / relay_wall.as_secs_f64(),
+        relay_wall.as_secs_f64()
     );
     println!("  (c) raw lapin consumer, ack each, prefetch {prefetch}:    {raw_con:>10.0} msg/s");
     println!(
-        "  (d) sluice worker, no-op handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2}",
-        worker_rate / raw_con
+        "  (d) sluice worker, no-op handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2} (target >= 0.85; {:.2} s first job started to last recorded, {:.0} jobs/s over {:.1} s wall)",
+        worker_rate / raw_con,
+        work.seconds,
+        n / worker_wall.as_secs_f64(),
+        worker_wall.as_secs_f64()
     );
     pool.close().await;
     drop(db);

@@ -33,7 +33,7 @@ use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::arg;
+use crate::{arg, steady};
 
 const BATCH: usize = 1000;
 const PARTITIONS: u32 = 4;
@@ -103,34 +103,19 @@ pub async fn run() -> anyhow::Result<()> {
     // (a) relay drain
     let t0 = Instant::now();
     let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &quiet)?;
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await?;
-        if left == 0 {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("relay did not drain the backlog in 15 minutes ({left} left)");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    steady::wait_count(
+        &pool,
+        "SELECT count(*) FROM outbox WHERE queue = $1",
+        &queue,
+        |left| left == 0,
+        "relay drain",
+        Duration::from_secs(900),
+    )
+    .await?;
     let relay_wall = t0.elapsed().as_secs_f64();
     drop(relay);
-    // Steady state: from the first batch marked published to the last.
-    let (first_ms, last_ms): (i64, i64) =
-        sqlx::query_as("SELECT min(updated_at), max(updated_at) FROM jobs WHERE queue = $1")
-            .bind(&queue)
-            .fetch_one(&pool)
-            .await?;
-    let first_batch: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = $2 AND updated_at = $1")
-            .bind(first_ms)
-            .bind(&queue)
-            .fetch_one(&pool)
-            .await?;
-    let relay_steady = ((last_ms - first_ms) as f64 / 1000.0).max(0.001);
-    let relay_rate = (backlog as f64 - first_batch as f64) / relay_steady;
+    let relay = steady::relay(&pool, &queue, backlog).await?;
+    let (relay_rate, relay_steady) = (relay.per_second, relay.seconds);
 
     // (b baseline) a raw consumer reading the topic the relay filled
     let (records, consume) = read_all(&brokers, &topic, backlog).await?;
@@ -166,37 +151,19 @@ pub async fn run() -> anyhow::Result<()> {
         &["worker", "--listen", "127.0.0.1:0", "--queue", &queue],
         &quiet,
     )?;
-    loop {
-        let done: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'succeeded'",
-        )
-        .bind(&queue)
-        .fetch_one(&pool)
-        .await?;
-        if done as usize >= backlog {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(arg("--worker-limit", 300)) {
-            bail!(
-                "worker did not finish in {:.0} s ({done} of {backlog} done)",
-                t0.elapsed().as_secs_f64()
-            );
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    steady::wait_count(
+        &pool,
+        "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'succeeded'",
+        &queue,
+        |done| done as usize >= backlog,
+        "worker",
+        Duration::from_secs(arg("--worker-limit", 300)),
+    )
+    .await?;
     let worker_wall = t0.elapsed().as_secs_f64();
     drop(worker);
-    // Steady state: from the first attempt started to the last outcome
-    // recorded (the worker's clock, in the store).
-    let (first_ms, last_ms): (i64, i64) = sqlx::query_as(
-        "SELECT min(attempt_started_at), max(updated_at) FROM jobs \
-         WHERE queue = $1 AND status = 'succeeded'",
-    )
-    .bind(&queue)
-    .fetch_one(&pool)
-    .await?;
-    let worker_steady = ((last_ms - first_ms) as f64 / 1000.0).max(0.001);
-    let worker_rate = n / worker_steady;
+    let work = steady::worker(&pool, &queue, backlog).await?;
+    let (worker_rate, worker_steady) = (work.per_second, work.seconds);
     println!(
         "  (b) worker, no-op handler (incl. store writes):  {worker_rate:>10.0} jobs/s ({worker_steady:.2} s first job started to last recorded; {:.0} jobs/s over {worker_wall:.1} s wall incl. start-up and group join)",
         n / worker_wall

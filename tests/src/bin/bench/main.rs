@@ -16,6 +16,7 @@ mod amqp;
 mod embedded;
 mod kafka;
 mod postgres;
+mod steady;
 mod wrk;
 
 pub fn arg(name: &str, default: u64) -> u64 {
