@@ -2,8 +2,8 @@
 
 use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs};
-use sqlx::Row;
 
+use super::rows::get;
 use super::PgStore;
 use crate::{ConcurrencyStore, QueueConcurrency, StoreError};
 
@@ -49,11 +49,10 @@ impl ConcurrencyStore for PgStore {
             .await?;
         rows.iter()
             .map(|r| {
-                let corrupt = |e: sqlx::Error| StoreError::Corrupt(e.to_string());
                 Ok(QueueConcurrency::from_row(
-                    r.try_get("queue").map_err(corrupt)?,
-                    r.try_get("total").map_err(corrupt)?,
-                    r.try_get("workers").map_err(corrupt)?,
+                    get(r, "queue")?,
+                    get(r, "total")?,
+                    get(r, "workers")?,
                 ))
             })
             .collect()
