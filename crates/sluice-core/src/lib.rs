@@ -8,6 +8,7 @@ mod error;
 mod failure;
 mod id;
 mod queue;
+mod rate;
 mod retry;
 mod status;
 
@@ -21,6 +22,7 @@ pub use id::JobId;
 pub use queue::{
     valid_queue_name, Concurrency, HandlerConfig, QueueConfig, RateLimit, MAX_ATTEMPTS_LIMIT,
 };
+pub use rate::TokenBucket;
 pub use retry::{Jitter, RetryPolicy};
 pub use status::JobStatus;
 

@@ -17,7 +17,6 @@ mod intake;
 mod limit;
 mod pause;
 mod pool;
-mod rate;
 mod report;
 
 pub use handler::{Handler, JobContext, LogHandler};

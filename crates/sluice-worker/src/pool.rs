@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
-use sluice_core::{now_ms, HandlerConfig, QueueConfig};
+use sluice_core::{now_ms, HandlerConfig, QueueConfig, TokenBucket};
 use sluice_store::{Outcome, StartOutcome, Store};
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
@@ -17,7 +17,6 @@ use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
 use crate::limit::Limiter;
 use crate::pause::PauseState;
-use crate::rate::TokenBucket;
 use crate::report::report_limit;
 use crate::{Handler, WorkerError};
 

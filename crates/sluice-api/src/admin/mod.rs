@@ -17,7 +17,6 @@ mod audit;
 mod auth;
 mod bulk;
 mod dead_letters;
-mod pace;
 mod params;
 mod queues;
 mod replays;

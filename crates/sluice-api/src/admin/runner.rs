@@ -10,11 +10,10 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sluice_core::JobId;
+use sluice_core::{JobId, RateLimit, TokenBucket};
 use sluice_store::{ReplayRecord, StoreError};
 use tokio::time::Instant;
 
-use super::pace::Pacer;
 use super::AdminState;
 use crate::metrics::REPLAY_JOBS_TOTAL;
 
@@ -29,6 +28,9 @@ const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 const FAST_BATCH: usize = 100;
 /// Job ids read from the snapshot per call.
 const PREFETCH: usize = 500;
+/// Shortest wait between paced batches; faster rates replay several jobs
+/// per batch.
+const MIN_TICK: Duration = Duration::from_millis(10);
 /// How long a transiently failing store call is retried before giving up
 /// (the supervisor resumes the replay later).
 const RETRY_FOR: Duration = Duration::from_secs(60);
@@ -131,7 +133,16 @@ async fn replay_all(
     progress: &mut Progress,
 ) -> Result<bool, StoreError> {
     let store = state.store();
-    let mut pacer = record.rate_per_second.map(Pacer::new);
+    // Paced by a token bucket that keeps time by the clock, so a slow store
+    // call is made up by a bigger next batch; it holds at most one second
+    // of the rate, and its first job goes at once.
+    let mut pacer = record.rate_per_second.map(|rate| {
+        let limit = RateLimit {
+            per_second: rate,
+            burst: (rate.ceil() as u32).max(1),
+        };
+        TokenBucket::starting_with(limit, 1.0)
+    });
     let mut buffer: VecDeque<JobId> = VecDeque::new();
     let mut fetched_to = progress.position;
     let mut exhausted = false;
@@ -141,12 +152,14 @@ async fn replay_all(
             Some(pacer) => {
                 let mut idle = Instant::now() + IDLE_HEARTBEAT;
                 loop {
-                    let wait = pacer.wait();
-                    if wait.is_zero() {
-                        break;
+                    let now = Instant::now().into_std();
+                    let n = pacer.available(now);
+                    if n > 0 {
+                        pacer.take(n);
+                        break n;
                     }
                     tokio::select! {
-                        _ = tokio::time::sleep(wait) => {}
+                        _ = tokio::time::sleep(pacer.wait(now).max(MIN_TICK)) => {}
                         _ = tokio::time::sleep_until(idle) => {
                             progress.flush(state, None).await?;
                             idle = Instant::now() + IDLE_HEARTBEAT;
@@ -157,7 +170,6 @@ async fn replay_all(
                         return Ok(false);
                     }
                 }
-                pacer.take()
             }
         };
         if state.stopping() {
