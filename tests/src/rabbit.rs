@@ -50,6 +50,33 @@ pub(crate) fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
+/// Waits up to `limit` for `port` to listen while `child` runs; fails
+/// with the child's log (`log`) when it exits or the time is up.
+pub(crate) fn wait_listening(
+    child: &mut Child,
+    port: u16,
+    limit: Duration,
+    log: &Path,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + limit;
+    while !port_open(port) {
+        if let Some(status) = child.try_wait()? {
+            bail!(
+                "exited with {status}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        if Instant::now() > deadline {
+            bail!(
+                "not listening on {port} within {limit:?}: {}",
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Ok(())
+}
+
 impl PrivateRabbit {
     /// Starts a fresh node on free loopback ports and waits until it accepts
     /// AMQP connections.
@@ -109,31 +136,18 @@ impl PrivateRabbit {
 
     /// Starts the node (after [`PrivateRabbit::stop_server`]) and waits for it.
     pub fn start_server(&mut self) -> anyhow::Result<()> {
-        let log = std::fs::File::create(self.dir.path().join("server.out"))?;
-        let child = self
+        let log = self.dir.path().join("server.out");
+        let out = std::fs::File::create(&log)?;
+        let mut child = self
             .command("rabbitmq-server")
             .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
+            .stdout(out.try_clone()?)
+            .stderr(out)
             .spawn()
             .context("spawn rabbitmq-server")?;
+        let up = wait_listening(&mut child, self.port, START_LIMIT, &log);
         self.child = Some(child);
-        let deadline = Instant::now() + START_LIMIT;
-        while !port_open(self.port) {
-            if let Some(c) = self.child.as_mut() {
-                if let Some(status) = c.try_wait()? {
-                    bail!("rabbitmq-server exited with {status}: {}", self.output());
-                }
-            }
-            if Instant::now() > deadline {
-                bail!(
-                    "private RabbitMQ not up within {START_LIMIT:?}: {}",
-                    self.output()
-                );
-            }
-            std::thread::sleep(Duration::from_millis(250));
-        }
-        Ok(())
+        up.context("private RabbitMQ")
     }
 
     /// Stops the node cleanly (`rabbitmqctl stop`), as an operator's restart.
@@ -158,10 +172,6 @@ impl PrivateRabbit {
             }
         }
         Ok(())
-    }
-
-    fn output(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("server.out")).unwrap_or_default()
     }
 }
 

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
-use crate::rabbit::{free_port, port_open};
+use crate::rabbit::{free_port, wait_listening};
 
 /// The tansu binary (`SLUICE_TANSU_BIN`, set by the test command).
 fn tansu_bin() -> anyhow::Result<PathBuf> {
@@ -27,27 +27,6 @@ fn tansu_bin() -> anyhow::Result<PathBuf> {
 
 /// The S3 bucket tansu keeps its log in.
 const BUCKET: &str = "tansu";
-
-/// Waits up to `limit` for `port` to listen while `child` runs.
-fn wait_listening(child: &mut Child, port: u16, limit: Duration, log: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + limit;
-    while !port_open(port) {
-        if let Some(status) = child.try_wait()? {
-            bail!(
-                "exited with {status}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        if Instant::now() > deadline {
-            bail!(
-                "not listening on {port} within {limit:?}: {}",
-                std::fs::read_to_string(log).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    Ok(())
-}
 
 /// Opens (appends to) a log file for a child's stdout and stderr.
 fn log_to(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
