@@ -108,15 +108,16 @@ pub(super) async fn check(
         .collect();
     let delivered = |id: &String| done.get(id).copied().unwrap_or(0);
     let status = |id: &String| store.get(id).map(|(s, _)| s.as_str());
+    let lost: Vec<&String> = ids
+        .iter()
+        .filter(|id| status(id) != Some("succeeded") || delivered(id) == 0)
+        .filter(|id| status(id) != Some("dead"))
+        .collect();
     let report = Report {
         scenario: scenario.to_string(),
         bus: rig.bus.name(),
         accepted: ids.len(),
-        lost: ids
-            .iter()
-            .filter(|id| status(id) != Some("succeeded") || delivered(id) == 0)
-            .filter(|id| status(id) != Some("dead"))
-            .count(),
+        lost: lost.len(),
         wrongly_dead: ids.iter().filter(|id| status(id) == Some("dead")).count(),
         duplicates: ids.iter().map(|id| delivered(id).saturating_sub(1)).sum(),
         duplicate_bound: rig.in_flight_window(),
@@ -127,13 +128,7 @@ pub(super) async fn check(
         drained_after,
     };
     if report.lost > 0 {
-        let mut by_status: HashMap<&str, usize> = HashMap::new();
-        for id in ids {
-            if status(id) != Some("succeeded") {
-                *by_status.entry(status(id).unwrap_or("absent")).or_default() += 1;
-            }
-        }
-        eprintln!("jobs not succeeded, by status: {by_status:?}");
+        super::diagnose::lost_jobs(rig, &lost, &store).await;
     }
     // one row of the closing note's table, easy to grep from the test log
     eprintln!(

@@ -4,6 +4,7 @@
 //! checker that reports lost, duplicated and wrongly dead-lettered jobs.
 
 mod checker;
+mod diagnose;
 mod poster;
 pub mod scenarios;
 
@@ -92,6 +93,10 @@ pub struct Rig {
     pub ds: Downstream,
     pub client: reqwest::Client,
     pub queue: String,
+    /// The queue's topic.
+    pub topic: String,
+    /// Kafka: the bootstrap servers the rig's processes use.
+    pub kafka_brokers: Option<String>,
     pub ingest: SluiceProcess,
     pub relay: SluiceProcess,
     pub workers: Vec<SluiceProcess>,
@@ -128,6 +133,7 @@ impl Rig {
             &uuid::Uuid::new_v4().simple().to_string()[..10]
         );
         let topic = unique_topic("faults");
+        let mut kafka_brokers = None;
         let (node, broker_url, topics) = match (bus, shared_kafka) {
             (Bus::Kafka, Some(shared)) => {
                 let (node, brokers) = match opts.private_kafka {
@@ -139,6 +145,7 @@ impl Rig {
                     false => (Node::Shared, shared),
                 };
                 let url = format!("{}&session_timeout_ms=6000", kafka_url(&brokers, 4));
+                kafka_brokers = Some(brokers.clone());
                 let topics =
                     matches!(node, Node::Shared).then(|| KafkaTopics::of_queue(&brokers, &topic));
                 (node, url, topics)
@@ -178,6 +185,8 @@ impl Rig {
             ds,
             client: reqwest::Client::new(),
             queue,
+            topic,
+            kafka_brokers,
             ingest,
             relay,
             workers,
