@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use sluice_core::HandlerConfig;
 
+mod ahead;
 mod attempt;
 mod breaker;
 mod flush;

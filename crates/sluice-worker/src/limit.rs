@@ -37,6 +37,8 @@ const LATENCY_FLOOR: f64 = 0.010;
 /// How far the long-term latency moves towards a slower window's mean
 /// measured at `min`.
 const LONG_SMOOTHING: f64 = 0.5;
+/// The weight of the newest attempt in the recent latency.
+const RECENT_SMOOTHING: f64 = 0.1;
 /// A window closes after this long even with fewer samples than the limit.
 const MAX_WINDOW: Duration = Duration::from_secs(1);
 /// The fewest samples a window closes on before `MAX_WINDOW`.
@@ -51,6 +53,9 @@ pub(crate) struct Limiter {
     slow_start: bool,
     /// Long-term mean attempt latency in seconds; `None` before a window.
     long: Option<f64>,
+    /// Moving average of the latest attempts' latency in seconds; `None`
+    /// before the first attempt finished.
+    recent: Option<f64>,
     running: usize,
     window: Window,
 }
@@ -86,6 +91,7 @@ impl Limiter {
             limit: min,
             slow_start: true,
             long: None,
+            recent: None,
             running: 0,
             window: Window::new(now, 0),
         }
@@ -94,6 +100,12 @@ impl Limiter {
     /// The number of attempts that may run at once.
     pub(crate) fn limit(&self) -> usize {
         self.limit as usize
+    }
+
+    /// The latest attempts' mean latency (a moving average over about the
+    /// last ten); `None` before the first attempt finished.
+    pub(crate) fn recent_latency(&self) -> Option<Duration> {
+        self.recent.map(Duration::from_secs_f64)
     }
 
     /// An attempt started.
@@ -107,7 +119,10 @@ impl Limiter {
     pub(crate) fn finished(&mut self, latency: Duration, overload: bool) {
         self.running = self.running.saturating_sub(1);
         self.window.samples += 1;
-        self.window.latency_sum += latency.as_secs_f64();
+        let l = latency.as_secs_f64();
+        self.window.latency_sum += l;
+        let r = self.recent.get_or_insert(l);
+        *r += RECENT_SMOOTHING * (l - *r);
         if overload {
             self.window.overloaded += 1;
         }

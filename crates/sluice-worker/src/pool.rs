@@ -1,5 +1,6 @@
 //! The worker pool of one queue.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -11,6 +12,7 @@ use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::ahead::start_ahead;
 use crate::attempt::{done, run_attempt};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
@@ -128,6 +130,8 @@ impl Worker {
         let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;
         tracing::info!(queue = %cfg.name, topic = %cfg.topic(), concurrency, "worker started");
         let permits = Arc::new(Semaphore::new(concurrency));
+        // jobs started and launched, waiting for a slot
+        let waiting = Arc::new(AtomicUsize::new(0));
         let limiter = Arc::new(Mutex::new(Limiter::new(cfg.concurrency, Instant::now())));
         // permits kept from the pool while the limit is below `max`
         let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
@@ -173,15 +177,17 @@ impl Worker {
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
             while tasks.try_join_next().is_some() {}
-            let limit = {
+            let (limit, recent) = {
                 let mut l = limiter.lock().expect("limiter lock");
                 l.adjust(Instant::now());
-                l.limit()
+                (l.limit(), l.recent_latency())
             };
             limit_gauge.set(limit as f64);
             hold(&permits, &mut held, concurrency.saturating_sub(limit));
+            let ahead = start_ahead(limit, recent, self.options.lease_margin / 4);
             let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
-            let free = permits.available_permits().saturating_sub(pending_len);
+            let free = (permits.available_permits() + ahead)
+                .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
             let paused = pause
                 .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
                 .await;
@@ -234,6 +240,7 @@ impl Worker {
             if let Some(batch) = started_batch {
                 let started = Started {
                     permits: &permits,
+                    waiting: &waiting,
                     done_tx: &done_tx,
                     recorder: breaker.recorder(),
                     limiter: &limiter,
@@ -359,15 +366,8 @@ impl Worker {
                         ));
                         continue;
                     }
-                    let permits = started.permits;
-                    let permit = match permits.clone().try_acquire_owned() {
-                        Ok(p) => p,
-                        Err(_) => permits
-                            .clone()
-                            .acquire_owned()
-                            .await
-                            .expect("semaphore is never closed"),
-                    };
+                    let permits = started.permits.clone();
+                    let waiting = started.waiting.clone();
                     let handler = self.queue.handler.clone();
                     let policy = cfg.backoff.clone();
                     let timeout = self.timeout;
@@ -380,9 +380,14 @@ impl Worker {
                         probe_taken = true;
                         recorder.probe_started();
                     }
-                    started.limiter.lock().expect("limiter lock").started();
                     let limiter = started.limiter.clone();
+                    waiting.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
+                        // slots are handed out in launch order
+                        let permit = permits.acquire_owned().await;
+                        waiting.fetch_sub(1, Ordering::Relaxed);
+                        let permit = permit.expect("semaphore is never closed");
+                        limiter.lock().expect("limiter lock").started();
                         let started_at = now_ms();
                         let t0 = Instant::now();
                         let (outcome, health) =
@@ -416,6 +421,8 @@ impl Worker {
 /// What starting a batch's jobs needs from the pool loop.
 struct Started<'a> {
     permits: &'a Arc<Semaphore>,
+    /// Jobs launched and waiting for a slot.
+    waiting: &'a Arc<AtomicUsize>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     recorder: Recorder,
     limiter: &'a Arc<Mutex<Limiter>>,
