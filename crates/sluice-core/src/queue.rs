@@ -106,6 +106,12 @@ impl QueueConfig {
             .unwrap_or_else(|| format!("sluice.{}", self.name))
     }
 
+    /// The consumer group (Kafka) or consumer name (RabbitMQ) of the
+    /// queue's workers.
+    pub fn worker_group(&self) -> String {
+        format!("sluice-workers.{}", self.name)
+    }
+
     /// The topic dead letters are also published to.
     pub fn dlq_topic(&self) -> String {
         format!("{}.dlq", self.topic())

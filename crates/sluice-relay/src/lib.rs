@@ -13,6 +13,10 @@
 //! replayed before its row was published is still published (a stale but
 //! harmless event, with the job id of the now-replayed job).
 
+mod redrive;
+
+pub use redrive::{Redrive, RedriveConfig};
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_broker::{Broker, BrokerError, Delivery, OutgoingMessage, Publisher, SubscribeOptions};
+use sluice_broker::{BrokerError, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{
@@ -14,78 +14,9 @@ use sluice_store::{
 };
 use tokio_util::sync::CancellationToken;
 
-async fn rig() -> (
-    tempfile::TempDir,
-    Arc<dyn Store>,
-    Arc<dyn Broker>,
-    QueueConfig,
-) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
-        .await
-        .unwrap();
-    let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
-        .await
-        .unwrap();
-    let q = QueueConfig::named("r");
-    (dir, store, broker, q)
-}
+mod common;
 
-async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
-    let jobs: Vec<NewJob> = (0..n)
-        .map(|i| NewJob {
-            id: JobId::new(),
-            queue: "r".into(),
-            payload: json!({"i": i}),
-            key: Some(format!("k{i}")),
-            headers: Default::default(),
-            max_attempts: 3,
-            available_at: now_ms() + delay_ms,
-            traceparent: None,
-        })
-        .collect();
-    let ids = jobs.iter().map(|j| j.id).collect();
-    store
-        .enqueue(vec![EnqueueRequest {
-            jobs,
-            idempotency: None,
-        }])
-        .await
-        .remove(0)
-        .unwrap();
-    ids
-}
-
-/// Receives until `n` deliveries arrived or `limit` passed.
-async fn drain(broker: &Arc<dyn Broker>, topic: &str, n: usize, limit: Duration) -> Vec<Delivery> {
-    let mut sub = broker
-        .subscribe(
-            topic,
-            SubscribeOptions {
-                group: "test".into(),
-                max_in_flight: 100_000,
-            },
-        )
-        .await
-        .unwrap();
-    let mut got = Vec::new();
-    let deadline = Instant::now() + limit;
-    while got.len() < n && Instant::now() < deadline {
-        let batch = sub.recv(1000, Duration::from_millis(100)).await.unwrap();
-        let tokens: Vec<_> = batch.iter().map(|d| d.token).collect();
-        sub.ack(&tokens).await.unwrap();
-        got.extend(batch);
-    }
-    got
-}
-
-fn config(poll: Duration) -> RelayConfig {
-    RelayConfig {
-        poll_interval: poll,
-        retry_delay: Duration::from_millis(100),
-        ..Default::default()
-    }
-}
+use common::{config, drain, enqueue, rig};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn publishes_as_cloudevents_and_marks_published() {

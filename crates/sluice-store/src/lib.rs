@@ -84,6 +84,23 @@ pub trait OutboxStore: Send + Sync {
     /// The earliest `available_at` of an unleased row, if any: when the relay
     /// should look again.
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError>;
+
+    /// Publishes again jobs a broker lost: jobs of `queue` that are
+    /// `published`, with no attempt started since (no lease), marked
+    /// published before `published_before`, and without an outbox row. Each
+    /// goes back to `pending` (`retrying` after earlier attempts) with an
+    /// outbox row for the same attempt, due now; returns their ids, at most
+    /// `limit`, oldest first. Call it only when the broker reports that the
+    /// queue's consumers have read everything, so that such a job cannot be
+    /// waiting on the broker. A second copy of a message that was not lost
+    /// after all is harmless: workers start each attempt once. Relays are
+    /// notified when rows were added.
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        published_before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError>;
 }
 
 /// Workers: start attempts under a lease and record their outcomes.

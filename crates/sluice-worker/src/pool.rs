@@ -124,7 +124,7 @@ impl Worker {
         let concurrency = cfg.concurrency.max as usize;
         let max_in_flight = concurrency * PREFETCH_PER_SLOT;
         let options = SubscribeOptions {
-            group: format!("sluice-workers.{}", cfg.name),
+            group: cfg.worker_group(),
             max_in_flight,
         };
         let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;

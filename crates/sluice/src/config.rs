@@ -113,6 +113,10 @@ pub struct RelaySection {
     pub batch_size: usize,
     pub lease_ms: u64,
     pub poll_interval_ms: u64,
+    /// Jobs published this long ago, never started, while the broker has
+    /// nothing left for the queue's workers, are published again (the broker
+    /// lost them); 0 turns this off.
+    pub redrive_after_ms: u64,
 }
 
 impl Default for RelaySection {
@@ -122,6 +126,7 @@ impl Default for RelaySection {
             batch_size: d.batch_size,
             lease_ms: d.lease.as_millis() as u64,
             poll_interval_ms: d.poll_interval.as_millis() as u64,
+            redrive_after_ms: sluice_relay::RedriveConfig::default().after.as_millis() as u64,
         }
     }
 }
@@ -133,6 +138,12 @@ impl RelaySection {
             lease: Duration::from_millis(self.lease_ms),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             ..Default::default()
+        }
+    }
+
+    pub fn redrive_config(&self) -> sluice_relay::RedriveConfig {
+        sluice_relay::RedriveConfig {
+            after: Duration::from_millis(self.redrive_after_ms),
         }
     }
 }

@@ -28,6 +28,8 @@ pub struct Report {
     pub duplicate_bound: usize,
     /// Jobs attempted more than once.
     pub retried: usize,
+    /// Jobs the relay published again because the broker lost them.
+    pub redriven: usize,
     /// From the last fault until every accepted job was final.
     pub drained_after: Duration,
 }
@@ -125,6 +127,7 @@ pub(super) async fn check(
             .iter()
             .filter(|id| store.get(*id).is_some_and(|(_, a)| *a > 1))
             .count(),
+        redriven: redriven(&rig.relay.log_text()),
         drained_after,
     };
     if report.lost > 0 {
@@ -132,7 +135,7 @@ pub(super) async fn check(
     }
     // one row of the closing note's table, easy to grep from the test log
     eprintln!(
-        "FAULTS | {} | {} | accepted {} | lost {} | wrongly dead {} | duplicates {} (window {}) | retried {} | drained {:.1} s after the last fault",
+        "FAULTS | {} | {} | accepted {} | lost {} | wrongly dead {} | duplicates {} (window {}) | retried {} | redriven {} | drained {:.1} s after the last fault",
         report.bus,
         report.scenario,
         report.accepted,
@@ -141,7 +144,18 @@ pub(super) async fn check(
         report.duplicates,
         report.duplicate_bound,
         report.retried,
+        report.redriven,
         report.drained_after.as_secs_f64()
     );
     report
+}
+
+/// Jobs a relay's log says it published again (its `jobs=` counts).
+fn redriven(log: &str) -> usize {
+    log.lines()
+        .filter(|l| l.contains("publishing them again"))
+        .filter_map(|l| l.split("jobs=").nth(1))
+        .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .filter_map(|n| n.parse::<usize>().ok())
+        .sum()
 }

@@ -304,6 +304,8 @@ url = "{broker}"
 [relay]
 lease_ms = 3000
 batch_size = 200
+# well inside the drain limit: a job the broker lost is published again
+redrive_after_ms = 10000
 [worker]
 lease_margin_ms = 1000
 [[queues]]

@@ -106,6 +106,7 @@ macro_rules! store_conformance {
             next_due_ignores_leased_rows,
             mark_published_sets_published,
             mark_published_never_overwrites_worker_progress,
+            redrive_republishes_only_lost_jobs,
             start_fresh_then_duplicate_is_busy,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,

@@ -251,3 +251,69 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
     assert_eq!(status_of(store, r.id).await, JobStatus::Published);
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
 }
+
+/// Redrive gives new rows only to jobs published before the cutoff that no
+/// worker started since and that have no row, in the asked queue; their
+/// attempt is the one that was lost, and a redriven job is redriven once.
+pub async fn redrive_republishes_only_lost_jobs(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (a, b, c, o) = (new_job("q"), new_job("q"), new_job("q"), new_job("other"));
+    enqueue(store, vec![a.clone(), b.clone(), c.clone(), o.clone()]).await;
+    let before_marks = now_ms() - 1;
+    let cl = claim(store, 10, LONG).await;
+    store
+        .mark_published(&cl.lease, &row_ids(&cl.rows))
+        .await
+        .unwrap();
+    // b is running; c failed once and its retry was published too
+    started(start(store, b.id, Some(1), LONG).await);
+    let attempt = started(start(store, c.id, Some(1), LONG).await);
+    let retry = Outcome::Retry {
+        available_at: now_ms(),
+        error: "flaky".into(),
+    };
+    finish(store, &attempt, retry).await.unwrap();
+    let cl = claim(store, 10, LONG).await;
+    store
+        .mark_published(&cl.lease, &row_ids(&cl.rows))
+        .await
+        .unwrap();
+    // d still waits for the relay
+    let d = new_job("q");
+    enqueue(store, vec![d.clone()]).await;
+
+    let none = store.redrive_published("q", before_marks, 10).await;
+    assert_eq!(
+        none.unwrap(),
+        Vec::<JobId>::new(),
+        "published after the cutoff"
+    );
+    assert!(store
+        .redrive_published("q", now_ms() + 1, 0)
+        .await
+        .unwrap()
+        .is_empty());
+    let cutoff = now_ms() + 1;
+    let redriven = store.redrive_published("q", cutoff, 10).await.unwrap();
+    assert_eq!(redriven, vec![a.id, c.id]);
+    assert_eq!(status_of(store, a.id).await, JobStatus::Pending);
+    assert_eq!(status_of(store, b.id).await, JobStatus::Published);
+    assert_eq!(status_of(store, c.id).await, JobStatus::Retrying);
+    assert_eq!(status_of(store, o.id).await, JobStatus::Published);
+    let again = store.redrive_published("q", cutoff, 10).await.unwrap();
+    assert!(again.is_empty(), "a redriven job has its row");
+
+    let cl = claim(store, 10, LONG).await;
+    let mut rows: Vec<(JobId, u32)> = cl.rows.iter().map(|r| (r.job_id, r.attempt)).collect();
+    rows.sort();
+    let mut want = vec![(a.id, 1), (c.id, 2), (d.id, 1)];
+    want.sort();
+    assert_eq!(rows, want);
+    store
+        .mark_published(&cl.lease, &row_ids(&cl.rows))
+        .await
+        .unwrap();
+    assert_eq!(status_of(store, a.id).await, JobStatus::Published);
+    started(start(store, a.id, Some(1), LONG).await);
+    started(start(store, c.id, Some(2), LONG).await);
+}

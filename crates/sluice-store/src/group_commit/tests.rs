@@ -79,6 +79,14 @@ impl OutboxStore for Counting {
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
         self.inner.next_due().await
     }
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError> {
+        self.inner.redrive_published(queue, before, limit).await
+    }
 }
 
 #[async_trait]

@@ -5,7 +5,8 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_core::{now_ms, EpochMs};
+use sluice_core::{now_ms, EpochMs, JobId};
+use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, json, to_u32};
 use super::{millis, PgStore};
@@ -118,5 +119,41 @@ impl OutboxStore for PgStore {
                 .await?)
         })
         .await
+    }
+
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        published_before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pool = &self.pool;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let ids: Vec<Uuid> = self
+            .run("redrive published", move || async move {
+                let mut tx = pool.begin().await?;
+                let ids: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/outbox_redrive.sql"))
+                    .bind(queue)
+                    .bind(published_before)
+                    .bind(limit)
+                    .bind(now_ms())
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if !ids.is_empty() {
+                    sqlx::query(include_str!("sql/outbox_notify.sql"))
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(ids)
+            })
+            .await?;
+        if !ids.is_empty() {
+            self.wake_relays();
+        }
+        Ok(ids.into_iter().map(JobId::from).collect())
     }
 }

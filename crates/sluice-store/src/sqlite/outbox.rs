@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use sluice_core::{now_ms, EpochMs};
+use sluice_core::{now_ms, EpochMs, JobId};
 use sqlx::Row;
 
 use super::rows::{corrupt, job_id, json_list, outbox_kind, to_u32};
@@ -155,5 +155,48 @@ impl OutboxStore for SqliteStore {
             .await
             .map_err(map_err)?;
         row.try_get("due").map_err(map_err)
+    }
+
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        published_before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<JobId>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let moved = sqlx::query(include_str!("sql/outbox_redrive_jobs.sql"))
+            .bind(queue)
+            .bind(published_before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut jobs = Vec::with_capacity(moved.len());
+        for row in &moved {
+            let id: String = row.try_get("id").map_err(map_err)?;
+            let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
+            let created: EpochMs = row.try_get("created_at").map_err(map_err)?;
+            sqlx::query(include_str!("sql/outbox_insert.sql"))
+                .bind(&id)
+                .bind(row.try_get::<String, _>("queue").map_err(map_err)?)
+                .bind(attempts + 1)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            jobs.push((created, job_id(&id)?));
+        }
+        tx.commit().await.map_err(map_err)?;
+        jobs.sort();
+        if !jobs.is_empty() {
+            self.wake_relays();
+        }
+        Ok(jobs.into_iter().map(|(_, id)| id).collect())
     }
 }

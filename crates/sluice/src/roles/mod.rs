@@ -184,6 +184,13 @@ pub async fn run_roles(
                 config.relay.relay_config(),
             )?;
             tasks.spawn(relay.run(shutdown.child_token()));
+            let redrive = sluice_relay::Redrive::new(
+                store.clone(),
+                broker.clone(),
+                &config.queues,
+                config.relay.redrive_config(),
+            );
+            tasks.spawn(redrive.run(shutdown.child_token()));
         }
         if roles.worker {
             for q in &queues {

@@ -18,24 +18,18 @@ use crate::config::Config;
 /// not hold up the store's figures (the lag is then `null`).
 const LAG_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The consumer group of a queue's workers (as `sluice-worker` names it).
-fn worker_group(queue: &str) -> String {
-    format!("sluice-workers.{queue}")
-}
-
 /// Consumer lag of each queue's topic for its workers' group.
 struct BrokerLag {
     broker: Arc<dyn Broker>,
-    /// Queue name → topic.
-    topics: HashMap<String, String>,
+    /// Queue name → topic and the workers' group.
+    topics: HashMap<String, (String, String)>,
 }
 
 #[async_trait]
 impl ConsumerLag for BrokerLag {
     async fn consumer_lag(&self, queue: &str) -> Option<u64> {
-        let topic = self.topics.get(queue)?;
-        let group = worker_group(queue);
-        match tokio::time::timeout(LAG_TIMEOUT, self.broker.consumer_lag(topic, &group)).await {
+        let (topic, group) = self.topics.get(queue)?;
+        match tokio::time::timeout(LAG_TIMEOUT, self.broker.consumer_lag(topic, group)).await {
             Ok(Ok(lag)) => lag,
             Ok(Err(e)) => {
                 tracing::debug!(queue, error = %e, "cannot read consumer lag");
@@ -61,7 +55,7 @@ pub(super) fn spawn(
         let topics = config
             .queues
             .iter()
-            .map(|q| (q.name.clone(), q.topic()))
+            .map(|q| (q.name.clone(), (q.topic(), q.worker_group())))
             .collect();
         Arc::new(BrokerLag { broker, topics }) as Arc<dyn ConsumerLag>
     });

@@ -1,0 +1,102 @@
+//! The relay tests' rig: the real SQLite store and embedded broker in a
+//! temporary directory.
+#![allow(dead_code)]
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use sluice_broker::{Broker, Delivery, SubscribeOptions};
+use sluice_core::{now_ms, JobId, QueueConfig};
+use sluice_relay::RelayConfig;
+use sluice_store::{EnqueueRequest, NewJob, Store};
+
+pub async fn rig() -> (
+    tempfile::TempDir,
+    Arc<dyn Store>,
+    Arc<dyn Broker>,
+    QueueConfig,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
+        .await
+        .unwrap();
+    let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
+        .await
+        .unwrap();
+    let q = QueueConfig::named("r");
+    (dir, store, broker, q)
+}
+
+pub async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
+    let jobs: Vec<NewJob> = (0..n)
+        .map(|i| NewJob {
+            id: JobId::new(),
+            queue: "r".into(),
+            payload: json!({"i": i}),
+            key: Some(format!("k{i}")),
+            headers: Default::default(),
+            max_attempts: 3,
+            available_at: now_ms() + delay_ms,
+            traceparent: None,
+        })
+        .collect();
+    let ids = jobs.iter().map(|j| j.id).collect();
+    store
+        .enqueue(vec![EnqueueRequest {
+            jobs,
+            idempotency: None,
+        }])
+        .await
+        .remove(0)
+        .unwrap();
+    ids
+}
+
+/// Receives (and acks) until `n` deliveries arrived or `limit` passed.
+pub async fn drain(
+    broker: &Arc<dyn Broker>,
+    topic: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<Delivery> {
+    drain_as(broker, "test", topic, n, limit).await
+}
+
+/// [`drain`] as consumer group `group`.
+pub async fn drain_as(
+    broker: &Arc<dyn Broker>,
+    group: &str,
+    topic: &str,
+    n: usize,
+    limit: Duration,
+) -> Vec<Delivery> {
+    let mut sub = broker
+        .subscribe(
+            topic,
+            SubscribeOptions {
+                group: group.into(),
+                max_in_flight: 100_000,
+            },
+        )
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let deadline = Instant::now() + limit;
+    while got.len() < n && Instant::now() < deadline {
+        let batch = sub.recv(1000, Duration::from_millis(100)).await.unwrap();
+        let tokens: Vec<_> = batch.iter().map(|d| d.token).collect();
+        sub.ack(&tokens).await.unwrap();
+        got.extend(batch);
+    }
+    got
+}
+
+/// Relay tuning for tests: `poll` between rounds, quick retries.
+pub fn config(poll: Duration) -> RelayConfig {
+    RelayConfig {
+        poll_interval: poll,
+        retry_delay: Duration::from_millis(100),
+        ..Default::default()
+    }
+}

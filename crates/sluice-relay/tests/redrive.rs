@@ -1,0 +1,145 @@
+//! Redrive on the real SQLite store and embedded broker: a job whose message
+//! the broker lost (here: consumed by the workers' group without any attempt
+//! being started, as if it had never been there) is published again, with the
+//! same id and attempt, once the group has caught up; a job that is still
+//! waiting on the broker is left alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use sluice_broker::Broker;
+use sluice_core::{JobId, JobStatus, QueueConfig};
+use sluice_relay::{Redrive, RedriveConfig, Relay};
+use sluice_store::Store;
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+use common::{config, drain_as, enqueue, rig};
+
+/// Waits (10 s at most) until the relay marked every job published.
+async fn published(store: &Arc<dyn Store>, ids: &[JobId]) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(Instant::now() < deadline, "relay did not publish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// A running relay and `n` jobs it published.
+struct Published {
+    _dir: tempfile::TempDir,
+    store: Arc<dyn Store>,
+    broker: Arc<dyn Broker>,
+    q: QueueConfig,
+    ids: Vec<JobId>,
+    shutdown: CancellationToken,
+}
+
+async fn published_jobs(n: usize) -> Published {
+    let (_dir, store, broker, q) = rig().await;
+    broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        std::slice::from_ref(&q),
+        config(Duration::from_millis(50)),
+    )
+    .unwrap();
+    tokio::spawn(relay.run(shutdown.child_token()));
+    let ids = enqueue(&store, n, 0).await;
+    published(&store, &ids).await;
+    Published {
+        _dir,
+        store,
+        broker,
+        q,
+        ids,
+        shutdown,
+    }
+}
+
+async fn lag(broker: &Arc<dyn Broker>, topic: &str, group: &str) -> Option<u64> {
+    broker.consumer_lag(topic, group).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
+    let Published {
+        _dir,
+        store,
+        broker,
+        q,
+        ids,
+        shutdown,
+    } = published_jobs(2).await;
+    let (topic, group) = (q.topic(), q.worker_group());
+    // the workers' group reads both without starting them: the broker "lost"
+    // them, as far as the store can tell
+    let lost = drain_as(&broker, &group, &topic, 2, Duration::from_secs(10)).await;
+    assert_eq!(lost.len(), 2);
+    assert_eq!(lag(&broker, &topic, &group).await, Some(0));
+
+    let redrive = Redrive::new(
+        store.clone(),
+        broker.clone(),
+        std::slice::from_ref(&q),
+        RedriveConfig {
+            after: Duration::from_millis(300),
+        },
+    );
+    tokio::spawn(redrive.run(shutdown.child_token()));
+    let again = drain_as(&broker, &group, &topic, 2, Duration::from_secs(15)).await;
+    shutdown.cancel();
+    let mut got: Vec<(String, String)> = again
+        .iter()
+        .map(|d| {
+            (
+                d.attributes["id"].clone(),
+                d.attributes["sluiceattempt"].clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = ids.iter().map(|i| (i.to_string(), "1".into())).collect();
+    want.sort();
+    assert_eq!(got, want, "each lost job once more, same id and attempt");
+    published(&store, &ids).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_on_the_broker_are_left_alone() {
+    let Published {
+        _dir,
+        store,
+        broker,
+        q,
+        shutdown,
+        ..
+    } = published_jobs(3).await;
+    let (topic, group) = (q.topic(), q.worker_group());
+    // nobody consumed them: the group lags by 3
+    assert_eq!(lag(&broker, &topic, &group).await, Some(3));
+    let redrive = Redrive::new(
+        store.clone(),
+        broker.clone(),
+        std::slice::from_ref(&q),
+        RedriveConfig {
+            after: Duration::from_millis(200),
+        },
+    );
+    tokio::spawn(redrive.run(shutdown.child_token()));
+    // several checks pass (every second at least)
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    shutdown.cancel();
+    assert_eq!(
+        lag(&broker, &topic, &group).await,
+        Some(3),
+        "nothing published again"
+    );
+    let got = drain_as(&broker, &group, &topic, 4, Duration::from_secs(2)).await;
+    assert_eq!(got.len(), 3);
+}
