@@ -146,6 +146,9 @@ impl Worker {
             metrics::gauge!("sluice_worker_concurrency_limit_jobs", "queue" => cfg.name.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Vec<AckToken>>();
+        // deliveries of jobs started ahead whose lease ran short while they
+        // waited for a slot, handed back to the broker
+        let (back_tx, mut back_rx) = mpsc::unbounded_channel::<AckToken>();
         let flusher = Flusher {
             store: self.store.clone(),
             queue: cfg.name.clone(),
@@ -176,6 +179,15 @@ impl Worker {
                 acks.extend(t);
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
+            let mut back = Vec::new();
+            while let Ok(t) = back_rx.try_recv() {
+                back.push(t);
+            }
+            if !back.is_empty() {
+                tracing::debug!(queue = %cfg.name, count = back.len(), "lease ran short waiting for a slot; handing jobs back");
+                release(&mut *sub, &back, Duration::ZERO).await;
+                unacked = unacked.saturating_sub(back.len());
+            }
             while tasks.try_join_next().is_some() {}
             let (limit, recent) = {
                 let mut l = limiter.lock().expect("limiter lock");
@@ -241,6 +253,7 @@ impl Worker {
                 let started = Started {
                     permits: &permits,
                     waiting: &waiting,
+                    back_tx: &back_tx,
                     done_tx: &done_tx,
                     recorder: breaker.recorder(),
                     limiter: &limiter,
@@ -368,6 +381,8 @@ impl Worker {
                     }
                     let permits = started.permits.clone();
                     let waiting = started.waiting.clone();
+                    let back = started.back_tx.clone();
+                    let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
                     let handler = self.queue.handler.clone();
                     let policy = cfg.backoff.clone();
                     let timeout = self.timeout;
@@ -384,9 +399,20 @@ impl Worker {
                     waiting.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         // slots are handed out in launch order
-                        let permit = permits.acquire_owned().await;
+                        let (permit, waited) = match permits.clone().try_acquire_owned() {
+                            Ok(p) => (Ok(p), false),
+                            Err(_) => (permits.acquire_owned().await, true),
+                        };
                         waiting.fetch_sub(1, Ordering::Relaxed);
                         let permit = permit.expect("semaphore is never closed");
+                        // A job that waited for its slot until its lease can
+                        // no longer cover the handler is not run: another
+                        // worker may have taken it over. Its delivery goes
+                        // back to the broker, which hands it out again.
+                        if waited && now_ms().saturating_add(timeout_ms) > active.lease_until {
+                            let _ = back.send(d.token);
+                            return;
+                        }
                         limiter.lock().expect("limiter lock").started();
                         let started_at = now_ms();
                         let t0 = Instant::now();
@@ -404,12 +430,12 @@ impl Worker {
                 Ok(StartOutcome::Stale) | Ok(StartOutcome::Missing) => acks.push(d.token),
                 Ok(StartOutcome::Busy { until }) => {
                     let delay = Duration::from_millis((until - now_ms()).max(0) as u64 + 100);
-                    release(sub, d.token, delay).await;
+                    release(sub, &[d.token], delay).await;
                     released += 1;
                 }
                 Err(e) => {
                     tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempt; releasing message");
-                    release(sub, d.token, Duration::from_secs(1)).await;
+                    release(sub, &[d.token], Duration::from_secs(1)).await;
                     released += 1;
                 }
             }
@@ -423,6 +449,8 @@ struct Started<'a> {
     permits: &'a Arc<Semaphore>,
     /// Jobs launched and waiting for a slot.
     waiting: &'a Arc<AtomicUsize>,
+    /// Deliveries to hand back to the broker.
+    back_tx: &'a mpsc::UnboundedSender<AckToken>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     recorder: Recorder,
     limiter: &'a Arc<Mutex<Limiter>>,
@@ -454,8 +482,8 @@ fn hold(permits: &Arc<Semaphore>, held: &mut Vec<OwnedSemaphorePermit>, target: 
     }
 }
 
-async fn release(sub: &mut dyn Subscription, token: AckToken, delay: Duration) {
-    if let Err(e) = sub.release(&[token], delay).await {
+async fn release(sub: &mut dyn Subscription, tokens: &[AckToken], delay: Duration) {
+    if let Err(e) = sub.release(tokens, delay).await {
         tracing::warn!(error = %e, "release failed; the message comes back after its visibility timeout");
     }
 }

@@ -3,33 +3,78 @@
 //! limit's worth of jobs beyond its running handlers, never more, and never
 //! runs more handlers than the limit.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::json;
-use sluice_core::{now_ms, Concurrency, Failure, HandlerConfig, JobStatus};
-use sluice_worker::{Handler, JobContext};
+use sluice_core::{now_ms, Concurrency, Failure, HandlerConfig, JobId, JobStatus};
+use sluice_worker::{Handler, JobContext, WorkerOptions};
 use tokio::sync::Semaphore;
 
 mod common;
 
 use common::{queue, Rig};
 
+/// Runs 20 fast jobs, then `slow` jobs that block until the gate opens.
+async fn fast_then_blocked(
+    limit: u32,
+    slow: usize,
+    options: WorkerOptions,
+) -> (Rig, Arc<Gated>, Vec<JobId>) {
+    let mut q = queue("ahead", HandlerConfig::Log);
+    q.concurrency = Concurrency {
+        min: limit,
+        max: limit,
+    };
+    q.circuit.enabled = false;
+    let rig = Rig::new(q).await;
+    let handler = Gated::new();
+    rig.start_with(handler.clone(), None, options);
+    // fast jobs first: the pool learns its handlers are fast
+    let mut ids = Vec::new();
+    for i in 0..20 {
+        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
+    }
+    for id in &ids {
+        assert_eq!(rig.wait_final(*id).await.status, JobStatus::Succeeded);
+    }
+    handler.fast.store(false, Ordering::SeqCst);
+    let mut blocked = Vec::new();
+    for i in 0..slow {
+        blocked.push(rig.submit(json!({ "slow": i }), BTreeMap::new()).await);
+    }
+    (rig, handler, blocked)
+}
+
 /// Returns at once while `fast`; otherwise each call waits for a permit of
-/// `gate`.
+/// `gate`. Counts its calls per job.
 struct Gated {
     fast: AtomicBool,
     gate: Semaphore,
     running: AtomicUsize,
     peak: AtomicUsize,
+    calls: Mutex<HashMap<JobId, usize>>,
+}
+
+impl Gated {
+    fn new() -> Arc<Self> {
+        Arc::new(Self {
+            fast: AtomicBool::new(true),
+            gate: Semaphore::new(0),
+            running: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            calls: Mutex::new(HashMap::new()),
+        })
+    }
 }
 
 #[async_trait]
 impl Handler for Gated {
-    async fn handle(&self, _job: &JobContext) -> Result<(), Failure> {
+    async fn handle(&self, job: &JobContext) -> Result<(), Failure> {
+        *self.calls.lock().unwrap().entry(job.id).or_default() += 1;
         let n = self.running.fetch_add(1, Ordering::SeqCst) + 1;
         self.peak.fetch_max(n, Ordering::SeqCst);
         if !self.fast.load(Ordering::SeqCst) {
@@ -43,34 +88,8 @@ impl Handler for Gated {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_handlers_get_one_limit_of_jobs_started_ahead_and_no_more() {
     const LIMIT: u32 = 3;
-    let mut q = queue("ahead", HandlerConfig::Log);
-    q.concurrency = Concurrency {
-        min: LIMIT,
-        max: LIMIT,
-    };
-    q.circuit.enabled = false;
-    let rig = Rig::new(q).await;
-    let handler = Arc::new(Gated {
-        fast: AtomicBool::new(true),
-        gate: Semaphore::new(0),
-        running: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-    });
-    rig.start(handler.clone(), None);
-    // fast jobs first: the pool learns its handlers are fast
-    let mut ids = Vec::new();
-    for i in 0..20 {
-        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
-    }
-    for id in &ids {
-        assert_eq!(rig.wait_final(*id).await.status, JobStatus::Succeeded);
-    }
-    // then slow ones: LIMIT run, LIMIT more are started and wait for a slot
-    handler.fast.store(false, Ordering::SeqCst);
-    let mut slow = Vec::new();
-    for i in 0..10 {
-        slow.push(rig.submit(json!({ "slow": i }), BTreeMap::new()).await);
-    }
+    let (rig, handler, slow) = fast_then_blocked(LIMIT, 10, WorkerOptions::default()).await;
+    // LIMIT run, LIMIT more are started and wait for a slot
     let in_flight = || async {
         let queues = [rig.queue.name.clone()];
         let s = rig.store.queue_scaling(&queues, now_ms()).await;
@@ -93,5 +112,54 @@ async fn fast_handlers_get_one_limit_of_jobs_started_ahead_and_no_more() {
         assert_eq!(job.status, JobStatus::Succeeded);
         assert_eq!(job.attempts, 1, "a job started ahead ran once");
     }
+    assert_eq!(handler.peak.load(Ordering::SeqCst), LIMIT as usize);
+}
+
+/// Jobs started ahead whose lease can no longer cover their handler by the
+/// time a slot frees up are handed back to the broker instead of run; they
+/// come back, are taken over once their lease lapsed, and run once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_whose_lease_ran_short_waiting_for_a_slot_are_handed_back_and_run_once() {
+    const LIMIT: u32 = 2;
+    // lease = 1 s timeout + 400 ms margin; ahead while handlers take <= 100 ms
+    let options = WorkerOptions {
+        default_timeout: Duration::from_secs(1),
+        lease_margin: Duration::from_millis(400),
+        ..WorkerOptions::default()
+    };
+    let (rig, handler, slow) = fast_then_blocked(LIMIT, 4, options).await;
+    let queues = [rig.queue.name.clone()];
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = rig.store.queue_scaling(&queues, now_ms()).await.unwrap();
+        if s[0].in_flight >= u64::from(2 * LIMIT) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "jobs were not started ahead");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // the running ones finish after 800 ms: too late for the jobs started
+    // ahead to finish within their 1.4 s lease
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    handler.gate.add_permits(100);
+    for id in &slow {
+        let job = rig.wait_final(*id).await;
+        assert_eq!(job.status, JobStatus::Succeeded);
+    }
+    let calls = handler.calls.lock().unwrap().clone();
+    for id in &slow {
+        assert_eq!(calls.get(id), Some(&1), "job {id} ran once");
+    }
+    let taken_over = {
+        let mut n = 0;
+        for id in &slow {
+            n += usize::from(rig.store.get_job(*id).await.unwrap().attempts > 1);
+        }
+        n
+    };
+    assert_eq!(
+        taken_over, LIMIT as usize,
+        "the jobs started ahead were taken over"
+    );
     assert_eq!(handler.peak.load(Ordering::SeqCst), LIMIT as usize);
 }

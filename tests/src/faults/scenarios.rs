@@ -132,7 +132,14 @@ pub async fn postgres_restart(bus: Bus) {
 /// another worker takes them over; when it resumes, its late outcomes are
 /// fenced off.
 pub async fn sigstop_worker(bus: Bus) {
-    let Some(mut rig) = rig(bus, Options::default()).await else {
+    // attempts of 100 ms, so the attempt seen in flight is still running when
+    // the signal lands (at 20 ms it could finish in between, and a worker
+    // frozen with nothing running has nothing to fence)
+    let opts = Options {
+        downstream_delay: Duration::from_millis(100),
+        ..Options::default()
+    };
+    let Some(mut rig) = rig(bus, opts).await else {
         return;
     };
     let poster = rig.post(JOBS, PER_SECOND);
@@ -175,6 +182,9 @@ pub async fn sigstop_worker(bus: Bus) {
         "late outcomes fenced off: {fenced}; jobs attempted again: {}",
         report.retried
     );
+    if fenced <= 0.0 {
+        rig.dump_logs();
+    }
     assert!(
         fenced > 0.0,
         "the resumed worker's late outcomes were not fenced"
