@@ -64,6 +64,30 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// Opens the one-connection writer pool. The first connections to a new
+/// file race to switch it to WAL mode, and SQLite answers the loser
+/// "database is locked" at once instead of waiting out the busy timeout, so
+/// that answer is retried for a while.
+async fn connect_writer(opts: SqliteConnectOptions) -> Result<SqlitePool, StoreError> {
+    let mut tries = 0u32;
+    loop {
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(opts.clone())
+            .await;
+        match pool {
+            Ok(p) => return Ok(p),
+            Err(e) if tries < 20 && e.to_string().contains("database is locked") => {
+                tries += 1;
+                tracing::debug!(error = %e, "sqlite file locked while opening, retrying");
+                tokio::time::sleep(Duration::from_millis(25 * u64::from(tries))).await;
+            }
+            Err(e) => return Err(map_err(e)),
+        }
+    }
+}
+
 /// Where a `sqlite:` URL points.
 enum Target {
     Memory,
@@ -131,12 +155,7 @@ impl SqliteStore {
                     })?;
                 }
                 let opts = base.filename(&path);
-                let writer = SqlitePoolOptions::new()
-                    .max_connections(1)
-                    .acquire_timeout(ACQUIRE_TIMEOUT)
-                    .connect_with(opts.clone().create_if_missing(true))
-                    .await
-                    .map_err(map_err)?;
+                let writer = connect_writer(opts.clone().create_if_missing(true)).await?;
                 let reader = SqlitePoolOptions::new()
                     .max_connections(READERS)
                     .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -161,7 +180,7 @@ impl SqliteStore {
         loop {
             match migrator.run(&self.writer).await {
                 Ok(()) => return Ok(()),
-                Err(e) if tries < 3 => {
+                Err(e) if tries < 10 => {
                     tries += 1;
                     tracing::debug!(error = %e, "sqlite migration failed, retrying");
                     tokio::time::sleep(Duration::from_millis(50 * tries)).await;
