@@ -23,6 +23,15 @@ async fn counter(rig: &Rig, url: &str, name: &str) -> f64 {
     crate::prom::scrape(&rig.client, url).await.total(name)
 }
 
+/// Attempts of 100 ms: an attempt seen in flight is still running when a
+/// fault lands just after.
+fn in_flight_options() -> Options {
+    Options {
+        downstream_delay: Duration::from_millis(100),
+        ..Options::default()
+    }
+}
+
 /// Waits for the posting and the drain, checks and returns the report.
 async fn finish(rig: &Rig, scenario: &str, poster: super::Poster, last_fault: Instant) -> Report {
     let ids = poster.accepted().await;
@@ -51,7 +60,9 @@ pub async fn kill_relay(bus: Bus) {
 
 /// `kill -9` of a worker with attempts in flight; they run again elsewhere.
 pub async fn kill_worker(bus: Bus) {
-    let Some(mut rig) = rig(bus, Options::default()).await else {
+    // attempts of 100 ms, so the attempt seen in flight is still running
+    // when the kill lands (see `sigstop_worker`)
+    let Some(mut rig) = rig(bus, in_flight_options()).await else {
         return;
     };
     let poster = rig.post(JOBS, PER_SECOND);
@@ -134,12 +145,9 @@ pub async fn postgres_restart(bus: Bus) {
 pub async fn sigstop_worker(bus: Bus) {
     // attempts of 100 ms, so the attempt seen in flight is still running when
     // the signal lands (at 20 ms it could finish in between, and a worker
-    // frozen with nothing running has nothing to fence)
-    let opts = Options {
-        downstream_delay: Duration::from_millis(100),
-        ..Options::default()
-    };
-    let Some(mut rig) = rig(bus, opts).await else {
+    // frozen with nothing running has nothing to fence; CI runs of 45edb3d
+    // and 864bc10 hit that here and in `kill_worker`)
+    let Some(mut rig) = rig(bus, in_flight_options()).await else {
         return;
     };
     let poster = rig.post(JOBS, PER_SECOND);
