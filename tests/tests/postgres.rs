@@ -56,12 +56,25 @@ async fn two_ingest_two_relays_ten_thousand_jobs_once_each() {
         .map(|i| {
             let (client, url) = (client.clone(), urls[i % 2].clone());
             async move {
-                let r = client
-                    .post(&url)
-                    .json(&json!({"payload": {"n": i}}))
-                    .send()
-                    .await
-                    .unwrap();
+                // as a careful producer: a connection reset leaves the outcome
+                // unknown, so post again under the same idempotency key
+                let mut tries = 0;
+                let r = loop {
+                    let sent = client
+                        .post(&url)
+                        .header("Idempotency-Key", format!("job-{i}"))
+                        .json(&json!({"payload": {"n": i}}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) => break r,
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            eprintln!("job {i}: {e}; posting again");
+                        }
+                        Err(e) => panic!("job {i}: {e}"),
+                    }
+                };
                 assert_eq!(r.status(), 202, "job {i}");
                 r.json::<Value>().await.unwrap()["id"]
                     .as_str()
