@@ -108,10 +108,15 @@ impl Limiter {
         self.recent.map(Duration::from_secs_f64)
     }
 
-    /// An attempt started.
+    /// An attempt was launched (it may still wait for its slot).
     pub(crate) fn started(&mut self) {
         self.running += 1;
         self.window.peak_running = self.window.peak_running.max(self.running);
+    }
+
+    /// An attempt counted by [`Limiter::started`] that will not run.
+    pub(crate) fn abandoned(&mut self) {
+        self.running = self.running.saturating_sub(1);
     }
 
     /// An attempt finished after `latency`; `overload` when it met an

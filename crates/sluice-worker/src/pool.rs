@@ -395,6 +395,9 @@ impl Worker {
                         probe_taken = true;
                         recorder.probe_started();
                     }
+                    // counted from launch: a job waiting for its slot is
+                    // demand the limit must see
+                    started.limiter.lock().expect("limiter lock").started();
                     let limiter = started.limiter.clone();
                     waiting.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
@@ -410,10 +413,10 @@ impl Worker {
                         // worker may have taken it over. Its delivery goes
                         // back to the broker, which hands it out again.
                         if waited && now_ms().saturating_add(timeout_ms) > active.lease_until {
+                            limiter.lock().expect("limiter lock").abandoned();
                             let _ = back.send(d.token);
                             return;
                         }
-                        limiter.lock().expect("limiter lock").started();
                         let started_at = now_ms();
                         let t0 = Instant::now();
                         let (outcome, health) =
