@@ -99,6 +99,11 @@ impl Recorder {
         self.0.lock().unwrap().probe = Probe::Running;
     }
 
+    /// The probe was handed back unrun: the next job started is the probe.
+    pub(crate) fn probe_handed_back(&self) {
+        self.0.lock().unwrap().probe = Probe::Idle;
+    }
+
     /// Records a finished attempt: `healthy` unless the downstream failed
     /// transiently or asked to be retried later.
     pub(crate) fn record(&self, probe: bool, healthy: bool) {

@@ -19,6 +19,7 @@ mod limit;
 mod pause;
 mod pool;
 mod report;
+mod slots;
 
 pub use handler::{Handler, JobContext, LogHandler};
 pub use http::HttpHandler;

@@ -8,7 +8,7 @@ use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
 use sluice_core::{now_ms, HandlerConfig, QueueConfig, TokenBucket};
 use sluice_store::{Outcome, StartOutcome, Store};
-use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -20,6 +20,7 @@ use crate::intake::{intake, Intake};
 use crate::limit::Limiter;
 use crate::pause::PauseState;
 use crate::report::report_limit;
+use crate::slots::Slots;
 use crate::{Handler, WorkerError};
 
 /// Deliveries a pool holds per concurrency slot (its prefetch window is
@@ -129,12 +130,10 @@ impl Worker {
         };
         let mut sub = self.broker.subscribe(&cfg.topic(), options).await?;
         tracing::info!(queue = %cfg.name, topic = %cfg.topic(), concurrency, "worker started");
-        let permits = Arc::new(Semaphore::new(concurrency));
+        let limiter = Arc::new(Mutex::new(Limiter::new(cfg.concurrency, Instant::now())));
+        let slots = Slots::new(limiter.lock().expect("limiter lock").limit());
         // jobs started and launched, waiting for a slot
         let waiting = Arc::new(AtomicUsize::new(0));
-        let limiter = Arc::new(Mutex::new(Limiter::new(cfg.concurrency, Instant::now())));
-        // permits kept from the pool while the limit is below `max`
-        let mut held: Vec<OwnedSemaphorePermit> = Vec::new();
         let reporting = CancellationToken::new();
         let reporter = tokio::spawn(report_limit(
             self.store.clone(),
@@ -195,15 +194,19 @@ impl Worker {
                 (l.limit(), l.recent_latency())
             };
             limit_gauge.set(limit as f64);
-            hold(&permits, &mut held, concurrency.saturating_sub(limit));
-            let ahead = start_ahead(limit, recent, self.options.lease_margin / 4);
-            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
-            let free = (permits.available_permits() + ahead)
-                .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
+            slots.set_limit(limit);
             let paused = pause
                 .is_paused(&*self.store, &cfg.name, self.options.pause_check_interval)
                 .await;
             let gate = breaker.gate(&*self.store).await;
+            // a probe runs alone: it is not started ahead of a slot
+            let ahead = match gate {
+                Gate::Probe => 0,
+                _ => start_ahead(limit, recent, self.options.lease_margin / 4),
+            };
+            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
+            let free = (slots.available() + ahead)
+                .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
             let now = Instant::now();
             let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
             let receive = !(free == 0
@@ -251,7 +254,7 @@ impl Worker {
             );
             if let Some(batch) = started_batch {
                 let started = Started {
-                    permits: &permits,
+                    slots: &slots,
                     waiting: &waiting,
                     back_tx: &back_tx,
                     done_tx: &done_tx,
@@ -379,7 +382,7 @@ impl Worker {
                         ));
                         continue;
                     }
-                    let permits = started.permits.clone();
+                    let slots = started.slots.clone();
                     let waiting = started.waiting.clone();
                     let back = started.back_tx.clone();
                     let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
@@ -402,18 +405,20 @@ impl Worker {
                     waiting.fetch_add(1, Ordering::Relaxed);
                     tasks.spawn(async move {
                         // slots are handed out in launch order
-                        let (permit, waited) = match permits.clone().try_acquire_owned() {
-                            Ok(p) => (Ok(p), false),
-                            Err(_) => (permits.acquire_owned().await, true),
+                        let (slot, waited) = match slots.try_acquire() {
+                            Some(s) => (s, false),
+                            None => (slots.acquire().await, true),
                         };
                         waiting.fetch_sub(1, Ordering::Relaxed);
-                        let permit = permit.expect("semaphore is never closed");
                         // A job that waited for its slot until its lease can
                         // no longer cover the handler is not run: another
                         // worker may have taken it over. Its delivery goes
                         // back to the broker, which hands it out again.
                         if waited && now_ms().saturating_add(timeout_ms) > active.lease_until {
                             limiter.lock().expect("limiter lock").abandoned();
+                            if probe {
+                                recorder.probe_handed_back();
+                            }
                             let _ = back.send(d.token);
                             return;
                         }
@@ -427,7 +432,7 @@ impl Worker {
                             .finished(t0.elapsed(), health.overload);
                         recorder.record(probe, health.healthy);
                         let _ = tx.send(done(d.token, &active, started_at, outcome));
-                        drop(permit);
+                        drop(slot);
                     });
                 }
                 Ok(StartOutcome::Stale) | Ok(StartOutcome::Missing) => acks.push(d.token),
@@ -449,7 +454,7 @@ impl Worker {
 
 /// What starting a batch's jobs needs from the pool loop.
 struct Started<'a> {
-    permits: &'a Arc<Semaphore>,
+    slots: &'a Arc<Slots>,
     /// Jobs launched and waiting for a slot.
     waiting: &'a Arc<AtomicUsize>,
     /// Deliveries to hand back to the broker.
@@ -471,18 +476,6 @@ struct StartedBatch {
     batch: Batch,
     intakes: Vec<Intake>,
     outcomes: Vec<Result<StartOutcome, sluice_store::StoreError>>,
-}
-
-/// Keeps `target` permits out of the pool (fewer when they are in use;
-/// the next calls take them as jobs finish).
-fn hold(permits: &Arc<Semaphore>, held: &mut Vec<OwnedSemaphorePermit>, target: usize) {
-    held.truncate(target);
-    while held.len() < target {
-        match permits.clone().try_acquire_owned() {
-            Ok(p) => held.push(p),
-            Err(_) => break,
-        }
-    }
 }
 
 async fn release(sub: &mut dyn Subscription, tokens: &[AckToken], delay: Duration) {

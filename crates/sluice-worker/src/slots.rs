@@ -1,0 +1,144 @@
+//! A pool's handler slots, as many as its concurrency limit. Waiting jobs
+//! get slots in the order they asked. When the limit drops below the slots
+//! in use, slots coming back are retired instead of handed on, so the
+//! running handlers fall to the new limit even while jobs wait.
+
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The slots of one pool; see the module docs.
+#[derive(Debug)]
+pub(crate) struct Slots {
+    sem: Arc<Semaphore>,
+    count: Mutex<Count>,
+}
+
+#[derive(Debug)]
+struct Count {
+    /// Slots in existence: free plus in use.
+    total: usize,
+    /// The limit `total` moves towards.
+    target: usize,
+}
+
+/// One slot, given back (or retired) on drop.
+#[derive(Debug)]
+pub(crate) struct Slot {
+    permit: Option<OwnedSemaphorePermit>,
+    slots: Arc<Slots>,
+}
+
+impl Slots {
+    pub(crate) fn new(limit: usize) -> Arc<Self> {
+        Arc::new(Self {
+            sem: Arc::new(Semaphore::new(limit)),
+            count: Mutex::new(Count {
+                total: limit,
+                target: limit,
+            }),
+        })
+    }
+
+    /// Moves the number of slots to `limit`: new slots are free at once,
+    /// free ones beyond it go at once, ones in use go when given back.
+    pub(crate) fn set_limit(&self, limit: usize) {
+        let mut c = self.count.lock().expect("slots lock");
+        c.target = limit;
+        if c.total < limit {
+            self.sem.add_permits(limit - c.total);
+            c.total = limit;
+        } else if c.total > limit {
+            c.total -= self.sem.forget_permits(c.total - limit);
+        }
+    }
+
+    /// Free slots now.
+    pub(crate) fn available(&self) -> usize {
+        self.sem.available_permits()
+    }
+
+    /// A free slot now, if there is one and nobody waits for one.
+    pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
+        let permit = self.sem.clone().try_acquire_owned().ok()?;
+        Some(self.slot(permit))
+    }
+
+    /// The next slot, after those who asked earlier.
+    pub(crate) async fn acquire(self: &Arc<Self>) -> Slot {
+        let permit = self
+            .sem
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the slots' semaphore is never closed");
+        self.slot(permit)
+    }
+
+    fn slot(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
+        Slot {
+            permit: Some(permit),
+            slots: self.clone(),
+        }
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        let Some(permit) = self.permit.take() else {
+            return;
+        };
+        let mut c = self.slots.count.lock().expect("slots lock");
+        if c.total > c.target {
+            c.total -= 1;
+            permit.forget();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_lower_limit_holds_even_while_jobs_wait() {
+        let slots = Slots::new(4);
+        let running: Vec<Slot> = (0..4).map(|_| slots.try_acquire().unwrap()).collect();
+        // jobs queue up for slots
+        let waiter = {
+            let slots = slots.clone();
+            tokio::spawn(async move { slots.acquire().await })
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        slots.set_limit(2);
+        let mut running = running.into_iter();
+        // two slots coming back are retired, not handed to the waiter
+        drop(running.next());
+        drop(running.next());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(!waiter.is_finished(), "a retired slot went to a waiter");
+        // the third one back goes to it
+        drop(running.next());
+        let slot = tokio::time::timeout(Duration::from_secs(1), waiter)
+            .await
+            .expect("the waiter gets the next slot")
+            .unwrap();
+        assert_eq!(slots.available(), 0);
+        drop(slot);
+        drop(running);
+        assert_eq!(slots.available(), 2);
+    }
+
+    #[tokio::test]
+    async fn a_higher_limit_frees_slots_at_once() {
+        let slots = Slots::new(1);
+        let _a = slots.try_acquire().unwrap();
+        assert!(slots.try_acquire().is_none());
+        slots.set_limit(3);
+        assert_eq!(slots.available(), 2);
+        slots.set_limit(2);
+        assert_eq!(slots.available(), 1);
+    }
+}
