@@ -129,6 +129,28 @@ pub trait Broker: Send + Sync {
     fn backend(&self) -> &'static str;
 }
 
+/// [`Broker::consumer_lag`] given at most `timeout`: `None` when the broker
+/// has no figure, fails or is too slow (logged at debug level), so a broker
+/// that is down never holds up the caller.
+pub async fn consumer_lag_within(
+    broker: &dyn Broker,
+    topic: &str,
+    group: &str,
+    timeout: Duration,
+) -> Option<u64> {
+    match tokio::time::timeout(timeout, broker.consumer_lag(topic, group)).await {
+        Ok(Ok(lag)) => lag,
+        Ok(Err(e)) => {
+            tracing::debug!(topic, error = %e, "cannot read consumer lag");
+            None
+        }
+        Err(_) => {
+            tracing::debug!(topic, "consumer lag timed out");
+            None
+        }
+    }
+}
+
 /// Opens the broker named by `url`. `data_dir` is where the embedded broker
 /// keeps its files when the URL names none.
 pub async fn open(url: &str, data_dir: &Path) -> Result<Arc<dyn Broker>, BrokerError> {

@@ -14,7 +14,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::Broker;
+use sluice_broker::{consumer_lag_within, Broker};
 use sluice_core::{now_ms, QueueConfig};
 use sluice_store::{Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -111,10 +111,9 @@ impl Redrive {
     /// returns how many.
     async fn check(&self, t: &Target) -> Result<usize, StoreError> {
         let read_at = now_ms();
-        let lag = tokio::time::timeout(LAG_TIMEOUT, self.broker.consumer_lag(&t.topic, &t.group));
-        match lag.await {
-            Ok(Ok(Some(0))) => {}
-            _ => return Ok(0),
+        let lag = consumer_lag_within(&*self.broker, &t.topic, &t.group, LAG_TIMEOUT).await;
+        if lag != Some(0) {
+            return Ok(0);
         }
         let after = i64::try_from(self.config.after.as_millis()).unwrap_or(i64::MAX);
         let ids = self

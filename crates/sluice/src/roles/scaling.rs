@@ -29,17 +29,7 @@ struct BrokerLag {
 impl ConsumerLag for BrokerLag {
     async fn consumer_lag(&self, queue: &str) -> Option<u64> {
         let (topic, group) = self.topics.get(queue)?;
-        match tokio::time::timeout(LAG_TIMEOUT, self.broker.consumer_lag(topic, group)).await {
-            Ok(Ok(lag)) => lag,
-            Ok(Err(e)) => {
-                tracing::debug!(queue, error = %e, "cannot read consumer lag");
-                None
-            }
-            Err(_) => {
-                tracing::debug!(queue, "consumer lag timed out");
-                None
-            }
-        }
+        sluice_broker::consumer_lag_within(&*self.broker, topic, group, LAG_TIMEOUT).await
     }
 }
 
