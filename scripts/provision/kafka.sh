@@ -3,8 +3,8 @@
 # listens on 127.0.0.1:9092, build tansu from crates.io once (cached under
 # ~/.cache/sluice/tansu; its default build has no storage engine, so with
 # features dynostore,postgres) and run it on its memory engine until the tests
-# end. The broker-restart scenario runs a tansu of its own on S3 storage (a
-# moto S3 server, see python.sh), which keeps the log across a restart. librdkafka is built from source by the rdkafka crate: cmake, and
+# end. The broker-restart scenario runs a tansu of its own on its PostgreSQL
+# engine (see tansu-pg.sh), which keeps the log across a restart. librdkafka is built from source by the rdkafka crate: cmake, and
 # libcurl's headers (librdkafka 2.12's cmake build needs them).
 TANSU_VERSION=0.6.0
 TANSU_FEATURES=dynostore,postgres

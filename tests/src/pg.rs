@@ -110,9 +110,15 @@ fn as_postgres(bin: &Path, args: &[&str]) -> anyhow::Result<()> {
 }
 
 impl PrivatePg {
-    /// initdb and start on a free port.
+    /// initdb and start on a free port, with the Debian package's newest
+    /// server.
     pub fn start() -> anyhow::Result<Self> {
-        let bin = pg_bin()?;
+        Self::start_with(pg_bin()?)
+    }
+
+    /// initdb and start on a free port, with the server binaries in `bin`
+    /// (which the `postgres` user must be able to read and run).
+    pub fn start_with(bin: PathBuf) -> anyhow::Result<Self> {
         let tmp = tempfile::Builder::new().prefix("sluice-pg-").tempdir()?;
         std::fs::set_permissions(
             tmp.path(),
@@ -134,6 +140,11 @@ impl PrivatePg {
         };
         pg.start_server()?;
         Ok(pg)
+    }
+
+    /// The server's binaries (psql among them).
+    pub fn bin(&self) -> &Path {
+        &self.bin
     }
 
     pub fn url(&self) -> String {

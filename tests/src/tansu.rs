@@ -1,20 +1,21 @@
 //! A private tansu broker for the Kafka broker-restart scenario: its own
-//! port, on tansu's object-store engine over S3, served by a moto S3 server
-//! of its own (PyPI `moto[server]`, in the test tools' virtualenv). The S3
-//! server outlives broker restarts, so the log, topics, producer ids and
-//! committed offsets survive them, as a real Kafka's do (the memory engine
-//! of the shared test broker forgets everything on a restart).
+//! port, on tansu's PostgreSQL storage engine, backed by a PostgreSQL server
+//! of its own. tansu 0.6 needs PostgreSQL 16 or later, so that server runs
+//! from the binaries the test command unpacks (`SLUICE_TANSU_PG_HOME`, PyPI's
+//! pgserver wheel), with the schema the test command generates from tansu's
+//! package (`SLUICE_TANSU_PG_SCHEMA`). The database outlives broker restarts,
+//! so the log, topics, producer ids and committed offsets survive them, as a
+//! real Kafka's do (the memory engine of the shared test broker forgets
+//! everything on a restart).
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 
+use crate::pg::PrivatePg;
 use crate::rabbit::{free_port, wait_listening};
-
 /// The tansu binary (`SLUICE_TANSU_BIN`, set by the test command).
 fn tansu_bin() -> anyhow::Result<PathBuf> {
     let bin = std::env::var("SLUICE_TANSU_BIN").context("SLUICE_TANSU_BIN is not set")?;
@@ -25,8 +26,8 @@ fn tansu_bin() -> anyhow::Result<PathBuf> {
     Ok(bin)
 }
 
-/// The S3 bucket tansu keeps its log in.
-const BUCKET: &str = "tansu";
+/// The database tansu keeps its log in.
+const DATABASE: &str = "tansu";
 
 /// Opens (appends to) a log file for a child's stdout and stderr.
 fn log_to(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
@@ -37,89 +38,76 @@ fn log_to(path: &Path) -> anyhow::Result<(Stdio, Stdio)> {
     Ok((f.try_clone()?.into(), f.into()))
 }
 
-/// An in-memory S3 server (moto) on a free loopback port with one bucket;
-/// stopped when dropped.
-struct S3Server {
-    port: u16,
-    child: Child,
-}
-
-impl S3Server {
-    fn start(dir: &Path) -> anyhow::Result<Self> {
-        let python = std::env::var("SLUICE_TEST_PYTHON")
-            .context("SLUICE_TEST_PYTHON (with moto[server]) is not set")?;
-        let port = free_port()?;
-        let log = dir.join("s3.log");
-        let (out, err) = log_to(&log)?;
-        let child = Command::new(python)
+/// A PostgreSQL server for tansu, from a copy of the binaries under
+/// `SLUICE_TANSU_PG_HOME` in `dir` (the `postgres` user cannot read root's
+/// home), with tansu's schema in database [`DATABASE`].
+fn start_postgres(dir: &Path) -> anyhow::Result<PrivatePg> {
+    let home = std::env::var("SLUICE_TANSU_PG_HOME")
+        .context("SLUICE_TANSU_PG_HOME (PostgreSQL 16 binaries, set by scripts/test) is not set")?;
+    let schema = std::env::var("SLUICE_TANSU_PG_SCHEMA")
+        .context("SLUICE_TANSU_PG_SCHEMA (set by scripts/test) is not set")?;
+    let copy = dir.join("pg");
+    std::fs::create_dir(&copy)?;
+    // the binaries find their libraries relative to themselves
+    for part in ["pgserver", "pgserver.libs"] {
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(Path::new(&home).join(part))
+            .arg(&copy)
+            .status()?;
+        if !status.success() {
+            bail!("copy {part} from {home}");
+        }
+    }
+    let pg = PrivatePg::start_with(copy.join("pgserver/pginstall/bin"))?;
+    let psql = |db: &str, args: &[&str]| -> anyhow::Result<()> {
+        let out = Command::new(pg.bin().join("psql"))
             .args([
-                "-m",
-                "moto.server",
-                "-H",
+                "-h",
                 "127.0.0.1",
                 "-p",
-                &port.to_string(),
+                &pg.port.to_string(),
+                "-U",
+                "postgres",
             ])
-            .stdin(Stdio::null())
-            .stdout(out)
-            .stderr(err)
-            .spawn()
-            .context("spawn moto S3 server")?;
-        let mut s3 = Self { port, child };
-        wait_listening(&mut s3.child, port, Duration::from_secs(30), &log)
-            .context("moto S3 server")?;
-        s3.create_bucket(BUCKET)?;
-        Ok(s3)
-    }
-
-    /// `PUT /bucket` (moto takes unsigned requests).
-    fn create_bucket(&self, name: &str) -> anyhow::Result<()> {
-        let mut conn = TcpStream::connect(("127.0.0.1", self.port))?;
-        conn.set_read_timeout(Some(Duration::from_secs(10)))?;
-        write!(
-            conn,
-            "PUT /{name} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            self.port
-        )?;
-        let mut reply = String::new();
-        conn.read_to_string(&mut reply)?;
-        if !reply.starts_with("HTTP/1.1 200") {
-            bail!(
-                "create bucket {name}: {}",
-                reply.lines().next().unwrap_or("")
-            );
+            .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-q"])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
         }
         Ok(())
-    }
+    };
+    psql("postgres", &["-c", &format!("CREATE DATABASE {DATABASE}")])?;
+    psql(DATABASE, &["-f", &schema])?;
+    Ok(pg)
 }
 
-impl Drop for S3Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A tansu broker of our own on S3 storage of its own; stopped when dropped.
+/// A tansu broker of our own on a PostgreSQL server of its own; stopped when
+/// dropped.
 pub struct PrivateTansu {
     bin: PathBuf,
     port: u16,
     child: Option<Child>,
     // dropped after the broker (fields drop in order), then the temp dir
-    s3: S3Server,
+    pg: PrivatePg,
     dir: tempfile::TempDir,
 }
 
 impl PrivateTansu {
-    /// Starts an S3 server and the broker on free loopback ports and waits
-    /// until both listen.
+    /// Starts a PostgreSQL server and the broker on free loopback ports and
+    /// waits until both listen.
     pub fn start() -> anyhow::Result<Self> {
         let dir = tempfile::Builder::new().prefix("sluice-tansu-").tempdir()?;
+        std::fs::set_permissions(
+            dir.path(),
+            std::os::unix::fs::PermissionsExt::from_mode(0o755),
+        )?;
         let mut tansu = Self {
             bin: tansu_bin()?,
             port: free_port()?,
             child: None,
-            s3: S3Server::start(dir.path())?,
+            pg: start_postgres(dir.path())?,
             dir,
         };
         tansu.start_server()?;
@@ -135,16 +123,15 @@ impl PrivateTansu {
     pub fn start_server(&mut self) -> anyhow::Result<()> {
         let listener = format!("tcp://127.0.0.1:{}", self.port);
         let log = self.dir.path().join("tansu.log");
+        let storage = format!(
+            "postgres://postgres@127.0.0.1:{}/{DATABASE}?sslmode=disable",
+            self.pg.port
+        );
         let (out, err) = log_to(&log)?;
         let mut child = Command::new(&self.bin)
             .args(["broker", "--listener-url", &listener])
             .args(["--advertised-listener-url", &listener])
-            .args(["--storage-engine", &format!("s3://{BUCKET}/")])
-            .env("AWS_ENDPOINT", format!("http://127.0.0.1:{}", self.s3.port))
-            .env("AWS_ALLOW_HTTP", "true")
-            .env("AWS_ACCESS_KEY_ID", "sluice-test")
-            .env("AWS_SECRET_ACCESS_KEY", "sluice-test")
-            .env("AWS_DEFAULT_REGION", "us-east-1")
+            .args(["--storage-engine", &storage])
             .current_dir(self.dir.path())
             .stdin(Stdio::null())
             .stdout(out)
@@ -164,15 +151,20 @@ impl PrivateTansu {
         let _ = Command::new("kill")
             .args(["-TERM", &child.id().to_string()])
             .status();
-        let deadline = Instant::now() + Duration::from_secs(10);
+        let t0 = Instant::now();
         while child.try_wait()?.is_none() {
-            if Instant::now() > deadline {
+            if t0.elapsed() > Duration::from_secs(10) {
+                eprintln!("tansu still running 10 s after SIGTERM; killed");
                 let _ = child.kill();
                 let _ = child.wait();
-                break;
+                return Ok(());
             }
             std::thread::sleep(Duration::from_millis(50));
         }
+        eprintln!(
+            "tansu stopped {:.1} s after SIGTERM",
+            t0.elapsed().as_secs_f64()
+        );
         Ok(())
     }
 }
