@@ -487,11 +487,26 @@ async fn a_request_that_breaks_the_batch_fails_alone() {
 async fn synchronous_commit_is_forced_on() {
     pg_case!(|db| {
         let store = PgStore::open(&db.url).await.unwrap();
-        assert_eq!(store.synchronous_commit().await.unwrap(), "on");
+        assert_eq!(store.setting("synchronous_commit").await.unwrap(), "on");
         let sep = if db.url.contains('?') { '&' } else { '?' };
         let off = format!("{}{sep}options=-c%20synchronous_commit%3Doff", db.url);
         let store = PgStore::open(&off).await.unwrap();
-        assert_eq!(store.synchronous_commit().await.unwrap(), "on");
+        assert_eq!(store.setting("synchronous_commit").await.unwrap(), "on");
+    });
+}
+
+/// A frozen process's open transaction must not hold its rows past the
+/// leases of its jobs (the fault suite's SIGSTOP scenario caught a worker
+/// frozen mid-transaction blocking the takeover of its jobs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sessions_idle_in_a_transaction_are_ended_after_5_s() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let v = store
+            .setting("idle_in_transaction_session_timeout")
+            .await
+            .unwrap();
+        assert_eq!(v, "5s");
     });
 }
 

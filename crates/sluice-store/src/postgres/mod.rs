@@ -153,6 +153,14 @@ fn parse_ms(key: &str, value: &str) -> Result<Duration, StoreError> {
         .ok_or_else(|| StoreError::InvalidUrl(format!("{key} must be a positive integer")))
 }
 
+/// How long a session may sit idle inside a transaction before the server
+/// ends it. sluice's transactions run their statements back to back, so a
+/// session idle that long belongs to a process that is frozen (SIGSTOP, a VM
+/// pause) or starved; ending it frees the rows it locked, so other workers
+/// can take its jobs over once their leases lapse, instead of waiting for the
+/// process to wake up. Its own operation fails and is retried.
+const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";
+
 fn parse_url(url: &str) -> Result<Config, StoreError> {
     // Parse errors of the url crate never quote the input.
     let mut parsed = url::Url::parse(url).map_err(|e| StoreError::InvalidUrl(e.to_string()))?;
@@ -185,8 +193,14 @@ fn parse_url(url: &str) -> Result<Config, StoreError> {
     }
     let mut connect = PgConnectOptions::from_str(parsed.as_str())
         .map_err(|e| StoreError::InvalidUrl(redact(e.to_string(), password.as_deref())))?
-        // Appended last, so it wins over any `options=` of the URL.
-        .options([("synchronous_commit", "on")]);
+        // Appended last, so they win over any `options=` of the URL.
+        .options([
+            ("synchronous_commit", "on"),
+            (
+                "idle_in_transaction_session_timeout",
+                IDLE_IN_TRANSACTION_TIMEOUT,
+            ),
+        ]);
     if connect.get_application_name().is_none() {
         connect = connect.application_name("sluice");
     }
@@ -262,13 +276,17 @@ impl PgStore {
         *self.listener.listening.borrow()
     }
 
-    /// The value of `synchronous_commit` on a pooled connection.
-    pub async fn synchronous_commit(&self) -> Result<String, StoreError> {
+    /// The value of the server setting `name` on a pooled connection (as
+    /// `SHOW` prints it).
+    pub async fn setting(&self, name: &str) -> Result<String, StoreError> {
         let pool = &self.pool;
-        self.run("show synchronous_commit", move || async move {
-            Ok(sqlx::query_scalar::<_, String>("SHOW synchronous_commit")
-                .fetch_one(pool)
-                .await?)
+        self.run("show setting", move || async move {
+            Ok(
+                sqlx::query_scalar::<_, String>("SELECT current_setting($1)")
+                    .bind(name)
+                    .fetch_one(pool)
+                    .await?,
+            )
         })
         .await
     }
