@@ -142,9 +142,25 @@ impl PrivatePg {
         Ok(pg)
     }
 
-    /// The server's binaries (psql among them).
-    pub fn bin(&self) -> &Path {
-        &self.bin
+    /// Runs the server's own `psql` on database `db` with `args`, stopping
+    /// at the first error.
+    pub fn psql(&self, db: &str, args: &[&str]) -> anyhow::Result<()> {
+        let out = Command::new(self.bin.join("psql"))
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-p",
+                &self.port.to_string(),
+                "-U",
+                "postgres",
+            ])
+            .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-q"])
+            .args(args)
+            .output()?;
+        if !out.status.success() {
+            bail!("psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(())
     }
 
     pub fn url(&self) -> String {

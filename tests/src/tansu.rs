@@ -16,6 +16,7 @@ use anyhow::{bail, Context};
 
 use crate::pg::PrivatePg;
 use crate::rabbit::{free_port, wait_listening};
+
 /// The tansu binary (`SLUICE_TANSU_BIN`, set by the test command).
 fn tansu_bin() -> anyhow::Result<PathBuf> {
     let bin = std::env::var("SLUICE_TANSU_BIN").context("SLUICE_TANSU_BIN is not set")?;
@@ -49,37 +50,17 @@ fn start_postgres(dir: &Path) -> anyhow::Result<PrivatePg> {
     let copy = dir.join("pg");
     std::fs::create_dir(&copy)?;
     // the binaries find their libraries relative to themselves
-    for part in ["pgserver", "pgserver.libs"] {
-        let status = Command::new("cp")
-            .arg("-a")
-            .arg(Path::new(&home).join(part))
-            .arg(&copy)
-            .status()?;
-        if !status.success() {
-            bail!("copy {part} from {home}");
-        }
+    let status = Command::new("cp")
+        .arg("-a")
+        .args(["pgserver", "pgserver.libs"].map(|p| Path::new(&home).join(p)))
+        .arg(&copy)
+        .status()?;
+    if !status.success() {
+        bail!("copy the PostgreSQL binaries from {home}");
     }
     let pg = PrivatePg::start_with(copy.join("pgserver/pginstall/bin"))?;
-    let psql = |db: &str, args: &[&str]| -> anyhow::Result<()> {
-        let out = Command::new(pg.bin().join("psql"))
-            .args([
-                "-h",
-                "127.0.0.1",
-                "-p",
-                &pg.port.to_string(),
-                "-U",
-                "postgres",
-            ])
-            .args(["-d", db, "-v", "ON_ERROR_STOP=1", "-q"])
-            .args(args)
-            .output()?;
-        if !out.status.success() {
-            bail!("psql {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(())
-    };
-    psql("postgres", &["-c", &format!("CREATE DATABASE {DATABASE}")])?;
-    psql(DATABASE, &["-f", &schema])?;
+    pg.psql("postgres", &["-c", &format!("CREATE DATABASE {DATABASE}")])?;
+    pg.psql(DATABASE, &["-f", &schema])?;
     Ok(pg)
 }
 

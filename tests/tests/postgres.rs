@@ -9,8 +9,12 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use serde_json::{json, Value};
 use sluice_broker::SubscribeOptions;
+use sluice_tests::faults::post_until_answered;
 use sluice_tests::pg::{server_url, PrivatePg, TempDb};
 use sluice_tests::{Downstream, Mode, SluiceProcess};
+
+/// How long a post may go unanswered (connection resets included).
+const LIMIT: Duration = Duration::from_secs(30);
 
 fn config(store: &str, downstream: &str) -> String {
     format!(
@@ -58,23 +62,9 @@ async fn two_ingest_two_relays_ten_thousand_jobs_once_each() {
             async move {
                 // as a careful producer: a connection reset leaves the outcome
                 // unknown, so post again under the same idempotency key
-                let mut tries = 0;
-                let r = loop {
-                    let sent = client
-                        .post(&url)
-                        .header("Idempotency-Key", format!("job-{i}"))
-                        .json(&json!({"payload": {"n": i}}))
-                        .send()
-                        .await;
-                    match sent {
-                        Ok(r) => break r,
-                        Err(e) if tries < 5 => {
-                            tries += 1;
-                            eprintln!("job {i}: {e}; posting again");
-                        }
-                        Err(e) => panic!("job {i}: {e}"),
-                    }
-                };
+                let body = json!({"payload": {"n": i}});
+                let key = format!("job-{i}");
+                let r = post_until_answered(&client, || url.clone(), &key, &body, LIMIT).await;
                 assert_eq!(r.status(), 202, "job {i}");
                 r.json::<Value>().await.unwrap()["id"]
                     .as_str()

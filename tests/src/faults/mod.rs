@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use checker::Report;
-pub use poster::Poster;
+pub use poster::{post_until_answered, Poster};
 
 use crate::brokers::{amqp_url, kafka_brokers, unique_topic};
 use crate::jobs::start_role;

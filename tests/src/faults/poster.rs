@@ -56,31 +56,58 @@ impl Poster {
     }
 }
 
+/// Posts `body` to `url()` under `key` until an answer comes back, posting
+/// again (same key, `url()` asked again: the ingest may have moved) after a
+/// transport error such as a connection reset, whose outcome is unknown;
+/// fails the test after `limit`.
+pub async fn post_until_answered(
+    client: &reqwest::Client,
+    url: impl Fn() -> String,
+    key: &str,
+    body: &Value,
+    limit: Duration,
+) -> reqwest::Response {
+    let deadline = Instant::now() + limit;
+    loop {
+        let sent = client
+            .post(url())
+            .header("idempotency-key", key)
+            .timeout(Duration::from_secs(10))
+            .json(body)
+            .send()
+            .await;
+        match sent {
+            Ok(r) => return r,
+            Err(e) => {
+                assert!(
+                    Instant::now() < deadline,
+                    "{key}: no answer within {limit:?}: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
 /// Posts job `i` until it is accepted; returns its id.
 async fn accept(client: &reqwest::Client, base: &Mutex<String>, queue: &str, i: usize) -> String {
     let deadline = Instant::now() + ACCEPT_LIMIT;
     let key = format!("job-{i}");
+    let body = json!({"payload": Mode::Ok.payload(i)});
     loop {
-        let url = format!("{}/v1/queues/{queue}/jobs", base.lock().unwrap());
-        let resp = client
-            .post(&url)
-            .header("idempotency-key", &key)
-            .timeout(Duration::from_secs(10))
-            .json(&json!({"payload": Mode::Ok.payload(i)}))
-            .send()
-            .await;
-        if let Ok(r) = resp {
-            let status = r.status().as_u16();
-            if status == 202 {
-                let v: Value = r.json().await.expect("202 body");
-                return v["id"].as_str().expect("job id").to_string();
-            }
-            // bad input is the test's bug, not a fault to ride out
-            assert!(
-                status == 503 || status == 500 || status == 429,
-                "job {i}: unexpected {status}"
-            );
+        let url = || format!("{}/v1/queues/{queue}/jobs", base.lock().unwrap());
+        let left = deadline.saturating_duration_since(Instant::now());
+        let r = post_until_answered(client, url, &key, &body, left).await;
+        let status = r.status().as_u16();
+        if status == 202 {
+            let v: Value = r.json().await.expect("202 body");
+            return v["id"].as_str().expect("job id").to_string();
         }
+        // bad input is the test's bug, not a fault to ride out
+        assert!(
+            status == 503 || status == 500 || status == 429,
+            "job {i}: unexpected {status}"
+        );
         assert!(
             Instant::now() < deadline,
             "job {i} not accepted within {ACCEPT_LIMIT:?}"
