@@ -78,7 +78,8 @@ async fn connect_writer(opts: SqliteConnectOptions) -> Result<SqlitePool, StoreE
             .await;
         match pool {
             Ok(p) => return Ok(p),
-            Err(e) if tries < 20 && e.to_string().contains("database is locked") => {
+            // BUSY or LOCKED
+            Err(e) if tries < 20 && matches!(primary_code(&e), Some(5 | 6)) => {
                 tries += 1;
                 tracing::debug!(error = %e, "sqlite file locked while opening, retrying");
                 tokio::time::sleep(Duration::from_millis(25 * u64::from(tries))).await;
@@ -300,8 +301,15 @@ impl Store for SqliteStore {
 
 /// Classifies a sqlx error: connection, lock and I/O trouble is
 /// `Unavailable` (retry later); bad data is `Corrupt`.
+/// SQLite's primary result code, when `e` is a database error.
+fn primary_code(e: &sqlx::Error) -> Option<i32> {
+    let code = e.as_database_error()?.code()?.parse::<i32>().ok()?;
+    Some(code & 0xff)
+}
+
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
+    let code = primary_code(&e).unwrap_or(0);
     match e {
         E::RowNotFound => StoreError::NotFound,
         E::PoolTimedOut => {
@@ -313,10 +321,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         }
         E::Io(e) => StoreError::Unavailable(format!("database i/o error: {e}")),
         E::Database(d) => {
-            let code = d.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
             // Primary result codes: BUSY, LOCKED, NOMEM, READONLY, IOERR,
             // FULL, CANTOPEN, PROTOCOL.
-            match code & 0xff {
+            match code {
                 5 | 6 | 7 | 8 | 10 | 13 | 14 | 15 => {
                     StoreError::Unavailable(format!("database unavailable: {}", d.message()))
                 }
