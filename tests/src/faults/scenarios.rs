@@ -24,7 +24,8 @@ async fn counter(rig: &Rig, url: &str, name: &str) -> f64 {
 }
 
 /// Attempts of 100 ms: an attempt seen in flight is still running when a
-/// fault lands just after.
+/// fault lands just after (at 20 ms it could finish in between, and a worker
+/// killed or frozen with nothing running tests nothing).
 fn in_flight_options() -> Options {
     Options {
         downstream_delay: Duration::from_millis(100),
@@ -60,8 +61,6 @@ pub async fn kill_relay(bus: Bus) {
 
 /// `kill -9` of a worker with attempts in flight; they run again elsewhere.
 pub async fn kill_worker(bus: Bus) {
-    // attempts of 100 ms, so the attempt seen in flight is still running
-    // when the kill lands (see `sigstop_worker`)
     let Some(mut rig) = rig(bus, in_flight_options()).await else {
         return;
     };
@@ -143,10 +142,6 @@ pub async fn postgres_restart(bus: Bus) {
 /// another worker takes them over; when it resumes, its late outcomes are
 /// fenced off.
 pub async fn sigstop_worker(bus: Bus) {
-    // attempts of 100 ms, so the attempt seen in flight is still running when
-    // the signal lands (at 20 ms it could finish in between, and a worker
-    // frozen with nothing running has nothing to fence; CI runs of 45edb3d
-    // and 864bc10 hit that here and in `kill_worker`)
     let Some(mut rig) = rig(bus, in_flight_options()).await else {
         return;
     };
