@@ -532,6 +532,10 @@ fn unavailable_state(code: &str) -> bool {
         // lock not available, query canceled (statement timeout),
         // read-only transaction (a standby after failover)
         | "55P03" | "57014" | "25006"
+        // the server ended a session idle in its transaction (this store's
+        // own timeout) or one past a transaction timeout: its work was
+        // rolled back, and a new connection may run it again
+        | "25P03" | "25P04"
     ) || code.starts_with("08") // connection exception
         || code.starts_with("53") // insufficient resources
         || code.starts_with("57P") // admin or crash shutdown, cannot connect now
@@ -682,6 +686,7 @@ mod tests {
     fn sqlstates_are_classified() {
         for code in [
             "08006", "57P01", "53300", "40001", "40P01", "55P03", "25006", "28P01", "3D000",
+            "25P03", "25P04",
         ] {
             assert!(unavailable_state(code), "{code}");
         }
@@ -730,6 +735,47 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(HOLD_DOWN_MS as u64 + 50)).await;
         let third = store.ping().await.unwrap_err();
         assert!(!third.to_string().contains("retrying shortly"), "{third}");
+    }
+
+    /// A session the server ended for idling in its transaction is a
+    /// transient failure (the work is rolled back and may run again on a
+    /// new connection), not bad data: a worker frozen past this store's
+    /// idle-in-transaction timeout retries its outcomes, which its lease
+    /// then fences.
+    #[tokio::test]
+    async fn a_session_ended_idle_in_its_transaction_is_transient() {
+        let url = match std::env::var("SLUICE_TEST_POSTGRES_URL") {
+            Ok(url) if !url.trim().is_empty() => url,
+            _ => {
+                assert_ne!(
+                    std::env::var("SLUICE_TEST_REQUIRE_BACKENDS").as_deref(),
+                    Ok("1"),
+                    "SLUICE_TEST_POSTGRES_URL is not set: PostgreSQL is required"
+                );
+                return;
+            }
+        };
+        use sqlx::Connection;
+        let mut conn =
+            tokio::time::timeout(Duration::from_secs(10), sqlx::PgConnection::connect(&url))
+                .await
+                .expect("connects in time")
+                .expect("connects");
+        sqlx::query("SET idle_in_transaction_session_timeout = '100ms'")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        sqlx::query("BEGIN").execute(&mut conn).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(600)).await;
+        let e = tokio::time::timeout(
+            Duration::from_secs(10),
+            sqlx::query("SELECT 1").execute(&mut conn),
+        )
+        .await
+        .expect("answers in time")
+        .expect_err("the server ended the session");
+        let mapped = map_err(e);
+        assert!(mapped.is_transient(), "{mapped:?}");
     }
 
     #[test]
