@@ -352,7 +352,14 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
         let got: Vec<(i64, bool)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         assert_eq!(
             got,
-            vec![(1, true), (2, true), (3, true), (4, true), (5, true)],
+            vec![
+                (1, true),
+                (2, true),
+                (3, true),
+                (4, true),
+                (5, true),
+                (6, true)
+            ],
             "each migration applied once"
         );
         let j = job("q");
@@ -399,6 +406,45 @@ async fn two_stores_never_share_a_claimed_row() {
         let unique: HashSet<i64> = all.iter().copied().collect();
         assert_eq!(all.len(), 300);
         assert_eq!(unique.len(), 300);
+    });
+}
+
+/// The page of each outbox row, by row id.
+async fn outbox_pages(conn: &mut PgConnection) -> BTreeMap<i64, f64> {
+    sqlx::query("SELECT row_id, (ctid::text::point)[0] AS page FROM outbox")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| (r.get("row_id"), r.get("page")))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_claim_leases_rows_in_place() {
+    // Every new version stays on its page (a HOT update: no index entries),
+    // even when a claim leases every row of the page at once.
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let mut jobs: Vec<NewJob> = (0..1000).map(|_| job("q")).collect();
+        for j in &mut jobs {
+            j.payload = json!({});
+        }
+        enqueue(&store, jobs).await;
+        let mut conn = PgConnection::connect(&db.url).await.unwrap();
+        let before = outbox_pages(&mut conn).await;
+        let claim = store.claim_outbox(1000, LONG).await.unwrap();
+        assert_eq!(claim.rows.len(), 1000);
+        let after = outbox_pages(&mut conn).await;
+        let moved = before
+            .iter()
+            .filter(|(id, p)| after.get(id) != Some(p))
+            .count();
+        assert_eq!(
+            moved, 0,
+            "{moved} of 1000 leased rows moved to another page"
+        );
+        conn.close().await.unwrap();
     });
 }
 
