@@ -13,6 +13,8 @@ const PER_SECOND: f64 = 150.0;
 /// How long a Kafka group may take to notice a member gone (its session
 /// timeout is 6 s in the rig).
 const REBALANCE_LIMIT: Duration = Duration::from_secs(60);
+/// Longest wait for another worker to take over a frozen worker's attempts.
+const TAKEOVER_LIMIT: Duration = Duration::from_secs(30);
 
 async fn rig(bus: Bus, opts: Options) -> Option<Rig> {
     Rig::start(bus, opts).await
@@ -138,6 +140,11 @@ pub async fn postgres_restart(bus: Bus) {
     finish(&rig, "PostgreSQL restart", poster, Instant::now()).await;
 }
 
+/// Jobs the downstream has seen more than once.
+fn twice(rig: &Rig) -> usize {
+    rig.ds.arrivals().values().filter(|a| a.len() > 1).count()
+}
+
 /// A worker frozen with SIGSTOP past its lease while its attempts run:
 /// another worker takes them over; when it resumes, its late outcomes are
 /// fenced off.
@@ -151,6 +158,7 @@ pub async fn sigstop_worker(bus: Bus) {
     let frozen = rig.workers[0].url("/metrics");
     wait_attempt_in_flight(&rig.client, &frozen).await;
     rig.workers[0].signal("STOP").expect("SIGSTOP");
+    let twice_before = twice(&rig);
     match bus {
         // the group drops the frozen member after its session timeout; a
         // joining member then takes its partitions (see `until_rebalanced`)
@@ -165,6 +173,17 @@ pub async fn sigstop_worker(bus: Bus) {
     }
     // past the lease (handler timeout 2 s + margin 1 s) and the hand-over
     tokio::time::sleep(Duration::from_secs(8)).await;
+    // and until another worker has started again a job the frozen one was
+    // attempting (the job reaches the downstream a second time): only then
+    // is a late outcome of the frozen worker certain to meet a newer lease
+    let deadline = Instant::now() + TAKEOVER_LIMIT;
+    while twice(&rig) <= twice_before {
+        assert!(
+            Instant::now() < deadline,
+            "no other worker took over the frozen worker's attempts within {TAKEOVER_LIMIT:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     rig.workers[0].signal("CONT").expect("SIGCONT");
     let report = finish(
         &rig,
