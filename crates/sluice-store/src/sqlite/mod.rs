@@ -299,14 +299,14 @@ impl Store for SqliteStore {
     }
 }
 
-/// Classifies a sqlx error: connection, lock and I/O trouble is
-/// `Unavailable` (retry later); bad data is `Corrupt`.
 /// SQLite's primary result code, when `e` is a database error.
 fn primary_code(e: &sqlx::Error) -> Option<i32> {
     let code = e.as_database_error()?.code()?.parse::<i32>().ok()?;
     Some(code & 0xff)
 }
 
+/// Classifies a sqlx error: connection, lock and I/O trouble is
+/// `Unavailable` (retry later); bad data is `Corrupt`.
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     let code = primary_code(&e).unwrap_or(0);
