@@ -897,3 +897,6 @@ async fn history_and_dead_letters_are_stored_as_written() {
         );
     });
 }
+
+#[path = "postgres/starts.rs"]
+mod starts;

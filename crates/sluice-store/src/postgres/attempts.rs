@@ -1,8 +1,7 @@
 //! [`AttemptStore`] for PostgreSQL: a batch of starts (or of completions) is
-//! one transaction with a fixed number of multi-row statements. Starts lock
-//! their jobs (`FOR UPDATE`, in id order) and decide in order, as if the
-//! requests ran one after another; completions are fenced by lease token and
-//! attempt in the `UPDATE` itself.
+//! one transaction with a fixed number of multi-row statements. Starts are
+//! in [`super::start`]; completions are fenced by lease token and attempt in
+//! the `UPDATE` itself.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -12,12 +11,10 @@ use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::rows::{corrupt, get, job_row, pg_text, to_u32, JobColumns, JobRow};
+use super::rows::{corrupt, get, pg_text, to_u32};
+use super::start::{start_tx, Read};
 use super::{millis, split_on_failure, Fail, PgStore};
-use crate::{
-    ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
-    StoreError,
-};
+use crate::{AttemptStore, Completion, Outcome, StartOutcome, StartRequest, StoreError};
 
 #[async_trait]
 impl AttemptStore for PgStore {
@@ -58,8 +55,20 @@ impl PgStore {
         lease_ms: i64,
     ) -> Result<Vec<Result<StartOutcome, StoreError>>, StoreError> {
         let pool = &self.pool;
-        self.run("start attempts", move || start_tx(pool, requests, lease_ms))
-            .await
+        let optimistic = self
+            .run("start attempts", move || {
+                start_tx(pool, requests, lease_ms, Read::Optimistic)
+            })
+            .await?;
+        if let Some(results) = optimistic {
+            return Ok(results);
+        }
+        let locked = self
+            .run("start attempts", move || {
+                start_tx(pool, requests, lease_ms, Read::Locked)
+            })
+            .await?;
+        locked.ok_or_else(|| corrupt("start", "a locked start found its job changed"))
     }
 
     async fn finish_batch(
@@ -75,172 +84,6 @@ impl PgStore {
         }
         Ok(results)
     }
-}
-
-/// What one start request decides.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Decision {
-    /// Start the attempt after `seen` attempts.
-    Start { seen: u32 },
-    /// Answer without starting.
-    Skip(Skip),
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Skip {
-    Missing,
-    Stale,
-    Busy(EpochMs),
-}
-
-impl From<Skip> for StartOutcome {
-    fn from(s: Skip) -> Self {
-        match s {
-            Skip::Missing => StartOutcome::Missing,
-            Skip::Stale => StartOutcome::Stale,
-            Skip::Busy(until) => StartOutcome::Busy { until },
-        }
-    }
-}
-
-/// Decides one start request given the job as the requests before it in
-/// the batch left it (the rules of the SQLite backend).
-fn decide(req: &StartRequest, current: Option<&JobRow>, now: EpochMs) -> Decision {
-    let Some(current) = current else {
-        return Decision::Skip(Skip::Missing);
-    };
-    if current.job.status.is_final() {
-        return Decision::Skip(Skip::Stale);
-    }
-    let attempt = req.attempt.unwrap_or(1);
-    let attempts = current.job.attempts;
-    let held = current.lease_token.is_some();
-    let until = current.lease_until.unwrap_or(EpochMs::MIN);
-    let live = held && until >= now;
-    if attempt == attempts.saturating_add(1) || attempt == attempts {
-        if live {
-            return Decision::Skip(Skip::Busy(until));
-        }
-        // The next attempt, or taking over the attempt of a worker whose
-        // lease expired.
-        if attempt == attempts.saturating_add(1) || held {
-            return Decision::Start { seen: attempts };
-        }
-    }
-    Decision::Skip(Skip::Stale)
-}
-
-async fn start_tx(
-    pool: &PgPool,
-    requests: &[StartRequest],
-    lease_ms: i64,
-) -> Result<Vec<Result<StartOutcome, StoreError>>, Fail> {
-    let now = now_ms();
-    let lease_until = now.saturating_add(lease_ms);
-    let mut tx = pool.begin().await?;
-
-    // Jobs of direct producers: created by the first request naming them.
-    let mut first_create: HashMap<JobId, usize> = HashMap::new();
-    let mut cols = JobColumns::default();
-    for (i, req) in requests.iter().enumerate() {
-        if let Some(job) = &req.create {
-            if let std::collections::hash_map::Entry::Vacant(e) = first_create.entry(req.job_id) {
-                e.insert(i);
-                cols.push(req.job_id, job)?;
-            }
-        }
-    }
-    // A job created by request i does not exist for the requests before i.
-    let mut visible_from: HashMap<JobId, usize> = HashMap::new();
-    if !cols.is_empty() {
-        let created: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/job_insert_if_absent.sql"))
-            .bind(&cols.ids)
-            .bind(&cols.queues)
-            .bind(&cols.payloads)
-            .bind(&cols.keys)
-            .bind(&cols.headers)
-            .bind(&cols.traceparents)
-            .bind(&cols.max_attempts)
-            .bind(now)
-            .fetch_all(&mut *tx)
-            .await?;
-        for id in created {
-            let id = JobId::from(id);
-            visible_from.insert(id, first_create[&id]);
-        }
-    }
-
-    let mut ids: Vec<Uuid> = requests.iter().map(|r| r.job_id.as_uuid()).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let rows = sqlx::query(include_str!("sql/jobs_lock.sql"))
-        .bind(&ids)
-        .fetch_all(&mut *tx)
-        .await?;
-    let mut jobs: HashMap<JobId, JobRow> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let job = job_row(row)?;
-        jobs.insert(job.job.id, job);
-    }
-
-    let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
-        requests.iter().map(|_| None).collect();
-    // (request index, job id, lease token, attempts seen)
-    let mut starts: Vec<(usize, JobId, LeaseToken, i64)> = Vec::new();
-    for (i, req) in requests.iter().enumerate() {
-        let visible = visible_from.get(&req.job_id).is_none_or(|&from| i >= from);
-        let current = jobs.get_mut(&req.job_id).filter(|_| visible);
-        match decide(req, current.as_deref(), now) {
-            Decision::Skip(skip) => results[i] = Some(Ok(skip.into())),
-            Decision::Start { seen } => {
-                let current = current.expect("decided on an existing job");
-                let token = LeaseToken::new();
-                // Later requests of the batch see the attempt in flight.
-                current.job.attempts = seen.saturating_add(1);
-                current.job.status = JobStatus::Published;
-                current.lease_token = Some(token.0.clone());
-                current.lease_until = Some(lease_until);
-                starts.push((i, req.job_id, token, i64::from(seen)));
-            }
-        }
-    }
-
-    if !starts.is_empty() {
-        let ids: Vec<Uuid> = starts.iter().map(|s| s.1.as_uuid()).collect();
-        let tokens: Vec<&str> = starts.iter().map(|s| s.2 .0.as_str()).collect();
-        let seen: Vec<i64> = starts.iter().map(|s| s.3).collect();
-        let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
-            .bind(lease_until)
-            .bind(now)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&seen)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut started: HashMap<JobId, JobRow> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let job = job_row(row)?;
-            started.insert(job.job.id, job);
-        }
-        for (i, id, token, _) in starts {
-            results[i] = Some(match started.remove(&id) {
-                Some(row) => Ok(StartOutcome::Started(ActiveAttempt {
-                    lease: token,
-                    attempt: row.job.attempts,
-                    lease_until,
-                    job: row.job,
-                })),
-                None => Err(StoreError::Unavailable(
-                    "job changed while starting an attempt".into(),
-                )),
-            });
-        }
-    }
-    tx.commit().await?;
-    Ok(results
-        .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))))
-        .collect())
 }
 
 /// Splits completions into rounds in which each job appears once, in order:
@@ -422,6 +265,7 @@ async fn finish_tx(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::LeaseToken;
 
     fn completion(id: JobId) -> Completion {
         Completion {

@@ -38,7 +38,7 @@ impl IngestStore for PgStore {
             })
             .await?
             .ok_or(StoreError::NotFound)?;
-        Ok(job_row(&row)?.job)
+        job_row(&row)
     }
 }
 

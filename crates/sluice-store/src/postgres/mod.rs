@@ -30,6 +30,7 @@ mod ingest;
 mod outbox;
 mod rows;
 mod scaling;
+mod start;
 
 use std::future::Future;
 use std::str::FromStr;

@@ -10,13 +10,6 @@ use uuid::Uuid;
 use super::map_err;
 use crate::{JobRecord, NewJob, StoreError};
 
-/// A `jobs` row with its lease (selected by `job_get.sql` and friends).
-pub(super) struct JobRow {
-    pub job: JobRecord,
-    pub lease_token: Option<String>,
-    pub lease_until: Option<EpochMs>,
-}
-
 pub(super) fn corrupt(what: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Corrupt(format!("{what}: {e}"))
 }
@@ -45,7 +38,8 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(
     serde_json::from_str(&text).map_err(|e| corrupt(col, e))
 }
 
-pub(super) fn job_row(row: &PgRow) -> Result<JobRow, StoreError> {
+/// A job from a `jobs` row (selected by `job_get.sql` and friends).
+pub(super) fn job_row(row: &PgRow) -> Result<JobRecord, StoreError> {
     let status: String = get(row, "status")?;
     let job = JobRecord {
         id: job_id(row, "id")?,
@@ -64,11 +58,7 @@ pub(super) fn job_row(row: &PgRow) -> Result<JobRow, StoreError> {
         created_at: get(row, "created_at")?,
         updated_at: get(row, "updated_at")?,
     };
-    Ok(JobRow {
-        job,
-        lease_token: get(row, "lease_token")?,
-        lease_until: get(row, "lease_until")?,
-    })
+    Ok(job)
 }
 
 /// Text PostgreSQL can store: `text` columns reject NUL characters, so they

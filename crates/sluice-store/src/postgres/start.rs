@@ -1,0 +1,249 @@
+//! Starting attempts on PostgreSQL. A batch of starts is one transaction:
+//! it reads the state of its jobs, decides each request in order as if the
+//! requests ran one after another, and starts the chosen attempts with one
+//! `UPDATE` that is a compare-and-set on the state it read. Reading takes no
+//! row locks; if any job changed between the read and the update (another
+//! worker, a late completion, a replay), the batch is rolled back and done
+//! again with its jobs locked (`FOR UPDATE`, in id order), which cannot
+//! conflict.
+
+use std::collections::HashMap;
+
+use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
+use sqlx::postgres::PgRow;
+use sqlx::PgPool;
+use uuid::Uuid;
+
+use super::rows::{corrupt, get, job_id, job_row, to_u32, JobColumns};
+use super::Fail;
+use crate::{ActiveAttempt, JobRecord, LeaseToken, StartOutcome, StartRequest, StoreError};
+
+/// How a batch reads its jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Read {
+    /// Without locks; the start is a compare-and-set on what was read.
+    Optimistic,
+    /// Locking the jobs until the transaction ends.
+    Locked,
+}
+
+/// What a start decides on: the job's state, not its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct JobState {
+    status: JobStatus,
+    attempts: u32,
+    lease_token: Option<String>,
+    lease_until: Option<EpochMs>,
+    replay_count: u32,
+}
+
+fn job_state(row: &PgRow) -> Result<(JobId, JobState), StoreError> {
+    let status: String = get(row, "status")?;
+    Ok((
+        job_id(row, "id")?,
+        JobState {
+            status: status
+                .parse::<JobStatus>()
+                .map_err(|e| corrupt("status", e))?,
+            attempts: to_u32(get(row, "attempts")?, "attempts")?,
+            lease_token: get(row, "lease_token")?,
+            lease_until: get(row, "lease_until")?,
+            replay_count: to_u32(get(row, "replay_count")?, "replay_count")?,
+        },
+    ))
+}
+
+/// What one start request decides.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decision {
+    /// Start the attempt after `seen` attempts.
+    Start { seen: u32 },
+    /// Answer without starting.
+    Skip(Skip),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Skip {
+    Missing,
+    Stale,
+    Busy(EpochMs),
+}
+
+impl From<Skip> for StartOutcome {
+    fn from(s: Skip) -> Self {
+        match s {
+            Skip::Missing => StartOutcome::Missing,
+            Skip::Stale => StartOutcome::Stale,
+            Skip::Busy(until) => StartOutcome::Busy { until },
+        }
+    }
+}
+
+/// Decides one start request given the job as the requests before it in
+/// the batch left it (the rules of the SQLite backend).
+fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decision {
+    let Some(current) = current else {
+        return Decision::Skip(Skip::Missing);
+    };
+    if current.status.is_final() {
+        return Decision::Skip(Skip::Stale);
+    }
+    let attempt = req.attempt.unwrap_or(1);
+    let attempts = current.attempts;
+    let held = current.lease_token.is_some();
+    let until = current.lease_until.unwrap_or(EpochMs::MIN);
+    let live = held && until >= now;
+    if attempt == attempts.saturating_add(1) || attempt == attempts {
+        if live {
+            return Decision::Skip(Skip::Busy(until));
+        }
+        // The next attempt, or taking over the attempt of a worker whose
+        // lease expired.
+        if attempt == attempts.saturating_add(1) || held {
+            return Decision::Start { seen: attempts };
+        }
+    }
+    Decision::Skip(Skip::Stale)
+}
+
+/// The attempts to start, one array per column of `attempt_start.sql`.
+#[derive(Default)]
+struct Starts {
+    /// Index of the request each start answers.
+    requests: Vec<usize>,
+    ids: Vec<Uuid>,
+    tokens: Vec<LeaseToken>,
+    seen: Vec<i64>,
+    seen_tokens: Vec<Option<String>>,
+    seen_until: Vec<Option<EpochMs>>,
+    seen_replays: Vec<i64>,
+}
+
+/// Runs one batch of starts. `Ok(None)`: read optimistically, a job changed
+/// before its start; nothing was written, run the batch again locked.
+pub(super) async fn start_tx(
+    pool: &PgPool,
+    requests: &[StartRequest],
+    lease_ms: i64,
+    read: Read,
+) -> Result<Option<Vec<Result<StartOutcome, StoreError>>>, Fail> {
+    let now = now_ms();
+    let lease_until = now.saturating_add(lease_ms);
+    let mut tx = pool.begin().await?;
+
+    // Jobs of direct producers: created by the first request naming them.
+    let mut first_create: HashMap<JobId, usize> = HashMap::new();
+    let mut cols = JobColumns::default();
+    for (i, req) in requests.iter().enumerate() {
+        if let Some(job) = &req.create {
+            if let std::collections::hash_map::Entry::Vacant(e) = first_create.entry(req.job_id) {
+                e.insert(i);
+                cols.push(req.job_id, job)?;
+            }
+        }
+    }
+    // A job created by request i does not exist for the requests before i.
+    let mut visible_from: HashMap<JobId, usize> = HashMap::new();
+    if !cols.is_empty() {
+        let created: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/job_insert_if_absent.sql"))
+            .bind(&cols.ids)
+            .bind(&cols.queues)
+            .bind(&cols.payloads)
+            .bind(&cols.keys)
+            .bind(&cols.headers)
+            .bind(&cols.traceparents)
+            .bind(&cols.max_attempts)
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await?;
+        for id in created {
+            let id = JobId::from(id);
+            visible_from.insert(id, first_create[&id]);
+        }
+    }
+
+    let mut ids: Vec<Uuid> = requests.iter().map(|r| r.job_id.as_uuid()).collect();
+    ids.sort_unstable();
+    ids.dedup();
+    let sql = match read {
+        Read::Optimistic => include_str!("sql/jobs_state.sql"),
+        Read::Locked => include_str!("sql/jobs_state_lock.sql"),
+    };
+    let rows = sqlx::query(sql).bind(&ids).fetch_all(&mut *tx).await?;
+    let mut jobs: HashMap<JobId, JobState> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let (id, state) = job_state(row)?;
+        jobs.insert(id, state);
+    }
+
+    let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
+        requests.iter().map(|_| None).collect();
+    let mut starts = Starts::default();
+    for (i, req) in requests.iter().enumerate() {
+        let visible = visible_from.get(&req.job_id).is_none_or(|&from| i >= from);
+        let current = jobs.get_mut(&req.job_id).filter(|_| visible);
+        match decide(req, current.as_deref(), now) {
+            Decision::Skip(skip) => results[i] = Some(Ok(skip.into())),
+            Decision::Start { seen } => {
+                let current = current.expect("decided on an existing job");
+                let token = LeaseToken::new();
+                starts.requests.push(i);
+                starts.ids.push(req.job_id.as_uuid());
+                starts.seen.push(i64::from(seen));
+                starts.seen_tokens.push(current.lease_token.take());
+                starts.seen_until.push(current.lease_until.take());
+                starts.seen_replays.push(i64::from(current.replay_count));
+                // Later requests of the batch see the attempt in flight.
+                current.attempts = seen.saturating_add(1);
+                current.status = JobStatus::Published;
+                current.lease_token = Some(token.0.clone());
+                current.lease_until = Some(lease_until);
+                starts.tokens.push(token);
+            }
+        }
+    }
+
+    if !starts.ids.is_empty() {
+        let tokens: Vec<&str> = starts.tokens.iter().map(|t| t.0.as_str()).collect();
+        let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
+            .bind(lease_until)
+            .bind(now)
+            .bind(&starts.ids)
+            .bind(&tokens)
+            .bind(&starts.seen)
+            .bind(&starts.seen_tokens)
+            .bind(&starts.seen_until)
+            .bind(&starts.seen_replays)
+            .fetch_all(&mut *tx)
+            .await?;
+        if rows.len() < starts.ids.len() && read == Read::Optimistic {
+            tx.rollback().await?;
+            return Ok(None);
+        }
+        let mut started: HashMap<JobId, JobRecord> = HashMap::with_capacity(rows.len());
+        for row in &rows {
+            let job = job_row(row)?;
+            started.insert(job.id, job);
+        }
+        for (&i, token) in starts.requests.iter().zip(starts.tokens) {
+            results[i] = Some(match started.remove(&requests[i].job_id) {
+                Some(job) => Ok(StartOutcome::Started(ActiveAttempt {
+                    lease: token,
+                    attempt: job.attempts,
+                    lease_until,
+                    job,
+                })),
+                None => Err(StoreError::Unavailable(
+                    "job changed while starting an attempt".into(),
+                )),
+            });
+        }
+    }
+    tx.commit().await?;
+    Ok(Some(
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))))
+            .collect(),
+    ))
+}
