@@ -77,6 +77,9 @@ pub enum HandlerConfig {
     /// Log the job and succeed.
     #[default]
     Log,
+    /// Succeed at once, logging nothing: a handler that costs nothing, for
+    /// measuring sluice itself.
+    Noop,
 }
 
 fn default_timeout_ms() -> u64 {

@@ -50,3 +50,14 @@ impl Handler for LogHandler {
         Ok(())
     }
 }
+
+/// Succeeds at once and logs nothing: the `noop` handler, for benchmarks.
+#[derive(Debug, Default, Clone)]
+pub struct NoopHandler;
+
+#[async_trait]
+impl Handler for NoopHandler {
+    async fn handle(&self, _ctx: &JobContext) -> Result<(), Failure> {
+        Ok(())
+    }
+}

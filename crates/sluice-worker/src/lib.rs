@@ -21,7 +21,7 @@ mod pool;
 mod report;
 mod slots;
 
-pub use handler::{Handler, JobContext, LogHandler};
+pub use handler::{Handler, JobContext, LogHandler, NoopHandler};
 pub use http::HttpHandler;
 pub use pool::{Worker, WorkerOptions, WorkerQueue, PREFETCH_PER_SLOT};
 
@@ -41,5 +41,6 @@ pub fn handler_for(config: &HandlerConfig) -> Result<Arc<dyn Handler>, WorkerErr
             Arc::new(HttpHandler::new(url, Duration::from_millis(*timeout_ms))?)
         }
         HandlerConfig::Log => Arc::new(LogHandler),
+        HandlerConfig::Noop => Arc::new(NoopHandler),
     })
 }

@@ -45,9 +45,11 @@ pub struct WorkerOptions {
     pub lease_margin: Duration,
     /// Timeout of handlers that have none configured (log, Rust handlers).
     pub default_timeout: Duration,
-    /// Outcomes are flushed at least this often...
-    pub flush_interval: Duration,
-    /// ...or when this many are waiting.
+    /// How long a batch of outcomes waits for more after its first; zero
+    /// writes what is waiting at once (outcomes that finish meanwhile form
+    /// the next batch).
+    pub flush_linger: Duration,
+    /// Most outcomes written in one batch.
     pub flush_max: usize,
     /// How long one receive waits for messages.
     pub recv_wait: Duration,
@@ -65,7 +67,7 @@ impl Default for WorkerOptions {
         Self {
             lease_margin: Duration::from_secs(5),
             default_timeout: Duration::from_secs(30),
-            flush_interval: Duration::from_millis(5),
+            flush_linger: Duration::ZERO,
             flush_max: 512,
             recv_wait: Duration::from_millis(100),
             ack_interval: Duration::from_millis(5),
@@ -104,7 +106,7 @@ impl Worker {
         };
         let timeout = match &queue.config.handler {
             HandlerConfig::Http { timeout_ms, .. } => Duration::from_millis(*timeout_ms),
-            HandlerConfig::Log => options.default_timeout,
+            HandlerConfig::Log | HandlerConfig::Noop => options.default_timeout,
         };
         Ok(Self {
             store,
@@ -152,7 +154,7 @@ impl Worker {
             store: self.store.clone(),
             queue: cfg.name.clone(),
             max_batch: self.options.flush_max,
-            interval: self.options.flush_interval,
+            linger: self.options.flush_linger,
         };
         let flusher = tokio::spawn(flusher.run(done_rx, ack_tx));
         let mut tasks = JoinSet::new();

@@ -308,6 +308,7 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sluice_core::HandlerConfig;
 
     fn with_file(body: &str) -> anyhow::Result<(Config, String)> {
         let dir = tempfile::tempdir().unwrap();
@@ -379,6 +380,25 @@ handler = { type = "http", url = "http://127.0.0.1:9000/send", timeout_ms = 1000
         assert_eq!(c.queues[0].name, "emails");
         assert_eq!(c.queues[0].concurrency.max, 32);
         assert_eq!(c.admin.max_replays, 5);
+    }
+
+    #[test]
+    fn handler_types_parse() {
+        let (c, _) = with_file(
+            "[[queues]]\nname = \"a\"\nhandler = { type = \"noop\" }\n\
+             [[queues]]\nname = \"b\"\nhandler = { type = \"log\" }\n",
+        )
+        .unwrap();
+        assert_eq!(c.queues[0].handler, HandlerConfig::Noop);
+        assert_eq!(c.queues[1].handler, HandlerConfig::Log);
+        let e = format!(
+            "{:#}",
+            with_file("[[queues]]\nname = \"a\"\nhandler = { type = \"nop\" }\n").unwrap_err()
+        );
+        assert!(
+            e.contains("queues.0.handler.type") && e.contains("noop"),
+            "{e}"
+        );
     }
 
     #[test]

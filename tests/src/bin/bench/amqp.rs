@@ -4,7 +4,8 @@
 //!     mandatory, windows of 1,000 pipelined) vs (b) the relay draining a
 //!     100,000-row outbox backlog;
 //! (c) raw lapin consumer (manual ack of every message, prefetch as the
-//!     worker's) vs (d) `sluice worker` with a no-op handler working off the
+//!     worker's) vs (d) `sluice worker` with the `noop` handler (`--handler
+//!     log` for the one that logs each job) working off the
 //!     100,000 jobs the relay published.
 //! Queues are the backend's default type (quorum), unique to the run and
 //! deleted after.
@@ -172,6 +173,7 @@ pub async fn run() -> anyhow::Result<()> {
     // Worker concurrency (its prefetch is PREFETCH_PER_SLOT × this) and relay batch size.
     let concurrency = arg("--concurrency", 64) as usize;
     let relay_batch = arg("--relay-batch", 500);
+    let handler = crate::handler_arg();
     let amqp = std::env::var("SLUICE_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());
     let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
@@ -192,7 +194,7 @@ pub async fn run() -> anyhow::Result<()> {
     std::fs::write(
         dir.path().join("sluice.toml"),
         format!(
-            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{amqp}\"\n[relay]\nbatch_size = {relay_batch}\n[[queues]]\nname = \"bench\"\ntopic = \"{topic}\"\nconcurrency = {{ min = 1, max = {concurrency} }}\nhandler = {{ type = \"log\" }}\n",
+            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{amqp}\"\n[relay]\nbatch_size = {relay_batch}\n[[queues]]\nname = \"bench\"\ntopic = \"{topic}\"\nconcurrency = {{ min = 1, max = {concurrency} }}\nhandler = {{ type = \"{handler}\" }}\n",
             db.url
         ),
     )?;
@@ -270,7 +272,7 @@ pub async fn run() -> anyhow::Result<()> {
     );
     println!("  (c) raw lapin consumer, ack each, prefetch {prefetch}:    {raw_con:>10.0} msg/s");
     println!(
-        "  (d) sluice worker, no-op handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2} (target >= 0.85; {:.2} s first job started to last recorded, {:.0} jobs/s over {:.1} s wall)",
+        "  (d) sluice worker, {handler} handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2} (target >= 0.85; {:.2} s first job started to last recorded, {:.0} jobs/s over {:.1} s wall)",
         worker_rate / raw_con,
         work.seconds,
         n / worker_wall.as_secs_f64(),

@@ -4,7 +4,8 @@
 //! (a) `sluice relay` draining a 100,000-row outbox backlog to Kafka, against
 //!     a raw idempotent `acks=all` producer sending the same records (key,
 //!     `ce_*` headers, body) and awaiting every delivery report;
-//! (b) `sluice worker` with a no-op handler (`log`, logging off) working off
+//! (b) `sluice worker` with the `noop` handler (`--handler log` for the one
+//!     that logs each job) working off
 //!     those 100,000 messages (each a store round trip to start it and one to
 //!     record it), against a raw consumer reading the same topic.
 //!
@@ -47,6 +48,9 @@ struct Raw {
 
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
+    let handler = crate::handler_arg();
+    // the worker's concurrency (its window of messages is 4 × this)
+    let concurrency = arg("--concurrency", 64);
     let brokers =
         std::env::var("SLUICE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
@@ -70,8 +74,8 @@ pub async fn run() -> anyhow::Result<()> {
         dir.path().join("sluice.toml"),
         format!(
             "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{}\"\n\
-             [[queues]]\nname = \"{queue}\"\ntopic = \"{topic}\"\nhandler = {{ type = \"log\" }}\n\
-             concurrency = {{ min = 1, max = 64 }}\n\
+             [[queues]]\nname = \"{queue}\"\ntopic = \"{topic}\"\nhandler = {{ type = \"{handler}\" }}\n\
+             concurrency = {{ min = 1, max = {concurrency} }}\n\
              [[queues]]\nname = \"copy\"\ntopic = \"{copy}\"\n",
             db.url,
             kafka_url(&brokers, PARTITIONS)
@@ -165,7 +169,7 @@ pub async fn run() -> anyhow::Result<()> {
     let work = steady::worker(&pool, &queue, backlog).await?;
     let (worker_rate, worker_steady) = (work.per_second, work.seconds);
     println!(
-        "  (b) worker, no-op handler (incl. store writes):  {worker_rate:>10.0} jobs/s ({worker_steady:.2} s first job started to last recorded; {:.0} jobs/s over {worker_wall:.1} s wall incl. start-up and group join)",
+        "  (b) worker, {handler} handler (incl. store writes):  {worker_rate:>10.0} jobs/s ({worker_steady:.2} s first job started to last recorded; {:.0} jobs/s over {worker_wall:.1} s wall incl. start-up and group join)",
         n / worker_wall
     );
     println!(

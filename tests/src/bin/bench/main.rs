@@ -28,6 +28,20 @@ pub fn arg(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The worker's handler type in the broker benchmarks: `--handler log` for
+/// the handler that logs each job; `noop` (no work, no log line) otherwise.
+pub fn handler_arg() -> &'static str {
+    let args: Vec<String> = std::env::args().collect();
+    match args
+        .iter()
+        .position(|a| a == "--handler")
+        .and_then(|i| args.get(i + 1))
+    {
+        Some(h) if h == "log" => "log",
+        _ => "noop",
+    }
+}
+
 /// Runs `clients` loops of `one` for `secs`; returns completions/s and the
 /// per-call results.
 pub async fn load<F, Fut, T>(clients: usize, secs: u64, one: F) -> (f64, Vec<T>)
