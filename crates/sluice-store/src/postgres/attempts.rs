@@ -12,7 +12,7 @@ use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::rows::{corrupt, get, pg_text, to_u32};
-use super::start::{start_tx, Read};
+use super::start::start_tx;
 use super::{millis, split_on_failure, Fail, PgStore};
 use crate::{AttemptStore, Completion, Outcome, StartOutcome, StartRequest, StoreError};
 
@@ -55,20 +55,8 @@ impl PgStore {
         lease_ms: i64,
     ) -> Result<Vec<Result<StartOutcome, StoreError>>, StoreError> {
         let pool = &self.pool;
-        let optimistic = self
-            .run("start attempts", move || {
-                start_tx(pool, requests, lease_ms, Read::Optimistic)
-            })
-            .await?;
-        if let Some(results) = optimistic {
-            return Ok(results);
-        }
-        let locked = self
-            .run("start attempts", move || {
-                start_tx(pool, requests, lease_ms, Read::Locked)
-            })
-            .await?;
-        locked.ok_or_else(|| corrupt("start", "a locked start found its job changed"))
+        self.run("start attempts", move || start_tx(pool, requests, lease_ms))
+            .await
     }
 
     async fn finish_batch(

@@ -1,6 +1,6 @@
-//! Starting attempts on PostgreSQL: the start reads its jobs without locks
-//! and is a compare-and-set on what it read; a job that changed in between
-//! is decided again on its new state.
+//! Starting attempts on PostgreSQL: a start decides on the state of its jobs
+//! as they are once it holds their rows, and concurrent batches of starts
+//! neither deadlock nor start an attempt twice.
 
 use super::*;
 
@@ -13,10 +13,10 @@ fn start(id: JobId, attempt: u32) -> StartRequest {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_start_decided_on_a_changed_job_decides_again() {
+async fn a_takeover_racing_the_holders_success_starts_nothing() {
     // A worker takes over an attempt whose lease ran out, while the worker
     // that held it records the job's success: the takeover must see the
-    // success (and start nothing), not the state it read before.
+    // success (and start nothing), not the state before it.
     pg_case!(|db| {
         let store = PgStore::open(&db.url).await.unwrap();
         let j = job("q");
@@ -44,16 +44,36 @@ async fn a_start_decided_on_a_changed_job_decides_again() {
         let taker = store.clone();
         let takeover =
             tokio::spawn(async move { taker.start_attempts(vec![start(id, 1)], LONG).await });
-        tokio::time::sleep(Duration::from_millis(500)).await;
-        assert!(
-            !takeover.is_finished(),
-            "the takeover did not wait for the job's row"
-        );
+        // commit only once the takeover waits for the job's row
+        let mut watcher = db.admin().await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE datname = current_database() AND wait_event_type = 'Lock'",
+            )
+            .fetch_one(&mut watcher)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                !takeover.is_finished(),
+                "the takeover did not wait for the job's row"
+            );
+            assert!(
+                Instant::now() < deadline,
+                "the takeover never reached the job's row"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        watcher.close().await.unwrap();
         holder.execute("COMMIT").await.unwrap();
         let got = takeover.await.unwrap();
         assert!(
             matches!(got[0], Ok(StartOutcome::Stale)),
-            "a succeeded job was started again: {got:?}"
+            "the takeover did not decide on the state the success left: {got:?}"
         );
         let (status, attempts): (String, i64) =
             sqlx::query_as("SELECT status, attempts FROM jobs WHERE id = $1")

@@ -1,8 +1,8 @@
--- $1 lease until, $2 now, then per start (each job once): $3 job ids,
--- $4 new lease tokens, and the state the start was decided on: $5 attempts,
--- $6 lease tokens, $7 lease ends, $8 replay counts.
--- Compare-and-set: a job is started only while it is still in that state
--- and not final; the jobs started come back, the caller compares.
+-- $1 lease until, $2 now, then per start (each job once, its row locked by
+-- this transaction): $3 job ids, $4 new lease tokens, and the state the
+-- start was decided on: $5 attempts, $6 lease tokens, $7 lease ends,
+-- $8 replay counts. Only jobs still in that state and not final start;
+-- they come back.
 UPDATE jobs
 SET attempts = jobs.attempts + 1,
     lease_token = u.token,
