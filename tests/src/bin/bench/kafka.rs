@@ -51,6 +51,8 @@ pub async fn run() -> anyhow::Result<()> {
     let handler = crate::handler_arg();
     // the worker's concurrency (its window of messages is 4 × this)
     let concurrency = arg("--concurrency", 64);
+    // the relay's batch size, also that of sluice's publisher alone
+    let relay_batch = arg("--relay-batch", 500) as usize;
     let brokers =
         std::env::var("SLUICE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
@@ -74,6 +76,7 @@ pub async fn run() -> anyhow::Result<()> {
         dir.path().join("sluice.toml"),
         format!(
             "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[broker]\nurl = \"{}\"\n\
+             [relay]\nbatch_size = {relay_batch}\n\
              [[queues]]\nname = \"{queue}\"\ntopic = \"{topic}\"\nhandler = {{ type = \"{handler}\" }}\n\
              concurrency = {{ min = 1, max = {concurrency} }}\n\
              [[queues]]\nname = \"copy\"\ntopic = \"{copy}\"\n",
@@ -126,7 +129,6 @@ pub async fn run() -> anyhow::Result<()> {
     // (a baseline) a raw producer sending the same records
     let produce_secs = produce_all(&brokers, &copy, &records).await?;
     // (a, for reference) sluice's publisher alone, in relay-sized batches
-    let relay_batch = arg("--relay-batch", 500) as usize;
     let alone_secs = publisher_alone(&brokers, &copy, &records, relay_batch).await?;
 
     let n = backlog as f64;
