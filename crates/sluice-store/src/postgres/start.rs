@@ -2,13 +2,8 @@
 //! it locks its jobs (`FOR UPDATE`, in id order, so concurrent batches never
 //! deadlock on each other) reading only their state, decides each request in
 //! order as if the requests ran one after another, and starts the chosen
-//! attempts with one `UPDATE`. That update still compares the state it
-//! decided on (attempts, lease, replay count, not final), so a start can
-//! never act on a job that changed under it.
-//!
-//! (Reading without locks and falling back to locking on a conflict was
-//! tried: no measurable gain, and the unordered row locks of the update
-//! could deadlock concurrent batches.)
+//! attempts with one `UPDATE`. The lock holds each job as it was decided on
+//! until the transaction ends.
 
 use std::collections::HashMap;
 
@@ -28,7 +23,6 @@ struct JobState {
     attempts: u32,
     lease_token: Option<String>,
     lease_until: Option<EpochMs>,
-    replay_count: u32,
 }
 
 fn job_state(row: &PgRow) -> Result<(JobId, JobState), StoreError> {
@@ -42,7 +36,6 @@ fn job_state(row: &PgRow) -> Result<(JobId, JobState), StoreError> {
             attempts: to_u32(get(row, "attempts")?, "attempts")?,
             lease_token: get(row, "lease_token")?,
             lease_until: get(row, "lease_until")?,
-            replay_count: to_u32(get(row, "replay_count")?, "replay_count")?,
         },
     ))
 }
@@ -107,10 +100,8 @@ struct Starts {
     requests: Vec<usize>,
     ids: Vec<Uuid>,
     tokens: Vec<LeaseToken>,
+    /// Attempts of the job when the start was decided.
     seen: Vec<i64>,
-    seen_tokens: Vec<Option<String>>,
-    seen_until: Vec<Option<EpochMs>>,
-    seen_replays: Vec<i64>,
 }
 
 /// Runs one batch of starts in one transaction.
@@ -181,9 +172,6 @@ pub(super) async fn start_tx(
                 starts.requests.push(i);
                 starts.ids.push(req.job_id.as_uuid());
                 starts.seen.push(i64::from(seen));
-                starts.seen_tokens.push(current.lease_token.take());
-                starts.seen_until.push(current.lease_until.take());
-                starts.seen_replays.push(i64::from(current.replay_count));
                 // Later requests of the batch see the attempt in flight.
                 current.attempts = seen.saturating_add(1);
                 current.status = JobStatus::Published;
@@ -202,9 +190,6 @@ pub(super) async fn start_tx(
             .bind(&starts.ids)
             .bind(&tokens)
             .bind(&starts.seen)
-            .bind(&starts.seen_tokens)
-            .bind(&starts.seen_until)
-            .bind(&starts.seen_replays)
             .fetch_all(&mut *tx)
             .await?;
         let mut started: HashMap<JobId, JobRecord> = HashMap::with_capacity(rows.len());
