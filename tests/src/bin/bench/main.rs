@@ -20,26 +20,23 @@ mod steady;
 mod wrk;
 
 pub fn arg(name: &str, default: u64) -> u64 {
-    let args: Vec<String> = std::env::args().collect();
-    args.iter()
-        .position(|a| a == name)
-        .and_then(|i| args.get(i + 1))
+    text_arg(name)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
 }
 
-/// The worker's handler type in the broker benchmarks: `--handler log` for
-/// the handler that logs each job; `noop` (no work, no log line) otherwise.
-pub fn handler_arg() -> &'static str {
+/// The value after `name` on the command line, if any.
+fn text_arg(name: &str) -> Option<String> {
     let args: Vec<String> = std::env::args().collect();
-    match args
-        .iter()
-        .position(|a| a == "--handler")
-        .and_then(|i| args.get(i + 1))
-    {
-        Some(h) if h == "log" => "log",
-        _ => "noop",
-    }
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1).cloned()
+}
+
+/// The worker's handler type in the broker benchmarks, `--handler`:
+/// `noop` (no work, no log line) unless told otherwise, e.g. `log`; sluice
+/// itself refuses an unknown type.
+pub fn handler_arg() -> String {
+    text_arg("--handler").unwrap_or_else(|| "noop".into())
 }
 
 /// Runs `clients` loops of `one` for `secs`; returns completions/s and the
