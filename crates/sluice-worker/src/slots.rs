@@ -3,7 +3,10 @@
 //! in use, slots coming back are retired instead of handed on, so the
 //! running handlers fall to the new limit even while jobs wait.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
+use std::task::Poll;
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -21,6 +24,9 @@ struct Count {
     /// The limit `total` moves towards.
     target: usize,
 }
+
+/// A place in line for a slot; resolves to the slot.
+pub(crate) type SlotWait = Pin<Box<dyn Future<Output = Slot> + Send>>;
 
 /// One slot, given back (or retired) on drop.
 #[derive(Debug)]
@@ -59,6 +65,7 @@ impl Slots {
     }
 
     /// A free slot now, if there is one and nobody waits for one.
+    #[cfg(test)]
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         let permit = self.sem.clone().try_acquire_owned().ok()?;
         Some(self.slot(permit))
@@ -73,6 +80,21 @@ impl Slots {
             .await
             .expect("the slots' semaphore is never closed");
         self.slot(permit)
+    }
+
+    /// Takes the caller's place in line now: a free slot at once if there
+    /// is one and nobody waits, else a wait for the next slot after those
+    /// who asked earlier. The place is held from this call, wherever and
+    /// however late the wait is awaited, so jobs handed to tasks in order
+    /// get slots in that order.
+    pub(crate) async fn line_up(self: &Arc<Self>) -> Result<Slot, SlotWait> {
+        let slots = self.clone();
+        let mut wait: SlotWait = Box::pin(async move { slots.acquire().await });
+        // one poll joins the semaphore's queue (or takes a free permit)
+        match std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await {
+            Poll::Ready(slot) => Ok(slot),
+            Poll::Pending => Err(wait),
+        }
     }
 
     fn slot(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Slot {
