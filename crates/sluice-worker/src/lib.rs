@@ -20,7 +20,6 @@ mod pause;
 mod pool;
 mod report;
 mod slots;
-mod starting;
 
 pub use handler::{Handler, JobContext, LogHandler, NoopHandler};
 pub use http::HttpHandler;

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use sluice_broker::{AckToken, Broker, SubscribeOptions, Subscription};
+use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
 use sluice_core::{now_ms, HandlerConfig, QueueConfig, TokenBucket};
 use sluice_store::{Outcome, StartOutcome, Store};
 use tokio::sync::mpsc;
@@ -16,11 +16,11 @@ use crate::ahead::start_ahead;
 use crate::attempt::{done, run_attempt};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
+use crate::intake::{intake, Intake};
 use crate::limit::Limiter;
 use crate::pause::PauseState;
 use crate::report::report_limit;
 use crate::slots::Slots;
-use crate::starting::{Batch, StartedBatch, Starter, Starts};
 use crate::{Handler, WorkerError};
 
 /// Deliveries a pool holds per concurrency slot (its prefetch window is
@@ -172,23 +172,9 @@ impl Worker {
         // broker's window is full, no receive can return anything until
         // acks go out, so the loop waits for outcomes instead.
         let mut unacked = 0usize;
-        // Received batches whose attempts are starting (one store round trip
-        // each) while the next receives run.
-        let started = Started {
-            slots: &slots,
-            waiting: &waiting,
-            back_tx: &back_tx,
-            done_tx: &done_tx,
-            recorder: breaker.recorder(),
-            limiter: &limiter,
-        };
-        let mut starts = Starts::new(Starter {
-            store: self.store.clone(),
-            queue: cfg.name.clone(),
-            max_attempts: cfg.max_attempts,
-            validator: self.validator.clone(),
-            lease: self.timeout + self.options.lease_margin,
-        });
+        // A received batch whose attempts start (one store round trip)
+        // while the next receive runs.
+        let mut pending: Option<Batch> = None;
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
@@ -220,8 +206,9 @@ impl Worker {
                 Gate::Probe => 0,
                 _ => start_ahead(limit, recent, self.options.lease_margin / 4),
             };
+            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
             let free = (slots.available() + ahead)
-                .saturating_sub(starts.deliveries() + waiting.load(Ordering::Relaxed));
+                .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
             let now = Instant::now();
             let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
             let receive = !(free == 0
@@ -229,8 +216,8 @@ impl Worker {
                 || paused
                 || gate == Gate::Wait
                 || tokens == 0
-                || (gate == Gate::Probe && !starts.is_empty()));
-            if !receive && starts.is_empty() {
+                || (gate == Gate::Probe && pending.is_some()));
+            if !receive && pending.is_none() {
                 let nap = match bucket.as_mut() {
                     Some(b) if tokens == 0 => b.wait(now).min(self.options.recv_wait),
                     _ => self.options.recv_wait,
@@ -252,9 +239,7 @@ impl Worker {
             } else {
                 free.min(256).min(tokens)
             };
-            // the oldest start is taken once no other may begin, when nothing
-            // is received, or as soon as it is done
-            let take = !receive || starts.is_full() || starts.oldest_done();
+            let to_start = pending.take();
             let (received, started_batch) = tokio::join!(
                 async {
                     match receive {
@@ -263,13 +248,21 @@ impl Worker {
                     }
                 },
                 async {
-                    match take {
-                        true => starts.next().await,
-                        false => None,
+                    match to_start {
+                        Some(b) => Some(self.start(b).await),
+                        None => None,
                     }
                 }
             );
             if let Some(batch) = started_batch {
+                let started = Started {
+                    slots: &slots,
+                    waiting: &waiting,
+                    back_tx: &back_tx,
+                    done_tx: &done_tx,
+                    recorder: breaker.recorder(),
+                    limiter: &limiter,
+                };
                 let released = self
                     .launch(&mut *sub, batch, &started, &mut tasks, &mut acks)
                     .await;
@@ -284,7 +277,7 @@ impl Worker {
                         if let Some(b) = bucket.as_mut() {
                             b.take(ds.len());
                         }
-                        starts.push(Batch {
+                        pending = Some(Batch {
                             deliveries: ds,
                             probe: gate == Gate::Probe,
                         });
@@ -298,12 +291,9 @@ impl Worker {
                 }
             }
         }
-        // batches whose attempts are starting hold leases: they run within
-        // the grace period like the jobs already running
-        while let Some(batch) = starts.next().await {
-            self.launch(&mut *sub, batch, &started, &mut tasks, &mut acks)
-                .await;
-        }
+        // a batch received but not started: nothing of it is in the store;
+        // left unacked, the broker delivers it again
+        drop(pending);
         tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
         let deadline = Instant::now() + self.options.drain_grace;
         while !tasks.is_empty() {
@@ -341,6 +331,24 @@ impl Worker {
                 tracing::warn!(queue = %self.queue.config.name, error = %e, "ack failed; will retry");
                 0
             }
+        }
+    }
+
+    /// Starts the batch's attempts in the store (one round trip).
+    async fn start(&self, batch: Batch) -> StartedBatch {
+        let cfg = &self.queue.config;
+        let intakes: Vec<Intake> = batch
+            .deliveries
+            .iter()
+            .map(|d| intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref()))
+            .collect();
+        let requests = intakes.iter().map(|i| i.request.clone()).collect();
+        let lease = self.timeout + self.options.lease_margin;
+        let outcomes = self.store.start_attempts(requests, lease).await;
+        StartedBatch {
+            batch,
+            intakes,
+            outcomes,
         }
     }
 
@@ -457,6 +465,20 @@ struct Started<'a> {
     done_tx: &'a mpsc::UnboundedSender<Done>,
     recorder: Recorder,
     limiter: &'a Arc<Mutex<Limiter>>,
+}
+
+/// Deliveries received together, waiting for their attempts to start.
+struct Batch {
+    deliveries: Vec<Delivery>,
+    /// Received while the circuit was half-open: its first job is the probe.
+    probe: bool,
+}
+
+/// A batch and what the store said to each of its start requests.
+struct StartedBatch {
+    batch: Batch,
+    intakes: Vec<Intake>,
+    outcomes: Vec<Result<StartOutcome, sluice_store::StoreError>>,
 }
 
 async fn release(sub: &mut dyn Subscription, tokens: &[AckToken], delay: Duration) {

@@ -1,7 +1,6 @@
-//! Attempts of several received batches start at once (see the pool's
-//! `starting` module); with the real SQLite store, embedded broker and
-//! relay, their jobs are still handed to the handlers in the order the
-//! broker delivered them, each once.
+//! Jobs get handler slots in the order they were launched, with the real
+//! SQLite store, embedded broker and relay: a one-slot pool runs a topic's
+//! jobs in the order the broker delivered them, each once.
 
 use std::sync::{Arc, Mutex};
 
@@ -29,7 +28,7 @@ impl Handler for Recorder {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_slot_runs_jobs_in_delivery_order_with_starts_overlapping() {
+async fn one_slot_runs_jobs_in_delivery_order() {
     const JOBS: u64 = 400;
     let mut q = queue("order", HandlerConfig::Log);
     // one slot: the handler order is the launch order
