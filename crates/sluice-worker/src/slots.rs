@@ -154,6 +154,36 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn places_in_line_are_served_in_the_order_taken_not_awaited() {
+        let slots = Slots::new(1);
+        let Ok(first) = slots.line_up().await else {
+            panic!("a slot is free")
+        };
+        let Err(second) = slots.line_up().await else {
+            panic!("no slot is free")
+        };
+        let Err(third) = slots.line_up().await else {
+            panic!("no slot is free")
+        };
+        // the later place is awaited first, as a task spawned later but
+        // scheduled sooner would
+        let third = tokio::spawn(third);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(first);
+        let second = tokio::time::timeout(Duration::from_secs(1), second)
+            .await
+            .expect("the second place gets the slot given back");
+        assert!(!third.is_finished(), "the third place overtook the second");
+        drop(second);
+        let third = tokio::time::timeout(Duration::from_secs(1), third)
+            .await
+            .expect("the third place gets the next slot")
+            .unwrap();
+        drop(third);
+        assert_eq!(slots.available(), 1);
+    }
+
+    #[tokio::test]
     async fn a_higher_limit_frees_slots_at_once() {
         let slots = Slots::new(1);
         let _a = slots.try_acquire().unwrap();
