@@ -189,14 +189,8 @@ async fn enqueue_tx(
             }
         }
         if !cols.is_empty() {
-            let n: i64 = sqlx::query_scalar(include_str!("sql/job_insert.sql"))
-                .bind(&cols.ids)
-                .bind(&cols.queues)
-                .bind(&cols.payloads)
-                .bind(&cols.keys)
-                .bind(&cols.headers)
-                .bind(&cols.traceparents)
-                .bind(&cols.max_attempts)
+            let n: i64 = cols
+                .bind(sqlx::query_scalar(include_str!("sql/job_insert.sql")))
                 .bind(&cols.available_at)
                 .bind(now)
                 .fetch_one(&mut *tx)

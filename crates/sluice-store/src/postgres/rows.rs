@@ -3,8 +3,9 @@
 use std::collections::BTreeMap;
 
 use sluice_core::{EpochMs, JobId, JobStatus};
-use sqlx::postgres::PgRow;
-use sqlx::Row;
+use sqlx::postgres::{PgArguments, PgRow};
+use sqlx::query::QueryScalar;
+use sqlx::{Postgres, Row};
 use uuid::Uuid;
 
 use super::map_err;
@@ -102,5 +103,22 @@ impl JobColumns {
 
     pub fn is_empty(&self) -> bool {
         self.ids.is_empty()
+    }
+
+    /// Binds the columns both job inserts (`job_insert.sql`,
+    /// `job_insert_if_absent.sql`) take first, as `$1`..`$7`: ids, queues,
+    /// payloads, keys, headers, traceparents, max attempts.
+    pub fn bind<'q, O>(
+        &'q self,
+        query: QueryScalar<'q, Postgres, O, PgArguments>,
+    ) -> QueryScalar<'q, Postgres, O, PgArguments> {
+        query
+            .bind(&self.ids)
+            .bind(&self.queues)
+            .bind(&self.payloads)
+            .bind(&self.keys)
+            .bind(&self.headers)
+            .bind(&self.traceparents)
+            .bind(&self.max_attempts)
     }
 }

@@ -128,14 +128,10 @@ pub(super) async fn start_tx(
     // A job created by request i does not exist for the requests before i.
     let mut visible_from: HashMap<JobId, usize> = HashMap::new();
     if !cols.is_empty() {
-        let created: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/job_insert_if_absent.sql"))
-            .bind(&cols.ids)
-            .bind(&cols.queues)
-            .bind(&cols.payloads)
-            .bind(&cols.keys)
-            .bind(&cols.headers)
-            .bind(&cols.traceparents)
-            .bind(&cols.max_attempts)
+        let created: Vec<Uuid> = cols
+            .bind(sqlx::query_scalar(include_str!(
+                "sql/job_insert_if_absent.sql"
+            )))
             .bind(now)
             .fetch_all(&mut *tx)
             .await?;
