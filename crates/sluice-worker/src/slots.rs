@@ -65,7 +65,6 @@ impl Slots {
     }
 
     /// A free slot now, if there is one and nobody waits for one.
-    #[cfg(test)]
     pub(crate) fn try_acquire(self: &Arc<Self>) -> Option<Slot> {
         let permit = self.sem.clone().try_acquire_owned().ok()?;
         Some(self.slot(permit))
@@ -88,9 +87,15 @@ impl Slots {
     /// however late the wait is awaited, so jobs handed to tasks in order
     /// get slots in that order.
     pub(crate) async fn line_up(self: &Arc<Self>) -> Result<Slot, SlotWait> {
+        // a free permit means nobody waits (one given back goes to the
+        // first in line): no place to hold, nothing to allocate
+        if let Some(slot) = self.try_acquire() {
+            return Ok(slot);
+        }
         let slots = self.clone();
         let mut wait: SlotWait = Box::pin(async move { slots.acquire().await });
-        // one poll joins the semaphore's queue (or takes a free permit)
+        // one poll joins the semaphore's queue (or takes a permit freed
+        // since)
         match std::future::poll_fn(|cx| Poll::Ready(wait.as_mut().poll(cx))).await {
             Poll::Ready(slot) => Ok(slot),
             Poll::Pending => Err(wait),
