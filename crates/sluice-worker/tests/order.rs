@@ -6,8 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use serde_json::json;
-use sluice_core::{now_ms, Concurrency, Failure, HandlerConfig, JobId, JobStatus};
-use sluice_store::{EnqueueRequest, NewJob};
+use sluice_core::{Concurrency, Failure, HandlerConfig, JobStatus};
 use sluice_worker::{Handler, JobContext};
 
 mod common;
@@ -36,28 +35,8 @@ async fn one_slot_runs_jobs_in_delivery_order() {
     q.circuit.enabled = false;
     let rig = Rig::new(q).await;
     let handler = Arc::new(Recorder::default());
-    // one transaction, so the outbox (and so the topic) holds them in order
-    let jobs: Vec<NewJob> = (0..JOBS)
-        .map(|i| NewJob {
-            id: JobId::new(),
-            queue: rig.queue.name.clone(),
-            payload: json!({ "i": i }),
-            key: None,
-            headers: Default::default(),
-            max_attempts: rig.queue.max_attempts,
-            available_at: now_ms(),
-            traceparent: None,
-        })
-        .collect();
-    let ids: Vec<JobId> = jobs.iter().map(|j| j.id).collect();
-    rig.store
-        .enqueue(vec![EnqueueRequest {
-            jobs,
-            idempotency: None,
-        }])
-        .await
-        .remove(0)
-        .unwrap();
+    let jobs = (0..JOBS).map(|i| rig.new_job(json!({ "i": i }))).collect();
+    let ids = rig.submit_all(jobs).await;
     rig.start(handler.clone(), None);
     for id in &ids {
         let job = rig.wait_final(*id).await;

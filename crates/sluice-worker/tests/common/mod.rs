@@ -85,26 +85,39 @@ impl Rig {
         headers: BTreeMap<String, String>,
         traceparent: &str,
     ) -> JobId {
-        let id = JobId::new();
-        let job = NewJob {
-            id,
+        let mut job = self.new_job(payload);
+        job.headers = headers;
+        job.traceparent = Some(traceparent.into());
+        self.submit_all(vec![job]).await[0]
+    }
+
+    /// A job of the rig's queue, due now.
+    pub fn new_job(&self, payload: Value) -> NewJob {
+        NewJob {
+            id: JobId::new(),
             queue: self.queue.name.clone(),
             payload,
             key: None,
-            headers,
+            headers: BTreeMap::new(),
             max_attempts: self.queue.max_attempts,
             available_at: now_ms(),
-            traceparent: Some(traceparent.into()),
-        };
+            traceparent: None,
+        }
+    }
+
+    /// Submits the jobs in one transaction, so the outbox (and the topic)
+    /// holds them in this order; returns their ids.
+    pub async fn submit_all(&self, jobs: Vec<NewJob>) -> Vec<JobId> {
+        let ids = jobs.iter().map(|j| j.id).collect();
         self.store
             .enqueue(vec![EnqueueRequest {
-                jobs: vec![job],
+                jobs,
                 idempotency: None,
             }])
             .await
             .remove(0)
             .unwrap();
-        id
+        ids
     }
 
     pub async fn wait_final(&self, id: JobId) -> JobRecord {
