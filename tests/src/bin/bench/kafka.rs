@@ -49,7 +49,7 @@ struct Raw {
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
     let handler = crate::handler_arg();
-    // the worker's concurrency (its window of messages is 4 × this)
+    // the worker's concurrency (its window of messages is PREFETCH_PER_SLOT × this)
     let concurrency = arg("--concurrency", 64);
     // the relay's batch size, also that of sluice's publisher alone
     let relay_batch = arg("--relay-batch", 500) as usize;
