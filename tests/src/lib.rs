@@ -3,6 +3,7 @@
 
 pub mod brokers;
 pub mod collector;
+pub mod cpu;
 pub mod downstream;
 pub mod faults;
 pub mod jobs;

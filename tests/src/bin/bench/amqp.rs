@@ -25,6 +25,7 @@ use serde_json::json;
 use sluice_broker::amqp::AmqpBroker;
 use sluice_broker::Broker;
 use sluice_tests::brokers::{unique_topic, AmqpCleanup};
+use sluice_tests::cpu::CpuSample;
 use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
 
@@ -222,8 +223,11 @@ pub async fn run() -> anyhow::Result<()> {
 
     // (a) raw publisher, then sluice's publisher alone (no store), then (b)
     // the relay, on the same server
+    let cpu0 = CpuSample::now();
     let raw_pub = raw_publish(&amqp, &raw_topic, backlog).await?;
+    let raw_pub_cpu = CpuSample::now().report_since(&cpu0, backlog);
     let alone = publisher_alone(&amqp, &raw_topic, backlog, relay_batch as usize).await?;
+    let cpu0 = CpuSample::now();
     let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &env)?;
     let relay_wall = steady::wait_count(
         &pool,
@@ -234,23 +238,29 @@ pub async fn run() -> anyhow::Result<()> {
         LIMIT,
     )
     .await?;
+    let relay_cpu = CpuSample::now().report_since(&cpu0, backlog);
     drop(relay);
     let relay = steady::relay(&pool, "bench", backlog).await?;
     let relay_rate = relay.per_second;
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
     let prefetch = (concurrency * sluice_worker::PREFETCH_PER_SLOT) as u16;
+    let cpu0 = CpuSample::now();
     let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
+    let raw_con_cpu = CpuSample::now().report_since(&cpu0, 2 * backlog);
+    let cpu0 = CpuSample::now();
     let worker = SluiceProcess::start(dir.path(), &["worker", "--listen", "127.0.0.1:0"], &env)?;
     let worker_wall = steady::wait_count(
         &pool,
-        "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'succeeded'",
+        // unfinished jobs: read from the partial index, not every job
+        "SELECT count(*) FROM jobs WHERE queue = $1 AND status <> 'succeeded'",
         "bench",
-        |n| n as usize >= backlog,
+        |left| left == 0,
         "worker",
         LIMIT,
     )
     .await?;
+    let worker_cpu = CpuSample::now().report_since(&cpu0, backlog);
     drop(worker);
     let work = steady::worker(&pool, "bench", backlog).await?;
     let worker_rate = work.per_second;
@@ -270,6 +280,7 @@ pub async fn run() -> anyhow::Result<()> {
         n / relay_wall.as_secs_f64(),
         relay_wall.as_secs_f64()
     );
+    println!("      CPU per message: relay {relay_cpu}; raw publisher {raw_pub_cpu}");
     println!("  (c) raw lapin consumer, ack each, prefetch {prefetch}:    {raw_con:>10.0} msg/s");
     println!(
         "  (d) sluice worker, {handler} handler, {concurrency} concurrent:     {worker_rate:>10.0} jobs/s ratio d/c = {:.2} (target >= 0.85; {:.2} s first job started to last recorded, {:.0} jobs/s over {:.1} s wall)",
@@ -278,6 +289,7 @@ pub async fn run() -> anyhow::Result<()> {
         n / worker_wall.as_secs_f64(),
         worker_wall.as_secs_f64()
     );
+    println!("      CPU per message: worker {worker_cpu}; raw consumer {raw_con_cpu}");
     pool.close().await;
     drop(db);
     Ok(())

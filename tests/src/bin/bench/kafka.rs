@@ -29,6 +29,7 @@ use rdkafka::util::Timeout;
 use rdkafka::Message;
 use serde_json::json;
 use sluice_tests::brokers::unique_topic;
+use sluice_tests::cpu::CpuSample;
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
 use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
@@ -109,6 +110,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     // (a) relay drain
     let t0 = Instant::now();
+    let cpu0 = CpuSample::now();
     let relay = SluiceProcess::start(dir.path(), &["relay", "--listen", "127.0.0.1:0"], &quiet)?;
     steady::wait_count(
         &pool,
@@ -120,14 +122,19 @@ pub async fn run() -> anyhow::Result<()> {
     )
     .await?;
     let relay_wall = t0.elapsed().as_secs_f64();
+    let relay_cpu = CpuSample::now().report_since(&cpu0, backlog);
     drop(relay);
     let relay = steady::relay(&pool, &queue, backlog).await?;
     let (relay_rate, relay_steady) = (relay.per_second, relay.seconds);
 
     // (b baseline) a raw consumer reading the topic the relay filled
+    let cpu0 = CpuSample::now();
     let (records, consume) = read_all(&brokers, &topic, backlog).await?;
+    let consume_cpu = CpuSample::now().report_since(&cpu0, backlog);
     // (a baseline) a raw producer sending the same records
+    let cpu0 = CpuSample::now();
     let produce_secs = produce_all(&brokers, &copy, &records).await?;
+    let produce_cpu = CpuSample::now().report_since(&cpu0, backlog);
     // (a, for reference) sluice's publisher alone, in relay-sized batches
     let alone_secs = publisher_alone(&brokers, &copy, &records, relay_batch).await?;
 
@@ -144,6 +151,7 @@ pub async fn run() -> anyhow::Result<()> {
         "      raw rdkafka producer, same records:          {produce_rate:>10.0} msgs/s ({produce_secs:.2} s after a warm-up record)  ratio = {:.2} (target >= 0.8)",
         relay_rate / produce_rate
     );
+    println!("      CPU per message: relay drain {relay_cpu}; raw producer {produce_cpu}");
     println!(
         "      sluice publisher alone, batches of {relay_batch}:     {:>10.0} msgs/s ({alone_secs:.2} s, no store)  ratio to raw = {:.2}",
         (n - 1.0) / alone_secs,
@@ -152,6 +160,7 @@ pub async fn run() -> anyhow::Result<()> {
 
     // (b) the worker with a no-op handler
     let t0 = Instant::now();
+    let cpu0 = CpuSample::now();
     let worker = SluiceProcess::start(
         dir.path(),
         &["worker", "--listen", "127.0.0.1:0", "--queue", &queue],
@@ -159,14 +168,16 @@ pub async fn run() -> anyhow::Result<()> {
     )?;
     steady::wait_count(
         &pool,
-        "SELECT count(*) FROM jobs WHERE queue = $1 AND status = 'succeeded'",
+        // unfinished jobs: read from the partial index, not every job
+        "SELECT count(*) FROM jobs WHERE queue = $1 AND status <> 'succeeded'",
         &queue,
-        |done| done as usize >= backlog,
+        |left| left == 0,
         "worker",
         Duration::from_secs(arg("--worker-limit", 300)),
     )
     .await?;
     let worker_wall = t0.elapsed().as_secs_f64();
+    let worker_cpu = CpuSample::now().report_since(&cpu0, backlog);
     drop(worker);
     let work = steady::worker(&pool, &queue, backlog).await?;
     let (worker_rate, worker_steady) = (work.per_second, work.seconds);
@@ -180,6 +191,7 @@ pub async fn run() -> anyhow::Result<()> {
         consume.wall,
         worker_rate / consume_rate
     );
+    println!("      CPU per message: worker {worker_cpu}; raw consumer {consume_cpu}");
     pool.close().await;
     drop(db);
     Ok(())

@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::json;
+use sluice_tests::cpu::CpuSample;
 use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
@@ -76,7 +77,8 @@ pub async fn run() -> anyhow::Result<()> {
     let sync: String = sqlx::query_scalar("SHOW synchronous_commit")
         .fetch_one(&pool)
         .await?;
-    pool.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload jsonb NOT NULL, created_at bigint NOT NULL)")
+    // the baseline stores payloads as sluice's jobs table does (json)
+    pool.execute("CREATE TABLE bench_insert (id bigserial PRIMARY KEY, payload json NOT NULL, created_at bigint NOT NULL)")
         .await?;
     let dir = tempfile::tempdir()?;
 
@@ -89,7 +91,12 @@ pub async fn run() -> anyhow::Result<()> {
             payload(1)
         ),
     )?;
+    let cpu0 = CpuSample::now();
     let pgbench_tps = pgbench(&db.url, secs, &script)?;
+    let pgbench_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_insert")
+        .fetch_one(&pool)
+        .await?;
+    let pgbench_cpu = CpuSample::now().report_since(&cpu0, pgbench_rows as usize);
 
     // (b) sluice ingest, single-job POSTs
     std::fs::write(
@@ -123,12 +130,17 @@ pub async fn run() -> anyhow::Result<()> {
     let body = json!({"payload": payload(1)}).to_string();
     let url = ingest.url("/v1/queues/bench/jobs");
     let t = Instant::now();
+    let cpu0 = CpuSample::now();
     let wrk = wrk::post(dir.path(), &url, &body, CLIENTS, secs)?;
-    let single_rate = (job_count(&pool).await? - before) as f64 / t.elapsed().as_secs_f64();
+    let single_jobs = job_count(&pool).await? - before;
+    let single_rate = single_jobs as f64 / t.elapsed().as_secs_f64();
+    let single_cpu = CpuSample::now().report_since(&cpu0, single_jobs as usize);
 
     // (c) batch endpoint against multi-row INSERTs of the same rows, 8 clients
     let url = ingest.url("/v1/queues/bench/jobs/batch");
     let c = client.clone();
+    let cpu0 = CpuSample::now();
+    let before = job_count(&pool).await?;
     let (batch_rps, _) = load(8, secs, move |i| {
         let (c, url) = (c.clone(), url.clone());
         async move {
@@ -145,7 +157,10 @@ pub async fn run() -> anyhow::Result<()> {
         }
     })
     .await;
+    let batch_cpu =
+        CpuSample::now().report_since(&cpu0, (job_count(&pool).await? - before) as usize);
     let p = pool.clone();
+    let cpu0 = CpuSample::now();
     let (insert_rps, _) = load(8, secs, move |i| {
         let p = p.clone();
         async move {
@@ -157,6 +172,8 @@ pub async fn run() -> anyhow::Result<()> {
         }
     })
     .await;
+    let insert_cpu =
+        CpuSample::now().report_since(&cpu0, (insert_rps * (secs * BATCH as u64) as f64) as usize);
 
     // (d) top the outbox up to the backlog, then drain it with one relay
     let mut backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
@@ -179,6 +196,7 @@ pub async fn run() -> anyhow::Result<()> {
         .fetch_one(&pool)
         .await?;
     let t0 = Instant::now();
+    let cpu0 = CpuSample::now();
     let relay = SluiceProcess::start(
         dir.path(),
         &["relay", "--listen", "127.0.0.1:0"],
@@ -197,6 +215,7 @@ pub async fn run() -> anyhow::Result<()> {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     let drain = t0.elapsed();
+    let drain_cpu = CpuSample::now().report_since(&cpu0, backlog as usize);
     drop(relay);
 
     println!(
@@ -216,6 +235,7 @@ pub async fn run() -> anyhow::Result<()> {
         wrk.requests_per_sec,
         wrk.non_2xx
     );
+    println!("      CPU per row: (a) {pgbench_cpu}; (b) {single_cpu}");
     let batch_rows = batch_rps * BATCH as f64;
     let insert_rows = insert_rps * BATCH as f64;
     println!(
@@ -225,11 +245,13 @@ pub async fn run() -> anyhow::Result<()> {
         "      multi-row INSERT of {BATCH} rows, 8 clients:        {insert_rows:>10.0} rows/s  ratio = {:.2}",
         batch_rows / insert_rows
     );
+    println!("      CPU per row: sluice {batch_cpu}; INSERT {insert_cpu}");
     println!(
         "  (d) relay drain of {backlog} outbox rows to the embedded broker: {:.1} s = {:.0} rows/s",
         drain.as_secs_f64(),
         backlog as f64 / drain.as_secs_f64()
     );
+    println!("      CPU per row: {drain_cpu}");
     drop(ingest);
     pool.close().await;
     drop(db);

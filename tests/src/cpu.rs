@@ -1,0 +1,128 @@
+//! CPU time the machine's processes spent, by program, read from `/proc`
+//! (Linux only): where a benchmark phase's CPU went. Processes that exited
+//! count through their parent's `cutime` once it has reaped them, as
+//! PostgreSQL's postmaster does for its backends; a process that exits
+//! during a phase, unreaped, is missed, so sample before stopping one.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+/// Programs a phase is measured for, by their `/proc/<pid>/comm`:
+/// PostgreSQL, sluice, the benchmark itself (the raw clients), RabbitMQ
+/// and tansu.
+pub const PROGRAMS: [&str; 5] = ["postgres", "sluice", "sluice-bench", "beam.smp", "tansu"];
+
+/// CPU used so far by each program of [`PROGRAMS`], user and system time,
+/// children included.
+#[derive(Debug, Clone, Default)]
+pub struct CpuSample(BTreeMap<&'static str, u64>);
+
+impl CpuSample {
+    /// Reads every process's counters now; empty where `/proc` is missing.
+    pub fn now() -> Self {
+        let mut ticks = BTreeMap::new();
+        let Ok(dir) = std::fs::read_dir("/proc") else {
+            return Self(ticks);
+        };
+        for entry in dir.flatten() {
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            if let Some((comm, t)) = parse_stat(&stat) {
+                if let Some(p) = PROGRAMS.iter().find(|p| **p == comm) {
+                    *ticks.entry(*p).or_insert(0) += t;
+                }
+            }
+        }
+        Self(ticks)
+    }
+
+    /// CPU per item of each program since `earlier`, for `items` items
+    /// (messages, jobs); programs that used none are left out.
+    pub fn per_item_since(
+        &self,
+        earlier: &CpuSample,
+        items: usize,
+    ) -> Vec<(&'static str, Duration)> {
+        let tick = Duration::from_secs(1) / clock_ticks_per_second();
+        PROGRAMS
+            .iter()
+            .filter_map(|p| {
+                let used = self
+                    .0
+                    .get(p)?
+                    .saturating_sub(*earlier.0.get(p).unwrap_or(&0));
+                (used > 0 && items > 0).then(|| {
+                    (
+                        *p,
+                        tick * u32::try_from(used).unwrap_or(u32::MAX) / items as u32,
+                    )
+                })
+            })
+            .collect()
+    }
+
+    /// `postgres 41 µs, sluice 22 µs, …` per item since `earlier`.
+    pub fn report_since(&self, earlier: &CpuSample, items: usize) -> String {
+        let parts: Vec<String> = self
+            .per_item_since(earlier, items)
+            .into_iter()
+            .map(|(p, d)| format!("{p} {:.1} µs", d.as_secs_f64() * 1e6))
+            .collect();
+        if parts.is_empty() {
+            "not measured (no /proc)".into()
+        } else {
+            parts.join(", ")
+        }
+    }
+}
+
+/// `(comm, utime + stime + cutime + cstime)` of one `/proc/<pid>/stat`
+/// line. The command name is in parentheses and may itself hold spaces
+/// or parentheses, so the fields are counted from the last `)`.
+fn parse_stat(stat: &str) -> Option<(&str, u64)> {
+    let open = stat.find('(')?;
+    let close = stat.rfind(')')?;
+    let comm = stat.get(open + 1..close)?;
+    // after ") ": state(3) ppid(4) … utime(14) stime(15) cutime(16) cstime(17)
+    let fields: Vec<&str> = stat.get(close + 2..)?.split(' ').collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<i64>().ok();
+    let total = field(14)? + field(15)? + field(16)?.max(0) + field(17)?.max(0);
+    Some((comm, u64::try_from(total).ok()?))
+}
+
+fn clock_ticks_per_second() -> u32 {
+    std::process::Command::new("getconf")
+        .arg("CLK_TCK")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+        .filter(|t| *t > 0)
+        .unwrap_or(100)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_lines_are_read_from_the_last_parenthesis() {
+        let line = "42 (a) b) R 1 42 42 0 -1 4194560 100 0 0 0 7 3 11 5 20 0 1 0 99 0 0";
+        assert_eq!(parse_stat(line), Some(("a) b", 7 + 3 + 11 + 5)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_seen_using_cpu() {
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let (_, t0) = parse_stat(&me).unwrap();
+        let mut x = 0u64;
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_millis(100) {
+            x = x.wrapping_add(std::hint::black_box(1));
+        }
+        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
+        let (_, t1) = parse_stat(&me).unwrap();
+        assert!(t1 > t0, "{t0} -> {t1} ticks after 100 ms of spinning ({x})");
+    }
+}
