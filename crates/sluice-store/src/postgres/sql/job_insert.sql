@@ -11,7 +11,7 @@ WITH u AS (
 ), j AS (
     INSERT INTO jobs (id, queue, status, payload, key, headers, traceparent,
                       max_attempts, attempts, replay_count, created_at, updated_at)
-    SELECT id, queue, 'pending', payload::jsonb, key, headers::jsonb, traceparent,
+    SELECT id, queue, 'pending', payload::json, key, headers::json, traceparent,
            max_attempts, 0, 0, $9, $9
     FROM u
     RETURNING id

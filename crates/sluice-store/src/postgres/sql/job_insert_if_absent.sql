@@ -4,7 +4,7 @@
 -- Returns the ids inserted.
 INSERT INTO jobs (id, queue, status, payload, key, headers, traceparent,
                   max_attempts, attempts, replay_count, created_at, updated_at)
-SELECT id, queue, 'published', payload::jsonb, key, headers::jsonb, traceparent,
+SELECT id, queue, 'published', payload::json, key, headers::json, traceparent,
        max_attempts, 0, 0, $8, $8
 FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
             $7::bigint[])

@@ -1,7 +1,8 @@
 -- $1 now, $2 queue names. Autoscaling figures per queue: unfinished jobs by
 -- state (an attempt is in flight while its lease holds), and the due outbox
--- rows (job rows are backlog; any due row is relay lag). Both halves use
--- the (queue, status) and (available_at) indexes; succeeded jobs are never read.
+-- rows (job rows are backlog; any due row is relay lag). The halves use the
+-- partial index of unfinished jobs and (available_at); succeeded jobs are
+-- never read.
 SELECT queue,
        SUM(pending) AS pending,
        SUM(published) AS published,

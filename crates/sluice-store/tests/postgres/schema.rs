@@ -1,0 +1,77 @@
+//! What the PostgreSQL schema promises beyond the conformance suite: how
+//! payloads are stored, and that the partial index of unfinished jobs
+//! serves the queries that read jobs by queue and status.
+
+use super::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn payloads_are_stored_as_written_even_with_nul_escapes() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        // JSON may escape NUL (`\u0000`); the payload column keeps the text
+        // as it is, as SQLite does (jsonb would refuse it).
+        let mut j = job("q");
+        j.payload = json!({"s": "a\u{0}b", "z": 1, "a": [true, null]});
+        j.headers.insert("h".into(), "v\u{0}w".into());
+        let res = store.enqueue(vec![plain(vec![j.clone()])]).await;
+        assert_eq!(res[0].as_ref().unwrap().ids, vec![j.id]);
+        let got = store.get_job(j.id).await.unwrap();
+        assert_eq!(got.payload, j.payload);
+        assert_eq!(got.headers, j.headers);
+        let c = store.claim_outbox(10, LONG).await.unwrap();
+        assert_eq!(c.rows.len(), 1);
+        assert_eq!(c.rows[0].payload, j.payload);
+    });
+}
+
+/// The plan of `sql` with `params` bound, sequential scans discouraged so
+/// that any index that can serve it shows.
+async fn plan(
+    conn: &mut PgConnection,
+    sql: &str,
+    bind: impl FnOnce(
+        sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+) -> String {
+    conn.execute("SET enable_seqscan = off").await.unwrap();
+    let explain = format!("EXPLAIN {sql}");
+    let rows = bind(sqlx::query(&explain))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn queue_and_status_reads_use_the_index_of_unfinished_jobs() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..10).map(|_| job("q")).collect()).await;
+        let mut conn = db.admin().await;
+        let now = now_ms();
+        let scaling = plan(
+            &mut conn,
+            include_str!("../../src/postgres/sql/queue_scaling.sql"),
+            |q| q.bind(now).bind(vec!["q".to_string()]),
+        )
+        .await;
+        assert!(scaling.contains("jobs_unfinished"), "{scaling}");
+        let redrive = plan(
+            &mut conn,
+            include_str!("../../src/postgres/sql/outbox_redrive.sql"),
+            |q| q.bind("q").bind(now).bind(10_i64).bind(now),
+        )
+        .await;
+        assert!(redrive.contains("jobs_unfinished"), "{redrive}");
+        let succeeded: bool = sqlx::query_scalar(
+            "SELECT pg_get_indexdef('jobs_unfinished'::regclass) LIKE '%WHERE (status <> ''succeeded''::text)%'",
+        )
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(succeeded, "the index leaves succeeded jobs out");
+    });
+}
