@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 use anyhow::bail;
 use sqlx::PgPool;
 
-/// How often a phase's completion is checked (each check counts the
-/// queue's rows, so it must stay rare next to the work measured).
+/// How often a phase's completion is checked (each check runs a query on
+/// the server measured, so it must stay rare and light: the callers ask
+/// whether any row is left, never count them all).
 const POLL: Duration = Duration::from_millis(250);
 
 /// Waits until `sql` (one `$1` parameter, the queue) counts a value for
