@@ -238,6 +238,9 @@ impl PgStore {
             .await
             .map_err(map_err)?;
         migrate(&pool).await?;
+        for warning in server_warnings(&pool).await {
+            tracing::warn!(setting = warning.setting, "{}", warning.message);
+        }
 
         let listen_pool = PgPoolOptions::new()
             .max_connections(1)
@@ -275,6 +278,11 @@ impl PgStore {
     /// Whether the `LISTEN` connection is currently subscribed.
     pub fn is_listening(&self) -> bool {
         *self.listener.listening.borrow()
+    }
+
+    /// The server settings that work against sluice, as logged at start-up.
+    pub async fn server_warnings(&self) -> Vec<ServerWarning> {
+        server_warnings(&self.pool).await
     }
 
     /// The value of the server setting `name` on a pooled connection (as
@@ -350,6 +358,34 @@ impl PgStore {
                 self.op_timeout.as_millis()
             ))),
         }
+    }
+}
+
+/// A server setting that works against sluice's tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerWarning {
+    /// The setting's name, as `SHOW` takes it.
+    pub setting: &'static str,
+    /// What goes wrong, and what to do.
+    pub message: &'static str,
+}
+
+/// Settings of the server behind `pool` that work against sluice (logged
+/// by [`PgStore::open`]): with `autovacuum` off, the rows relays delete
+/// from the outbox are never vacuumed, and claims read past ever more dead
+/// index entries. A failed check reports nothing.
+async fn server_warnings(pool: &PgPool) -> Vec<ServerWarning> {
+    let autovacuum: Option<String> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
+        .fetch_one(pool)
+        .await
+        .ok();
+    match autovacuum.as_deref() {
+        Some("off") => vec![ServerWarning {
+            setting: "autovacuum",
+            message: "autovacuum is off on this postgres server: the outbox's deleted rows \
+                      pile up and relay claims slow down; turn it on, or VACUUM outbox often",
+        }],
+        _ => Vec::new(),
     }
 }
 

@@ -1,6 +1,7 @@
-//! What the PostgreSQL schema promises beyond the conformance suite: how
-//! payloads are stored, and that the partial index of unfinished jobs
-//! serves the queries that read jobs by queue and status.
+//! What the PostgreSQL backend promises beyond the conformance suite: how
+//! payloads are stored, that the partial index of unfinished jobs serves
+//! the queries that read jobs by queue and status, and which server
+//! settings it warns about.
 
 use super::*;
 
@@ -73,5 +74,21 @@ async fn queue_and_status_reads_use_the_index_of_unfinished_jobs() {
         .await
         .unwrap();
         assert!(succeeded, "the index leaves succeeded jobs out");
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autovacuum_off_is_warned_about() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let off = store.setting("autovacuum").await.unwrap() == "off";
+        let warned: Vec<&str> = store
+            .server_warnings()
+            .await
+            .iter()
+            .map(|w| w.setting)
+            .collect();
+        let expected: Vec<&str> = if off { vec!["autovacuum"] } else { vec![] };
+        assert_eq!(warned, expected, "autovacuum off: {off}");
     });
 }
