@@ -106,24 +106,10 @@ pub async fn run() -> anyhow::Result<()> {
             db.url
         ),
     )?;
-    let ingest = SluiceProcess::start(
-        dir.path(),
-        &["ingest", "--listen", "127.0.0.1:0"],
-        &[("RUST_LOG", "warn,sluice=info")],
-    )?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()?;
-    let ready = ingest.url("/readyz");
-    sluice_tests::eventually(Duration::from_secs(60), Duration::from_millis(100), || {
-        let (c, ready) = (client.clone(), ready.clone());
-        async move {
-            let r = c.get(&ready).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await
-    .context("ingest never became ready")?;
+    let ingest = start_ready(dir.path(), "ingest", &client).await?;
     // wrk drives the load (a C client, as pgbench is); the accepted count
     // is what the jobs table gained, not what the client saw.
     let before = job_count(&pool).await?;
@@ -175,48 +161,10 @@ pub async fn run() -> anyhow::Result<()> {
     let insert_cpu =
         CpuSample::now().report_since(&cpu0, (insert_rps * (secs * BATCH as u64) as f64) as usize);
 
-    // (d) top the outbox up to the backlog, then drain it with one relay
-    let mut backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&pool)
-        .await?;
-    let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
-    while backlog < BACKLOG {
-        let jobs: Vec<_> = (0..BATCH).map(|k| json!({"payload": payload(k)})).collect();
-        let r = client
-            .post(&batch_url)
-            .json(&json!({"jobs": jobs}))
-            .send()
-            .await?;
-        if r.status() != 202 {
-            bail!("batch submit answered {}", r.status());
-        }
-        backlog += BATCH as i64;
-    }
-    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-        .fetch_one(&pool)
-        .await?;
-    let t0 = Instant::now();
-    let cpu0 = CpuSample::now();
-    let relay = SluiceProcess::start(
-        dir.path(),
-        &["relay", "--listen", "127.0.0.1:0"],
-        &[("RUST_LOG", "warn,sluice=info")],
-    )?;
-    loop {
-        let left: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
-            .fetch_one(&pool)
-            .await?;
-        if left == 0 {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("relay did not drain the backlog in 15 minutes ({left} left)");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let drain = t0.elapsed();
-    let drain_cpu = CpuSample::now().report_since(&cpu0, backlog as usize);
-    drop(relay);
+    // (d) a database of its own holding exactly the backlog, drained by one
+    // relay (the outbox above still holds the rows of (b) and (c))
+    drop(ingest);
+    let (backlog, drain, drain_cpu) = relay_drain(&server, &client).await?;
 
     println!(
         "sluice ingest benchmark on PostgreSQL (synchronous_commit={sync}), {secs} s per phase"
@@ -252,8 +200,100 @@ pub async fn run() -> anyhow::Result<()> {
         backlog as f64 / drain.as_secs_f64()
     );
     println!("      CPU per row: {drain_cpu}");
-    drop(ingest);
     pool.close().await;
     drop(db);
     Ok(())
+}
+
+/// Starts `sluice <role>` in `dir` and waits until its `/readyz` answers.
+async fn start_ready(
+    dir: &std::path::Path,
+    role: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<SluiceProcess> {
+    let process = SluiceProcess::start(
+        dir,
+        &[role, "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn,sluice=info")],
+    )?;
+    let ready = process.url("/readyz");
+    sluice_tests::eventually(Duration::from_secs(60), Duration::from_millis(100), || {
+        let (c, ready) = (client.clone(), ready.clone());
+        async move {
+            let r = c.get(&ready).send().await.ok()?;
+            r.status().is_success().then_some(())
+        }
+    })
+    .await
+    .with_context(|| format!("{role} never became ready"))?;
+    Ok(process)
+}
+
+/// (d): a fresh database on `server` filled with [`BACKLOG`] jobs through
+/// the batch endpoint, then one relay (to the embedded broker) started and
+/// timed until the outbox is empty. Returns the rows, the time and the CPU
+/// per row.
+async fn relay_drain(
+    server: &str,
+    client: &reqwest::Client,
+) -> anyhow::Result<(i64, Duration, String)> {
+    let db = TempDb::create(server).await?;
+    let pool = PgPoolOptions::new()
+        .max_connections(2)
+        .connect(&db.url)
+        .await?;
+    let dir = tempfile::tempdir()?;
+    std::fs::write(
+        dir.path().join("sluice.toml"),
+        format!(
+            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[[queues]]\nname = \"bench\"\n",
+            db.url
+        ),
+    )?;
+    let ingest = start_ready(dir.path(), "ingest", client).await?;
+    let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
+    for b in 0..(BACKLOG as usize).div_ceil(BATCH) {
+        let jobs: Vec<_> = (0..BATCH)
+            .map(|k| json!({"payload": payload(b * BATCH + k)}))
+            .collect();
+        let r = client
+            .post(&batch_url)
+            .json(&json!({"jobs": jobs}))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            bail!("batch submit answered {}", r.status());
+        }
+    }
+    drop(ingest);
+    let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
+        .fetch_one(&pool)
+        .await?;
+    let t0 = Instant::now();
+    let cpu0 = CpuSample::now();
+    let relay = SluiceProcess::start(
+        dir.path(),
+        &["relay", "--listen", "127.0.0.1:0"],
+        &[("RUST_LOG", "warn,sluice=info")],
+    )?;
+    loop {
+        // 1 while any row is left: a count would read every row each time
+        let left: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT 1) AS any_left")
+                .fetch_one(&pool)
+                .await?;
+        if left == 0 {
+            break;
+        }
+        if t0.elapsed() > Duration::from_secs(900) {
+            bail!("relay did not drain the backlog in 15 minutes");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let drain = t0.elapsed();
+    let cpu = CpuSample::now().report_since(&cpu0, backlog as usize);
+    drop(relay);
+    pool.close().await;
+    drop(db);
+    Ok((backlog, drain, cpu))
 }
