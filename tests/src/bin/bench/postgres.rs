@@ -99,13 +99,7 @@ pub async fn run() -> anyhow::Result<()> {
     let pgbench_cpu = CpuSample::now().report_since(&cpu0, pgbench_rows as usize);
 
     // (b) sluice ingest, single-job POSTs
-    std::fs::write(
-        dir.path().join("sluice.toml"),
-        format!(
-            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[[queues]]\nname = \"bench\"\n",
-            db.url
-        ),
-    )?;
+    write_config(dir.path(), &db.url)?;
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()?;
@@ -205,6 +199,15 @@ pub async fn run() -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A sluice.toml in `dir`: the store at `url`, the queue `bench`, the
+/// embedded broker.
+fn write_config(dir: &std::path::Path, url: &str) -> std::io::Result<()> {
+    std::fs::write(
+        dir.join("sluice.toml"),
+        format!("data_dir = \"./data\"\n[store]\nurl = \"{url}\"\n[[queues]]\nname = \"bench\"\n"),
+    )
+}
+
 /// Starts `sluice <role>` in `dir` and waits until its `/readyz` answers.
 async fn start_ready(
     dir: &std::path::Path,
@@ -243,13 +246,7 @@ async fn relay_drain(
         .connect(&db.url)
         .await?;
     let dir = tempfile::tempdir()?;
-    std::fs::write(
-        dir.path().join("sluice.toml"),
-        format!(
-            "data_dir = \"./data\"\n[store]\nurl = \"{}\"\n[[queues]]\nname = \"bench\"\n",
-            db.url
-        ),
-    )?;
+    write_config(dir.path(), &db.url)?;
     let ingest = start_ready(dir.path(), "ingest", client).await?;
     let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
     for b in 0..(BACKLOG as usize).div_ceil(BATCH) {
