@@ -895,7 +895,7 @@ async fn history_and_dead_letters_are_stored_as_written() {
         assert_eq!(
             kinds,
             vec![("object".into(), "object".into())],
-            "jsonb columns"
+            "json objects in the json columns"
         );
     });
 }
