@@ -38,13 +38,17 @@ impl CpuSample {
     }
 
     /// CPU per item of each program since `earlier`, for `items` items
-    /// (messages, jobs); programs that used none are left out.
+    /// (messages, jobs); programs that used none are left out, and so is
+    /// everything when `items` is 0.
     pub fn per_item_since(
         &self,
         earlier: &CpuSample,
         items: usize,
     ) -> Vec<(&'static str, Duration)> {
-        let tick = Duration::from_secs(1) / clock_ticks_per_second();
+        if items == 0 {
+            return Vec::new();
+        }
+        let hz = f64::from(clock_ticks_per_second());
         PROGRAMS
             .iter()
             .filter_map(|p| {
@@ -52,17 +56,12 @@ impl CpuSample {
                     .0
                     .get(p)?
                     .saturating_sub(*earlier.0.get(p).unwrap_or(&0));
-                (used > 0 && items > 0).then(|| {
-                    (
-                        *p,
-                        tick * u32::try_from(used).unwrap_or(u32::MAX) / items as u32,
-                    )
-                })
+                (used > 0).then(|| (*p, Duration::from_secs_f64(used as f64 / hz / items as f64)))
             })
             .collect()
     }
 
-    /// `postgres 41 µs, sluice 22 µs, …` per item since `earlier`.
+    /// `postgres 41.0 µs, sluice 22.1 µs, …` per item since `earlier`.
     pub fn report_since(&self, earlier: &CpuSample, items: usize) -> String {
         let parts: Vec<String> = self
             .per_item_since(earlier, items)
@@ -70,7 +69,7 @@ impl CpuSample {
             .map(|(p, d)| format!("{p} {:.1} µs", d.as_secs_f64() * 1e6))
             .collect();
         if parts.is_empty() {
-            "not measured (no /proc)".into()
+            "none measured (no /proc, no items or no CPU used)".into()
         } else {
             parts.join(", ")
         }
@@ -91,14 +90,18 @@ fn parse_stat(stat: &str) -> Option<(&str, u64)> {
     Some((comm, u64::try_from(total).ok()?))
 }
 
+/// `getconf CLK_TCK`, asked once; 100 (Linux's value) when it cannot be.
 fn clock_ticks_per_second() -> u32 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .filter(|t| *t > 0)
-        .unwrap_or(100)
+    static HZ: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *HZ.get_or_init(|| {
+        std::process::Command::new("getconf")
+            .arg("CLK_TCK")
+            .output()
+            .ok()
+            .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
+            .filter(|t| *t > 0)
+            .unwrap_or(100)
+    })
 }
 
 #[cfg(test)]
@@ -114,15 +117,40 @@ mod tests {
 
     #[test]
     fn this_process_is_seen_using_cpu() {
-        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let (_, t0) = parse_stat(&me).unwrap();
+        let ticks = || {
+            parse_stat(&std::fs::read_to_string("/proc/self/stat").unwrap())
+                .unwrap()
+                .1
+        };
+        let t0 = ticks();
+        // spin until charged a tick (10 ms of CPU), however loaded the machine
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
         let mut x = 0u64;
-        let start = std::time::Instant::now();
-        while start.elapsed() < Duration::from_millis(100) {
-            x = x.wrapping_add(std::hint::black_box(1));
+        while ticks() == t0 {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no CPU charged in 30 s ({x})"
+            );
+            for _ in 0..100_000 {
+                x = x.wrapping_add(std::hint::black_box(1));
+            }
         }
-        let me = std::fs::read_to_string("/proc/self/stat").unwrap();
-        let (_, t1) = parse_stat(&me).unwrap();
-        assert!(t1 > t0, "{t0} -> {t1} ticks after 100 ms of spinning ({x})");
+        let (before, after) = (CpuSample::default(), CpuSample::now());
+        assert!(after.report_since(&before, 0).starts_with("none measured"));
+    }
+
+    #[test]
+    fn cpu_per_item_divides_the_ticks_used() {
+        let hz = clock_ticks_per_second();
+        let before = CpuSample(BTreeMap::from([("postgres", 10), ("sluice", 5)]));
+        let after = CpuSample(BTreeMap::from([
+            ("postgres", 10 + u64::from(hz)),
+            ("sluice", 5),
+        ]));
+        assert_eq!(
+            after.per_item_since(&before, 1000),
+            vec![("postgres", Duration::from_millis(1))],
+            "one second of postgres over 1000 items; sluice used none"
+        );
     }
 }

@@ -371,15 +371,22 @@ pub struct ServerWarning {
 }
 
 /// Settings of the server behind `pool` that work against sluice (logged
-/// by [`PgStore::open`]): with `autovacuum` off, the rows relays delete
-/// from the outbox are never vacuumed, and claims read past ever more dead
-/// index entries. A failed check reports nothing.
+/// by [`PgStore::open`]); see [`warnings_for`]. A failed check reports
+/// nothing.
 async fn server_warnings(pool: &PgPool) -> Vec<ServerWarning> {
     let autovacuum: Option<String> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
         .fetch_one(pool)
         .await
         .ok();
-    match autovacuum.as_deref() {
+    warnings_for(autovacuum.as_deref())
+}
+
+/// The warnings for a server whose `autovacuum` setting reads `autovacuum`
+/// (`None`: unknown). With autovacuum off, the rows relays delete from the
+/// outbox are never vacuumed, and claims read past ever more dead index
+/// entries.
+fn warnings_for(autovacuum: Option<&str>) -> Vec<ServerWarning> {
+    match autovacuum {
         Some("off") => vec![ServerWarning {
             setting: "autovacuum",
             message: "autovacuum is off on this postgres server: the outbox's deleted rows \
@@ -813,6 +820,17 @@ mod tests {
         .expect_err("the server ended the session");
         let mapped = map_err(e);
         assert!(mapped.is_transient(), "{mapped:?}");
+    }
+
+    #[test]
+    fn autovacuum_off_and_only_off_is_warned_about() {
+        let settings = |a| -> Vec<&str> { warnings_for(a).iter().map(|w| w.setting).collect() };
+        assert_eq!(settings(Some("off")), vec!["autovacuum"]);
+        assert!(settings(Some("on")).is_empty());
+        assert!(
+            settings(None).is_empty(),
+            "an unknown setting is no warning"
+        );
     }
 
     #[test]

@@ -18,7 +18,7 @@ use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, QueryBuilder};
 
-use crate::{arg, load, wrk};
+use crate::{arg, load, steady, wrk};
 
 const CLIENTS: usize = 64;
 const BATCH: usize = 1000;
@@ -93,10 +93,12 @@ pub async fn run() -> anyhow::Result<()> {
     )?;
     let cpu0 = CpuSample::now();
     let pgbench_tps = pgbench(&db.url, secs, &script)?;
+    // CPU is sampled before counting, so the count is not billed to the phase
+    let cpu1 = CpuSample::now();
     let pgbench_rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_insert")
         .fetch_one(&pool)
         .await?;
-    let pgbench_cpu = CpuSample::now().report_since(&cpu0, pgbench_rows as usize);
+    let pgbench_cpu = cpu1.report_since(&cpu0, pgbench_rows as usize);
 
     // (b) sluice ingest, single-job POSTs
     write_config(dir.path(), &db.url)?;
@@ -112,16 +114,17 @@ pub async fn run() -> anyhow::Result<()> {
     let t = Instant::now();
     let cpu0 = CpuSample::now();
     let wrk = wrk::post(dir.path(), &url, &body, CLIENTS, secs)?;
+    let (elapsed, cpu1) = (t.elapsed(), CpuSample::now());
     let single_jobs = job_count(&pool).await? - before;
-    let single_rate = single_jobs as f64 / t.elapsed().as_secs_f64();
-    let single_cpu = CpuSample::now().report_since(&cpu0, single_jobs as usize);
+    let single_rate = single_jobs as f64 / elapsed.as_secs_f64();
+    let single_cpu = cpu1.report_since(&cpu0, single_jobs as usize);
 
     // (c) batch endpoint against multi-row INSERTs of the same rows, 8 clients
     let url = ingest.url("/v1/queues/bench/jobs/batch");
     let c = client.clone();
-    let cpu0 = CpuSample::now();
     let before = job_count(&pool).await?;
-    let (batch_rps, _) = load(8, secs, move |i| {
+    let cpu0 = CpuSample::now();
+    let (batch_rps, accepted) = load(8, secs, move |i| {
         let (c, url) = (c.clone(), url.clone());
         async move {
             let jobs: Vec<_> = (0..BATCH)
@@ -137,11 +140,16 @@ pub async fn run() -> anyhow::Result<()> {
         }
     })
     .await;
-    let batch_cpu =
-        CpuSample::now().report_since(&cpu0, (job_count(&pool).await? - before) as usize);
+    let batch_cpu = CpuSample::now().report_since(&cpu0, accepted.len() * BATCH);
+    if (job_count(&pool).await? - before) as usize != accepted.len() * BATCH {
+        bail!(
+            "the jobs table did not gain the {} jobs accepted",
+            accepted.len() * BATCH
+        );
+    }
     let p = pool.clone();
     let cpu0 = CpuSample::now();
-    let (insert_rps, _) = load(8, secs, move |i| {
+    let (insert_rps, inserted) = load(8, secs, move |i| {
         let p = p.clone();
         async move {
             let mut qb = QueryBuilder::new("INSERT INTO bench_insert (payload, created_at) ");
@@ -152,8 +160,7 @@ pub async fn run() -> anyhow::Result<()> {
         }
     })
     .await;
-    let insert_cpu =
-        CpuSample::now().report_since(&cpu0, (insert_rps * (secs * BATCH as u64) as f64) as usize);
+    let insert_cpu = CpuSample::now().report_since(&cpu0, inserted.len() * BATCH);
 
     // (d) a database of its own holding exactly the backlog, drained by one
     // relay (the outbox above still holds the rows of (b) and (c))
@@ -273,20 +280,16 @@ async fn relay_drain(
         &["relay", "--listen", "127.0.0.1:0"],
         &[("RUST_LOG", "warn,sluice=info")],
     )?;
-    loop {
+    steady::wait_count(
+        &pool,
         // 1 while any row is left: a count would read every row each time
-        let left: i64 =
-            sqlx::query_scalar("SELECT count(*) FROM (SELECT 1 FROM outbox LIMIT 1) AS any_left")
-                .fetch_one(&pool)
-                .await?;
-        if left == 0 {
-            break;
-        }
-        if t0.elapsed() > Duration::from_secs(900) {
-            bail!("relay did not drain the backlog in 15 minutes");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+        "SELECT count(*) FROM (SELECT 1 FROM outbox WHERE queue = $1 LIMIT 1) AS any_left",
+        "bench",
+        |left| left == 0,
+        "relay drain",
+        Duration::from_secs(900),
+    )
+    .await?;
     let drain = t0.elapsed();
     let cpu = CpuSample::now().report_since(&cpu0, backlog as usize);
     drop(relay);
