@@ -127,6 +127,23 @@ impl SluiceProcess {
         format!("http://{}{}", self.addr, path)
     }
 
+    /// Waits (up to `limit`) until `/readyz` answers 200. The listen line
+    /// comes before the store is open and the broker's topics are
+    /// declared; a producer that publishes to the broker directly must
+    /// wait for this, or its first messages may find no queue bound.
+    pub async fn wait_ready(&self, limit: Duration) -> anyhow::Result<()> {
+        let (client, ready) = (reqwest::Client::new(), self.url("/readyz"));
+        crate::eventually(limit, Duration::from_millis(100), || {
+            let (c, ready) = (client.clone(), ready.clone());
+            async move {
+                let r = c.get(&ready).send().await.ok()?;
+                r.status().is_success().then_some(())
+            }
+        })
+        .await
+        .with_context(|| format!("sluice never became ready; log:\n{}", self.log_text()))
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -74,6 +74,9 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
     .unwrap();
     let admin = format!("http://{}", sluice.addr_of("admin").unwrap());
     let client = reqwest::Client::new();
+    // the topics are declared (and the queues bound) once ready: pika
+    // publishes with `mandatory`, so a message before that is returned
+    sluice.wait_ready(Duration::from_secs(60)).await.unwrap();
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/amqp_produce.py");
     let sent = run_python(&python, &script, &[&amqp, &topic]).await;

@@ -77,9 +77,10 @@ async fn confluent_kafka_producer_messages_become_jobs() {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &ds.url(), &kafka_url(&brokers, 1), &topic);
-    // serve declares the topic before the producer publishes
+    // ready once serve has declared the topic: the producer publishes after
     let sluice =
         SluiceProcess::start(dir.path(), &["serve", "--listen", "127.0.0.1:0"], &[]).unwrap();
+    sluice.wait_ready(Duration::from_secs(60)).await.unwrap();
     let base = sluice.url("");
 
     let binary_ce_id = format!("order-{}", uuid::Uuid::new_v4());

@@ -105,7 +105,7 @@ pub async fn run() -> anyhow::Result<()> {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CLIENTS)
         .build()?;
-    let ingest = start_ready(dir.path(), "ingest", &client).await?;
+    let ingest = start_ready(dir.path(), "ingest").await?;
     // wrk drives the load (a C client, as pgbench is); the accepted count
     // is what the jobs table gained, not what the client saw.
     let before = job_count(&pool).await?;
@@ -216,26 +216,16 @@ fn write_config(dir: &std::path::Path, url: &str) -> std::io::Result<()> {
 }
 
 /// Starts `sluice <role>` in `dir` and waits until its `/readyz` answers.
-async fn start_ready(
-    dir: &std::path::Path,
-    role: &str,
-    client: &reqwest::Client,
-) -> anyhow::Result<SluiceProcess> {
+async fn start_ready(dir: &std::path::Path, role: &str) -> anyhow::Result<SluiceProcess> {
     let process = SluiceProcess::start(
         dir,
         &[role, "--listen", "127.0.0.1:0"],
         &[("RUST_LOG", "warn,sluice=info")],
     )?;
-    let ready = process.url("/readyz");
-    sluice_tests::eventually(Duration::from_secs(60), Duration::from_millis(100), || {
-        let (c, ready) = (client.clone(), ready.clone());
-        async move {
-            let r = c.get(&ready).send().await.ok()?;
-            r.status().is_success().then_some(())
-        }
-    })
-    .await
-    .with_context(|| format!("{role} never became ready"))?;
+    process
+        .wait_ready(Duration::from_secs(60))
+        .await
+        .with_context(|| format!("{role} never became ready"))?;
     Ok(process)
 }
 
@@ -254,7 +244,7 @@ async fn relay_drain(
         .await?;
     let dir = tempfile::tempdir()?;
     write_config(dir.path(), &db.url)?;
-    let ingest = start_ready(dir.path(), "ingest", client).await?;
+    let ingest = start_ready(dir.path(), "ingest").await?;
     let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
     for b in 0..(BACKLOG as usize).div_ceil(BATCH) {
         let jobs: Vec<_> = (0..BATCH)
