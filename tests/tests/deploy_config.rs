@@ -20,7 +20,6 @@ const CONFIGS: &[&str] = &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shipped_configs_start_serve() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let client = reqwest::Client::new();
     for config in CONFIGS {
         let tmp = tempfile::tempdir().unwrap();
         let data = tmp.path().join("data");
@@ -35,15 +34,7 @@ async fn shipped_configs_start_serve() {
         ];
         let mut sluice = SluiceProcess::start(&root, SERVE_EPHEMERAL, &env)
             .unwrap_or_else(|e| panic!("{config}: {e}"));
-        let ready = sluice_tests::eventually(
-            Duration::from_secs(30),
-            Duration::from_millis(100),
-            || async {
-                let resp = client.get(sluice.url("/readyz")).send().await.ok()?;
-                (resp.status() == 200).then_some(())
-            },
-        )
-        .await;
+        let ready = sluice.wait_ready(Duration::from_secs(30)).await;
         assert!(ready.is_ok(), "{config}: not ready:\n{}", sluice.log_text());
         let code = sluice.terminate(Duration::from_secs(20)).unwrap();
         assert_eq!(

@@ -21,7 +21,6 @@ use lapin::options::{
 };
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{BasicProperties, Connection, ConnectionProperties};
-use serde_json::json;
 use sluice_broker::amqp::AmqpBroker;
 use sluice_broker::Broker;
 use sluice_tests::brokers::{unique_topic, AmqpCleanup};
@@ -32,16 +31,12 @@ use sluice_tests::SluiceProcess;
 use crate::steady;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::arg;
+use crate::{arg, fill_backlog, payload};
 
 const BATCH: usize = 1000;
 const WINDOW: usize = 1000;
 /// Longest a sluice phase may take.
 const LIMIT: Duration = Duration::from_secs(900);
-
-fn payload(i: usize) -> serde_json::Value {
-    json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
-}
 
 async fn raw_connection(url: &str) -> anyhow::Result<Connection> {
     let props = ConnectionProperties::default()
@@ -203,22 +198,7 @@ pub async fn run() -> anyhow::Result<()> {
     let ingest = SluiceProcess::start(dir.path(), &["ingest", "--listen", "127.0.0.1:0"], &env)?;
     let client = reqwest::Client::new();
     let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
-    let mut filled = 0;
-    while filled < backlog {
-        let k = BATCH.min(backlog - filled);
-        let jobs: Vec<_> = (0..k)
-            .map(|i| json!({"payload": payload(filled + i)}))
-            .collect();
-        let r = client
-            .post(&batch_url)
-            .json(&json!({"jobs": jobs}))
-            .send()
-            .await?;
-        if r.status() != 202 {
-            bail!("batch submit answered {}", r.status());
-        }
-        filled += k;
-    }
+    fill_backlog(&client, &batch_url, backlog, BATCH).await?;
     drop(ingest);
 
     // (a) raw publisher, then sluice's publisher alone (no store), then (b)

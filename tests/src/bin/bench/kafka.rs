@@ -27,7 +27,6 @@ use rdkafka::message::{Header, Headers, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::util::Timeout;
 use rdkafka::Message;
-use serde_json::json;
 use sluice_tests::brokers::unique_topic;
 use sluice_tests::cpu::CpuSample;
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
@@ -35,7 +34,7 @@ use sluice_tests::pg::TempDb;
 use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
 
-use crate::{arg, steady};
+use crate::{arg, fill_backlog, steady};
 
 const BATCH: usize = 1000;
 const PARTITIONS: u32 = 4;
@@ -93,19 +92,7 @@ pub async fn run() -> anyhow::Result<()> {
     let ingest = SluiceProcess::start(dir.path(), &["ingest", "--listen", "127.0.0.1:0"], &quiet)?;
     let client = reqwest::Client::new();
     let url = ingest.url(&format!("/v1/queues/{queue}/jobs/batch"));
-    for b in 0..backlog.div_ceil(BATCH) {
-        let jobs: Vec<_> = (0..BATCH.min(backlog - b * BATCH))
-            .map(|k| json!({"payload": {"n": b * BATCH + k, "to": "user@example.com", "subject": "benchmark"}}))
-            .collect();
-        let r = client
-            .post(&url)
-            .json(&json!({ "jobs": jobs }))
-            .send()
-            .await?;
-        if r.status() != 202 {
-            bail!("batch submit answered {}", r.status());
-        }
-    }
+    fill_backlog(&client, &url, backlog, BATCH).await?;
     drop(ingest);
 
     // (a) relay drain

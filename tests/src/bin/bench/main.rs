@@ -72,6 +72,36 @@ where
     (rate, all)
 }
 
+/// The payload of the `i`th benchmark job (every benchmark sends the same
+/// shape, so their figures compare).
+pub fn payload(i: usize) -> serde_json::Value {
+    serde_json::json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
+}
+
+/// Submits jobs `0..n` (payload [`payload`]) through the batch endpoint at
+/// `url`, `batch` to a request; fails on any answer but 202.
+pub async fn fill_backlog(
+    client: &reqwest::Client,
+    url: &str,
+    n: usize,
+    batch: usize,
+) -> anyhow::Result<()> {
+    for start in (0..n).step_by(batch) {
+        let jobs: Vec<_> = (start..n.min(start + batch))
+            .map(|i| serde_json::json!({"payload": payload(i)}))
+            .collect();
+        let r = client
+            .post(url)
+            .json(&serde_json::json!({ "jobs": jobs }))
+            .send()
+            .await?;
+        if r.status() != 202 {
+            anyhow::bail!("batch submit answered {}", r.status());
+        }
+    }
+    Ok(())
+}
+
 pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     if sorted.is_empty() {
         return Duration::ZERO;

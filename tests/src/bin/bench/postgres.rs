@@ -18,7 +18,7 @@ use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, QueryBuilder};
 
-use crate::{arg, load, steady, wrk};
+use crate::{arg, fill_backlog, load, payload, steady, wrk};
 
 const CLIENTS: usize = 64;
 const BATCH: usize = 1000;
@@ -53,10 +53,6 @@ fn pgbench(url: &str, secs: u64, script: &std::path::Path) -> anyhow::Result<f64
         .and_then(|l| l.split_whitespace().nth(2))
         .and_then(|v| v.parse().ok())
         .context("no tps line in pgbench output")
-}
-
-fn payload(i: usize) -> serde_json::Value {
-    json!({"n": i, "to": "user@example.com", "subject": "benchmark"})
 }
 
 async fn job_count(pool: &sqlx::PgPool) -> anyhow::Result<i64> {
@@ -246,19 +242,7 @@ async fn relay_drain(
     write_config(dir.path(), &db.url)?;
     let ingest = start_ready(dir.path(), "ingest").await?;
     let batch_url = ingest.url("/v1/queues/bench/jobs/batch");
-    for b in 0..(BACKLOG as usize).div_ceil(BATCH) {
-        let jobs: Vec<_> = (0..BATCH)
-            .map(|k| json!({"payload": payload(b * BATCH + k)}))
-            .collect();
-        let r = client
-            .post(&batch_url)
-            .json(&json!({"jobs": jobs}))
-            .send()
-            .await?;
-        if r.status() != 202 {
-            bail!("batch submit answered {}", r.status());
-        }
-    }
+    fill_backlog(client, &batch_url, BACKLOG as usize, BATCH).await?;
     drop(ingest);
     let backlog: i64 = sqlx::query_scalar("SELECT count(*) FROM outbox")
         .fetch_one(&pool)
