@@ -1,15 +1,15 @@
 //! Redrive: publishing again the jobs a broker lost.
 //!
-//! A job is marked `published` once the broker acknowledged it. A broker that
+//! A job reads as `published` once the broker acknowledged it. A broker that
 //! loses acknowledged messages (an unreplicated Kafka log whose tail is lost
 //! on a crash, a RabbitMQ queue deleted by hand) would otherwise leave such a
 //! job waiting for ever. So every so often, for each queue whose consumers
 //! the broker reports as caught up (consumer lag 0: nothing waits on the
-//! broker), jobs still `published` with no attempt started, marked at least
-//! `after` before the lag was read, are given a new outbox row for the same
-//! attempt (see [`sluice_store::OutboxStore::redrive_published`]). A copy of
-//! a message that was not lost after all is harmless: workers start each
-//! attempt once.
+//! broker), jobs still `published` with no attempt started and unchanged for
+//! at least `after` are listed, the lag is read again, and if it is still 0
+//! they are given a new outbox row for the same attempt (see
+//! [`sluice_store::OutboxStore::redrive_published`]). A copy of a message
+//! that was not lost after all is harmless: workers start each attempt once.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,8 +27,9 @@ const BATCH: usize = 1000;
 /// When jobs count as lost.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedriveConfig {
-    /// How long a job must have been published, with its queue caught up,
-    /// before it counts as lost. Zero turns redrive off.
+    /// How long a published job must have gone unchanged (since its enqueue,
+    /// retry or redrive), with its queue caught up, before it counts as
+    /// lost. Zero turns redrive off.
     pub after: Duration,
 }
 
@@ -108,18 +109,24 @@ impl Redrive {
     }
 
     /// Redrives the queue's lost jobs if its consumers are caught up;
-    /// returns how many.
+    /// returns how many. The lag is read again after the jobs are listed:
+    /// each was on the broker by then, so a lag of 0 means the workers read
+    /// it (and started its attempt, which takes it off the list) or the
+    /// broker lost it. The first read spares the store the listing while
+    /// the queue is busy.
     async fn check(&self, t: &Target) -> Result<usize, StoreError> {
-        let read_at = now_ms();
-        let lag = consumer_lag_within(&*self.broker, &t.topic, &t.group, LAG_TIMEOUT).await;
-        if lag != Some(0) {
+        if !self.caught_up(t).await {
             return Ok(0);
         }
         let after = i64::try_from(self.config.after.as_millis()).unwrap_or(i64::MAX);
-        let ids = self
+        let lost = self
             .store
-            .redrive_published(&t.queue, read_at.saturating_sub(after), BATCH)
+            .lost_jobs(&t.queue, now_ms().saturating_sub(after), BATCH)
             .await?;
+        if lost.is_empty() || !self.caught_up(t).await {
+            return Ok(0);
+        }
+        let ids = self.store.redrive_published(&t.queue, &lost).await?;
         if !ids.is_empty() {
             metrics::counter!("sluice_relay_redriven_jobs_total", "queue" => t.queue.clone())
                 .increment(ids.len() as u64);
@@ -131,6 +138,11 @@ impl Redrive {
             );
         }
         Ok(ids.len())
+    }
+
+    /// Whether the broker reports that the queue's consumers read everything.
+    async fn caught_up(&self, t: &Target) -> bool {
+        consumer_lag_within(&*self.broker, &t.topic, &t.group, LAG_TIMEOUT).await == Some(0)
     }
 }
 

@@ -60,12 +60,14 @@ pub trait OutboxStore: Send + Sync {
     /// Two concurrent claims never return the same row.
     async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError>;
 
-    /// Records that these rows of the claim are on the broker: removes them
-    /// and, for [`OutboxKind::Job`] rows, moves their jobs to `published`
-    /// (unless a worker already moved the job on). A
+    /// Records that these rows of the claim are on the broker: removes them,
+    /// so that the jobs of [`OutboxKind::Job`] rows read as `published` from
+    /// then on (unless a worker already moved the job on). A
     /// [`OutboxKind::DeadLetter`] row is only removed: its job is never
     /// changed. Rows no longer held by `lease` are left alone; returns how
-    /// many were marked.
+    /// many were marked. A backend need not rewrite the job (PostgreSQL
+    /// does not), so `updated_at` may keep the time of the job's last
+    /// enqueue, retry or redrive.
     async fn mark_published(
         &self,
         lease: &LeaseToken,
@@ -85,21 +87,31 @@ pub trait OutboxStore: Send + Sync {
     /// should look again.
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError>;
 
-    /// Publishes again jobs a broker lost: jobs of `queue` that are
-    /// `published`, with no attempt started since (no lease), marked
-    /// published before `published_before`, and without an outbox row. Each
-    /// goes back to `pending` (`retrying` after earlier attempts) with an
-    /// outbox row for the same attempt, due now; returns their ids, at most
-    /// `limit`, oldest first. Call it only when the broker reports that the
-    /// queue's consumers have read everything, so that such a job cannot be
-    /// waiting on the broker. A second copy of a message that was not lost
-    /// after all is harmless: workers start each attempt once. Relays are
-    /// notified when rows were added.
+    /// Jobs of `queue` that look lost by the broker, at most `limit`, oldest
+    /// first: `published`, with no attempt started since (no lease), without
+    /// an outbox row, and unchanged since before `changed_before`. Each was
+    /// on the broker before this call returned, so a queue whose consumers
+    /// the broker reports as caught up after this call has nothing left
+    /// for them: see [`OutboxStore::redrive_published`].
+    async fn lost_jobs(
+        &self,
+        queue: &str,
+        changed_before: EpochMs,
+        limit: usize,
+    ) -> Result<Vec<LostJob>, StoreError>;
+
+    /// Publishes again the jobs `lost` (from [`OutboxStore::lost_jobs`])
+    /// that still look lost and have not changed since they were listed.
+    /// Call it only when the broker reported, after `lost` was listed, that
+    /// the queue's consumers have read everything. Each goes back to
+    /// `pending` (`retrying` after earlier attempts) with an outbox row for
+    /// the same attempt, due now; returns their ids, oldest first. A second
+    /// copy of a message that was not lost after all is harmless: workers
+    /// start each attempt once. Relays are notified when rows were added.
     async fn redrive_published(
         &self,
         queue: &str,
-        published_before: EpochMs,
-        limit: usize,
+        lost: &[LostJob],
     ) -> Result<Vec<JobId>, StoreError>;
 }
 

@@ -121,6 +121,14 @@ pub struct OutboxRow {
     pub kind: OutboxKind,
 }
 
+/// A job that looked lost when listed, with the `updated_at` it had then:
+/// it is redriven only if it has not changed since.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LostJob {
+    pub id: JobId,
+    pub updated_at: EpochMs,
+}
+
 /// Outbox rows claimed under one lease.
 #[derive(Debug, Clone, PartialEq)]
 pub struct OutboxClaim {

@@ -35,7 +35,7 @@ use serde_json::json;
 use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 
 use crate::{
-    ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, NewJob, OutboxClaim,
+    ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, LostJob, NewJob, OutboxClaim,
     OutboxKind, OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
 };
 
@@ -107,6 +107,7 @@ macro_rules! store_conformance {
             mark_published_sets_published,
             mark_published_never_overwrites_worker_progress,
             redrive_republishes_only_lost_jobs,
+            redrive_skips_jobs_changed_since_listed,
             start_fresh_then_duplicate_is_busy,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,

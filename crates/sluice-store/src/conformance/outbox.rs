@@ -156,7 +156,7 @@ pub async fn next_due_ignores_leased_rows(store: Arc<dyn Store>) {
     assert_eq!(store.next_due().await.unwrap(), Some(later.available_at));
 }
 
-/// Marking removes the rows of the lease and moves pending jobs to published.
+/// Marking removes the rows of the lease; their pending jobs read as published.
 pub async fn mark_published_sets_published(store: Arc<dyn Store>) {
     let store = &*store;
     let ids = enqueue(store, vec![new_job("q"), new_job("q"), new_job("q")]).await;
@@ -252,14 +252,15 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
 }
 
-/// Redrive gives new rows only to jobs published before the cutoff that no
-/// worker started since and that have no row, in the asked queue; their
-/// attempt is the one that was lost, and a redriven job is redriven once.
+/// Redrive gives new rows only to jobs published and unchanged since before
+/// the cutoff that no worker started since and that have no row, in the
+/// asked queue; their attempt is the one that was lost, and a redriven job
+/// is redriven once.
 pub async fn redrive_republishes_only_lost_jobs(store: Arc<dyn Store>) {
     let store = &*store;
     let (a, b, c, o) = (new_job("q"), new_job("q"), new_job("q"), new_job("other"));
+    let before_enqueue = now_ms() - 1;
     enqueue(store, vec![a.clone(), b.clone(), c.clone(), o.clone()]).await;
-    let before_marks = now_ms() - 1;
     let cl = claim(store, 10, LONG).await;
     store
         .mark_published(&cl.lease, &row_ids(&cl.rows))
@@ -282,26 +283,40 @@ pub async fn redrive_republishes_only_lost_jobs(store: Arc<dyn Store>) {
     let d = new_job("q");
     enqueue(store, vec![d.clone()]).await;
 
-    let none = store.redrive_published("q", before_marks, 10).await;
+    let none = store.lost_jobs("q", before_enqueue, 10).await;
     assert_eq!(
         none.unwrap(),
-        Vec::<JobId>::new(),
-        "published after the cutoff"
+        Vec::<LostJob>::new(),
+        "changed after the cutoff"
     );
     assert!(store
-        .redrive_published("q", now_ms() + 1, 0)
+        .lost_jobs("q", now_ms() + 1, 0)
         .await
         .unwrap()
         .is_empty());
+    assert!(store.redrive_published("q", &[]).await.unwrap().is_empty());
     let cutoff = now_ms() + 1;
-    let redriven = store.redrive_published("q", cutoff, 10).await.unwrap();
+    let lost = store.lost_jobs("q", cutoff, 10).await.unwrap();
+    let listed: Vec<JobId> = lost.iter().map(|l| l.id).collect();
+    assert_eq!(listed, vec![a.id, c.id]);
+    assert!(
+        store
+            .redrive_published("other", &lost)
+            .await
+            .unwrap()
+            .is_empty(),
+        "another queue's jobs"
+    );
+    let redriven = store.redrive_published("q", &lost).await.unwrap();
     assert_eq!(redriven, vec![a.id, c.id]);
     assert_eq!(status_of(store, a.id).await, JobStatus::Pending);
     assert_eq!(status_of(store, b.id).await, JobStatus::Published);
     assert_eq!(status_of(store, c.id).await, JobStatus::Retrying);
     assert_eq!(status_of(store, o.id).await, JobStatus::Published);
-    let again = store.redrive_published("q", cutoff, 10).await.unwrap();
+    let again = store.redrive_published("q", &lost).await.unwrap();
     assert!(again.is_empty(), "a redriven job has its row");
+    let lost_again = store.lost_jobs("q", now_ms() + 1, 10).await.unwrap();
+    assert!(lost_again.is_empty(), "a redriven job has its row");
 
     let cl = claim(store, 10, LONG).await;
     let mut rows: Vec<(JobId, u32)> = cl.rows.iter().map(|r| (r.job_id, r.attempt)).collect();
@@ -316,4 +331,41 @@ pub async fn redrive_republishes_only_lost_jobs(store: Arc<dyn Store>) {
     assert_eq!(status_of(store, a.id).await, JobStatus::Published);
     started(start(store, a.id, Some(1), LONG).await);
     started(start(store, c.id, Some(2), LONG).await);
+}
+
+/// A job listed as lost that changed before the redrive is left alone,
+/// even when it looks lost again: here a worker ran it (its message was not
+/// lost after all), it failed, and its retry was published.
+pub async fn redrive_skips_jobs_changed_since_listed(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (x, y) = (new_job("q"), new_job("q"));
+    enqueue(store, vec![x.clone(), y.clone()]).await;
+    let cl = claim(store, 10, LONG).await;
+    store
+        .mark_published(&cl.lease, &row_ids(&cl.rows))
+        .await
+        .unwrap();
+    let lost = store.lost_jobs("q", now_ms() + 1, 10).await.unwrap();
+    assert_eq!(lost.len(), 2);
+    // updated_at is in milliseconds: let the change land in a later one
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    let a = started(start(store, x.id, Some(1), LONG).await);
+    let retry = Outcome::Retry {
+        available_at: now_ms(),
+        error: "flaky".into(),
+    };
+    finish(store, &a, retry).await.unwrap();
+    let cl = claim(store, 10, LONG).await;
+    store
+        .mark_published(&cl.lease, &row_ids(&cl.rows))
+        .await
+        .unwrap();
+    let again = store.lost_jobs("q", now_ms() + 1, 10).await.unwrap();
+    assert_eq!(again.len(), 2, "x looks lost again");
+    let redriven = store.redrive_published("q", &lost).await.unwrap();
+    assert_eq!(redriven, vec![y.id]);
+    assert_eq!(status_of(store, x.id).await, JobStatus::Published);
+    let cl = claim(store, 10, LONG).await;
+    let rows: Vec<(JobId, u32)> = cl.rows.iter().map(|r| (r.job_id, r.attempt)).collect();
+    assert_eq!(rows, vec![(y.id, 1)]);
 }

@@ -8,7 +8,7 @@ use sluice_core::{now_ms, EpochMs};
 use tokio::sync::Notify;
 
 use super::*;
-use crate::{sqlite::SqliteStore, LeaseToken};
+use crate::{sqlite::SqliteStore, LeaseToken, LostJob};
 use crate::{
     AttemptStore, Completion, NewJob, OutboxClaim, OutboxStore, QueueStats, StartOutcome,
     StartRequest,
@@ -79,13 +79,20 @@ impl OutboxStore for Counting {
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
         self.inner.next_due().await
     }
-    async fn redrive_published(
+    async fn lost_jobs(
         &self,
         queue: &str,
         before: EpochMs,
         limit: usize,
+    ) -> Result<Vec<LostJob>, StoreError> {
+        self.inner.lost_jobs(queue, before, limit).await
+    }
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        lost: &[LostJob],
     ) -> Result<Vec<JobId>, StoreError> {
-        self.inner.redrive_published(queue, before, limit).await
+        self.inner.redrive_published(queue, lost).await
     }
 }
 

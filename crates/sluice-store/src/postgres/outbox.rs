@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, json, to_u32};
 use super::{millis, PgStore};
-use crate::{LeaseToken, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
+use crate::{LeaseToken, LostJob, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
 
 /// The kind of an outbox row from its `kind` and `error` columns.
 fn outbox_kind(kind: String, error: Option<String>) -> Result<OutboxKind, StoreError> {
@@ -79,7 +79,6 @@ impl OutboxStore for PgStore {
                 Ok(sqlx::query_scalar(include_str!("sql/outbox_mark.sql"))
                     .bind(row_ids)
                     .bind(&lease.0)
-                    .bind(now_ms())
                     .fetch_one(pool)
                     .await?)
             })
@@ -121,24 +120,55 @@ impl OutboxStore for PgStore {
         .await
     }
 
-    async fn redrive_published(
+    async fn lost_jobs(
         &self,
         queue: &str,
-        published_before: EpochMs,
+        changed_before: EpochMs,
         limit: usize,
-    ) -> Result<Vec<JobId>, StoreError> {
+    ) -> Result<Vec<LostJob>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
         let pool = &self.pool;
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows: Vec<(Uuid, EpochMs)> = self
+            .run("list lost jobs", move || async move {
+                Ok(sqlx::query_as(include_str!("sql/outbox_lost.sql"))
+                    .bind(queue)
+                    .bind(changed_before)
+                    .bind(limit)
+                    .fetch_all(pool)
+                    .await?)
+            })
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, updated_at)| LostJob {
+                id: JobId::from(id),
+                updated_at,
+            })
+            .collect())
+    }
+
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        lost: &[LostJob],
+    ) -> Result<Vec<JobId>, StoreError> {
+        if lost.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pool = &self.pool;
+        let ids: Vec<Uuid> = lost.iter().map(|l| l.id.as_uuid()).collect();
+        let changed: Vec<EpochMs> = lost.iter().map(|l| l.updated_at).collect();
+        let (ids, changed) = (&ids, &changed);
         let ids: Vec<Uuid> = self
             .run("redrive published", move || async move {
                 let mut tx = pool.begin().await?;
                 let ids: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/outbox_redrive.sql"))
                     .bind(queue)
-                    .bind(published_before)
-                    .bind(limit)
+                    .bind(ids)
+                    .bind(changed)
                     .bind(now_ms())
                     .fetch_all(&mut *tx)
                     .await?;

@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use super::rows::{corrupt, job_id, json_list, outbox_kind, to_u32};
 use super::{map_err, millis, SqliteStore};
-use crate::{LeaseToken, OutboxClaim, OutboxRow, OutboxStore, StoreError};
+use crate::{LeaseToken, LostJob, OutboxClaim, OutboxRow, OutboxStore, StoreError};
 
 #[async_trait]
 impl OutboxStore for SqliteStore {
@@ -157,21 +157,51 @@ impl OutboxStore for SqliteStore {
         row.try_get("due").map_err(map_err)
     }
 
-    async fn redrive_published(
+    async fn lost_jobs(
         &self,
         queue: &str,
-        published_before: EpochMs,
+        changed_before: EpochMs,
         limit: usize,
-    ) -> Result<Vec<JobId>, StoreError> {
+    ) -> Result<Vec<LostJob>, StoreError> {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        let rows = sqlx::query(include_str!("sql/outbox_lost.sql"))
+            .bind(queue)
+            .bind(changed_before)
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.reader)
+            .await
+            .map_err(map_err)?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get("id").map_err(map_err)?;
+                Ok(LostJob {
+                    id: job_id(&id)?,
+                    updated_at: row.try_get("updated_at").map_err(map_err)?,
+                })
+            })
+            .collect()
+    }
+
+    async fn redrive_published(
+        &self,
+        queue: &str,
+        lost: &[LostJob],
+    ) -> Result<Vec<JobId>, StoreError> {
+        if lost.is_empty() {
+            return Ok(Vec::new());
+        }
+        let listed: Vec<(String, EpochMs)> = lost
+            .iter()
+            .map(|l| (l.id.to_string(), l.updated_at))
+            .collect();
+        let listed = serde_json::to_string(&listed).map_err(|e| corrupt("lost jobs", e))?;
         let now = now_ms();
         let mut tx = self.begin_write().await?;
         let moved = sqlx::query(include_str!("sql/outbox_redrive_jobs.sql"))
             .bind(queue)
-            .bind(published_before)
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(&listed)
             .bind(now)
             .fetch_all(&mut *tx)
             .await

@@ -60,13 +60,13 @@ async fn queue_and_status_reads_use_the_index_of_unfinished_jobs() {
         )
         .await;
         assert!(scaling.contains("jobs_unfinished"), "{scaling}");
-        let redrive = plan(
+        let lost = plan(
             &mut conn,
-            include_str!("../../src/postgres/sql/outbox_redrive.sql"),
-            |q| q.bind("q").bind(now).bind(10_i64).bind(now),
+            include_str!("../../src/postgres/sql/outbox_lost.sql"),
+            |q| q.bind("q").bind(now).bind(10_i64),
         )
         .await;
-        assert!(redrive.contains("jobs_unfinished"), "{redrive}");
+        assert!(lost.contains("jobs_unfinished"), "{lost}");
         let succeeded: bool = sqlx::query_scalar(
             "SELECT pg_get_indexdef('jobs_unfinished'::regclass) LIKE '%WHERE (status <> ''succeeded''::text)%'",
         )
@@ -90,5 +90,35 @@ async fn autovacuum_off_is_warned_about() {
             .collect();
         let expected: Vec<&str> = if off { vec!["autovacuum"] } else { vec![] };
         assert_eq!(warned, expected, "autovacuum off: {off}");
+    });
+}
+
+/// Publishing removes the outbox row and leaves the job's row as it was
+/// (no new row version, so no index entries and no rewrite of the payload);
+/// the job reads as published all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishing_leaves_the_job_row_alone() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let j = job("q");
+        enqueue(&store, vec![j.clone()]).await;
+        let mut conn = db.admin().await;
+        let version = "SELECT xmin::text FROM jobs WHERE id = $1";
+        let before: String = sqlx::query_scalar(version)
+            .bind(j.id.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        let c = store.claim_outbox(10, LONG).await.unwrap();
+        let rows: Vec<i64> = c.rows.iter().map(|r| r.row_id).collect();
+        assert_eq!(store.mark_published(&c.lease, &rows).await.unwrap(), 1);
+        let after: String = sqlx::query_scalar(version)
+            .bind(j.id.as_uuid())
+            .fetch_one(&mut conn)
+            .await
+            .unwrap();
+        assert_eq!(before, after, "the job row was rewritten");
+        let got = store.get_job(j.id).await.unwrap();
+        assert_eq!(got.status, sluice_core::JobStatus::Published);
     });
 }

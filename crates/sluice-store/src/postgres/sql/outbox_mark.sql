@@ -1,20 +1,12 @@
--- $1 row ids, $2 lease token, $3 now.
--- Removes the rows the lease still holds and moves the jobs of job rows to
--- 'published', but only jobs whose attempt of the row no worker has started
--- (publishing a dead letter never changes its job).
--- Returns the number of rows removed.
+-- $1 row ids, $2 lease token.
+-- Removes the rows the lease still holds; returns how many. The jobs are
+-- left as they are: a job in `pending` or `retrying` without a job row in
+-- the outbox reads as `published` (see job_get.sql), so publishing never
+-- rewrites the job's row, which is the larger half of a relay's database
+-- work per message.
 WITH gone AS (
     DELETE FROM outbox
     WHERE row_id = ANY($1) AND lease_token = $2
-    RETURNING job_id, attempt, kind
-), marked AS (
-    UPDATE jobs
-    SET status = 'published', updated_at = $3
-    FROM gone
-    WHERE jobs.id = gone.job_id
-      AND gone.kind = 'job'
-      AND jobs.status IN ('pending', 'retrying')
-      AND jobs.attempts = gone.attempt - 1
     RETURNING 1
 )
 SELECT COUNT(*) AS n FROM gone

@@ -1,20 +1,19 @@
--- $1 queue, $2 published before, $3 limit, $4 now.
--- Jobs a broker lost: published, no attempt started since (no lease), marked
--- published before $2, no outbox row. Each goes back to pending (retrying
--- after earlier attempts) with an outbox row for the same attempt, due now.
--- Rows locked by a concurrent redrive are skipped; a job changed since this
--- statement's snapshot is re-checked by the lock and left alone.
+-- $1 queue, $2 job ids, $3 their updated_at as listed, $4 now.
+-- Of the listed jobs (outbox_lost.sql), those that still look lost and have
+-- not changed since: each goes back to pending (retrying after earlier
+-- attempts) with an outbox row for the same attempt, due now. Rows locked by
+-- a concurrent redrive are skipped; a job changed since this statement's
+-- snapshot is re-checked by the lock and left alone.
 WITH lost AS (
-    SELECT id
+    SELECT jobs.id
     FROM jobs
-    WHERE queue = $1
-      AND status = 'published'
-      AND lease_token IS NULL
-      AND updated_at < $2
+    JOIN UNNEST($2::uuid[], $3::bigint[]) AS l(id, updated_at)
+      ON jobs.id = l.id AND jobs.updated_at = l.updated_at
+    WHERE jobs.queue = $1
+      AND jobs.status IN ('pending', 'published', 'retrying')
+      AND jobs.lease_token IS NULL
       AND NOT EXISTS (SELECT 1 FROM outbox AS o WHERE o.job_id = jobs.id)
-    ORDER BY created_at, id
-    LIMIT $3
-    FOR UPDATE SKIP LOCKED
+    FOR UPDATE OF jobs SKIP LOCKED
 ), moved AS (
     UPDATE jobs
     SET status = CASE WHEN jobs.attempts = 0 THEN 'pending' ELSE 'retrying' END,

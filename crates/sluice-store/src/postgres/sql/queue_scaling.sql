@@ -1,8 +1,11 @@
 -- $1 now, $2 queue names. Autoscaling figures per queue: unfinished jobs by
--- state (an attempt is in flight while its lease holds), and the due outbox
--- rows (job rows are backlog; any due row is relay lag). The halves use the
--- partial index of unfinished jobs and (available_at); succeeded jobs are
--- never read.
+-- state (an attempt is in flight while its lease holds; a job stored as
+-- `pending` or `retrying` whose job row has left the outbox was published,
+-- as in job_get.sql), and the due outbox rows (job rows are backlog; any due
+-- row is relay lag). The halves use the partial index of unfinished jobs and
+-- (available_at); succeeded jobs are never read. A relay-published job has
+-- waited since its last change (its enqueue, retry or redrive), as the
+-- relay does not rewrite the job.
 SELECT queue,
        SUM(pending) AS pending,
        SUM(published) AS published,
@@ -25,8 +28,15 @@ FROM (
            0 AS due_jobs,
            NULL::bigint AS due_job_at,
            NULL::bigint AS due_at
-    FROM jobs
-    WHERE queue = ANY($2) AND status IN ('pending', 'published', 'retrying', 'dead')
+    FROM (
+        SELECT queue, lease_until, updated_at,
+               CASE WHEN status IN ('pending', 'retrying')
+                         AND NOT EXISTS (SELECT 1 FROM outbox AS o
+                                         WHERE o.job_id = jobs.id AND o.kind = 'job')
+                    THEN 'published' ELSE status END AS status
+        FROM jobs
+        WHERE queue = ANY($2) AND status IN ('pending', 'published', 'retrying', 'dead')
+    ) AS j
     UNION ALL
     SELECT queue, 0, 0, 0, 0, 0, NULL,
            (kind = 'job')::int,
