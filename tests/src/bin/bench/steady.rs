@@ -6,6 +6,7 @@
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
+use sluice_tests::process::SluiceProcess;
 use sqlx::PgPool;
 
 /// How often a phase's completion is checked (each check runs a query on
@@ -42,26 +43,49 @@ pub struct Rate {
     pub seconds: f64,
 }
 
-/// The relay's rate after it drained `queue`'s backlog of `n` rows: the rows
-/// marked after its first batch over the time from the first batch marked
-/// to the last (marking sets the job's `updated_at`).
-pub async fn relay(pool: &PgPool, queue: &str, n: usize) -> anyhow::Result<Rate> {
-    let (first_ms, last_ms): (i64, i64) =
-        sqlx::query_as("SELECT min(updated_at), max(updated_at) FROM jobs WHERE queue = $1")
-            .bind(queue)
-            .fetch_one(pool)
-            .await?;
-    let first_batch: i64 =
-        sqlx::query_scalar("SELECT count(*) FROM jobs WHERE queue = $2 AND updated_at = $1")
-            .bind(first_ms)
-            .bind(queue)
-            .fetch_one(pool)
-            .await?;
-    let seconds = ((last_ms - first_ms) as f64 / 1000.0).max(0.001);
-    Ok(Rate {
-        per_second: (n as f64 - first_batch as f64) / seconds,
-        seconds,
-    })
+/// How often the relay's published count is read from its `/metrics`.
+const METRICS_POLL: Duration = Duration::from_millis(20);
+
+/// Waits (up to `limit`) until `relay` has published `n` rows of `queue`
+/// (its `sluice_relay_published_total`, read from its own `/metrics`, which
+/// loads neither the store nor the broker measured), and returns its rate:
+/// the rows published after the first poll that saw any, over the time from
+/// that poll to the one that saw all `n`.
+pub async fn relay(
+    relay: &SluiceProcess,
+    queue: &str,
+    n: usize,
+    limit: Duration,
+) -> anyhow::Result<Rate> {
+    let (client, url) = (reqwest::Client::new(), relay.url("/metrics"));
+    let series = format!("sluice_relay_published_total{{queue=\"{queue}\"}} ");
+    let t0 = Instant::now();
+    let mut first: Option<(Instant, u64)> = None;
+    loop {
+        let text = client.get(&url).send().await?.text().await?;
+        let published = text
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .map(|v| v.trim().parse::<f64>().map(|v| v as u64))
+            .transpose()?
+            .unwrap_or(0);
+        let now = Instant::now();
+        if published > 0 && first.is_none() {
+            first = Some((now, published));
+        }
+        if published >= n as u64 {
+            let (t1, c1) = first.unwrap_or((now, published));
+            let seconds = now.duration_since(t1).as_secs_f64().max(0.001);
+            return Ok(Rate {
+                per_second: (published - c1) as f64 / seconds,
+                seconds,
+            });
+        }
+        if t0.elapsed() > limit {
+            bail!("relay published {published} of {n} in {limit:?}");
+        }
+        tokio::time::sleep(METRICS_POLL).await;
+    }
 }
 
 /// The worker's rate after it finished `n` jobs of `queue`: from the first
