@@ -1,4 +1,5 @@
-//! Redrive on the real SQLite store and embedded broker: a job whose message
+//! Redrive on the real SQLite store (and on PostgreSQL, where publishing
+//! leaves the job's row alone) and embedded broker: a job whose message
 //! the broker lost (here: consumed by the workers' group without any attempt
 //! being started, as if it had never been there) is published again, with the
 //! same id and attempt, once the group has caught up; a job that is still
@@ -15,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{config, drain_as, enqueue, rig};
+use common::{config, drain_as, enqueue, rig_on, PgDb};
 
 /// Waits (10 s at most) until the relay marked every job published.
 async fn published(store: &Arc<dyn Store>, ids: &[JobId]) {
@@ -38,8 +39,14 @@ struct Published {
     shutdown: CancellationToken,
 }
 
-async fn published_jobs(n: usize) -> Published {
-    let (_dir, store, broker, q) = rig().await;
+/// `n` jobs published on the store at `store_url` (SQLite when `None`).
+async fn published_jobs(n: usize, store_url: Option<&str>) -> Published {
+    let dir = tempfile::tempdir().unwrap();
+    let url = match store_url {
+        Some(url) => url.to_string(),
+        None => format!("sqlite://{}/s.db", dir.path().display()),
+    };
+    let (_dir, store, broker, q) = rig_on(dir, &url).await;
     broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
     let shutdown = CancellationToken::new();
     let relay = Relay::new(
@@ -68,6 +75,31 @@ async fn lag(broker: &Arc<dyn Broker>, topic: &str, group: &str) -> Option<u64> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
+    lost_jobs_are_published_again(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    lost_jobs_are_published_again(Some(&db.url)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_on_the_broker_are_left_alone() {
+    waiting_jobs_are_left_alone(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_jobs_waiting_on_the_broker_are_left_alone() {
+    let Some(db) = PgDb::create().await else {
+        return;
+    };
+    waiting_jobs_are_left_alone(Some(&db.url)).await;
+}
+
+async fn lost_jobs_are_published_again(store_url: Option<&str>) {
     let Published {
         _dir,
         store,
@@ -75,7 +107,7 @@ async fn jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
         q,
         ids,
         shutdown,
-    } = published_jobs(2).await;
+    } = published_jobs(2, store_url).await;
     let (topic, group) = (q.topic(), q.worker_group());
     // the workers' group reads both without starting them: the broker "lost"
     // them, as far as the store can tell
@@ -110,8 +142,7 @@ async fn jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
     published(&store, &ids).await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn jobs_waiting_on_the_broker_are_left_alone() {
+async fn waiting_jobs_are_left_alone(store_url: Option<&str>) {
     let Published {
         _dir,
         store,
@@ -119,7 +150,7 @@ async fn jobs_waiting_on_the_broker_are_left_alone() {
         q,
         shutdown,
         ..
-    } = published_jobs(3).await;
+    } = published_jobs(3, store_url).await;
     let (topic, group) = (q.topic(), q.worker_group());
     // nobody consumed them: the group lags by 3
     assert_eq!(lag(&broker, &topic, &group).await, Some(3));

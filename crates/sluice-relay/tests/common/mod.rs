@@ -1,5 +1,5 @@
-//! The relay tests' rig: the real SQLite store and embedded broker in a
-//! temporary directory.
+//! The relay tests' rig: the real SQLite store (or a PostgreSQL database of
+//! the test's own) and the embedded broker in a temporary directory.
 #![allow(dead_code)]
 
 use std::sync::Arc;
@@ -18,14 +18,92 @@ pub async fn rig() -> (
     QueueConfig,
 ) {
     let dir = tempfile::tempdir().unwrap();
-    let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
-        .await
-        .unwrap();
+    let url = format!("sqlite://{}/s.db", dir.path().display());
+    rig_on(dir, &url).await
+}
+
+/// The rig on the store at `store_url`.
+pub async fn rig_on(
+    dir: tempfile::TempDir,
+    store_url: &str,
+) -> (
+    tempfile::TempDir,
+    Arc<dyn Store>,
+    Arc<dyn Broker>,
+    QueueConfig,
+) {
+    let store = sluice_store::open(store_url).await.unwrap();
     let broker = sluice_broker::open("embedded://?poll_interval_ms=20", dir.path())
         .await
         .unwrap();
     let q = QueueConfig::named("r");
     (dir, store, broker, q)
+}
+
+/// A database of the test's own on the server at `SLUICE_TEST_POSTGRES_URL`,
+/// dropped (with FORCE) when this is dropped. `None` when the variable is
+/// unset: the test is skipped, unless `SLUICE_TEST_REQUIRE_BACKENDS=1`.
+pub struct PgDb {
+    pub url: String,
+    server: String,
+    name: String,
+}
+
+impl PgDb {
+    pub async fn create() -> Option<Self> {
+        let Ok(server) = std::env::var("SLUICE_TEST_POSTGRES_URL") else {
+            let required = std::env::var("SLUICE_TEST_REQUIRE_BACKENDS").as_deref() == Ok("1");
+            assert!(!required, "SLUICE_TEST_POSTGRES_URL is required");
+            eprintln!("skipping: SLUICE_TEST_POSTGRES_URL is not set");
+            return None;
+        };
+        let name = format!("sluice_relay_{}", uuid::Uuid::new_v4().simple());
+        let mut conn = tokio::time::timeout(
+            Duration::from_secs(10),
+            <sqlx::PgConnection as sqlx::Connection>::connect(&server),
+        )
+        .await
+        .expect("postgres answers within 10 s")
+        .expect("connect to SLUICE_TEST_POSTGRES_URL");
+        sqlx::query(&format!("CREATE DATABASE {name}"))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+        let (base, query) = server.split_once('?').unwrap_or((&server, ""));
+        let root = base.rsplit_once('/').map_or(base, |(root, _)| root);
+        let query = if query.is_empty() {
+            String::new()
+        } else {
+            format!("?{query}")
+        };
+        Some(Self {
+            url: format!("{root}/{name}{query}"),
+            server,
+            name,
+        })
+    }
+}
+
+impl Drop for PgDb {
+    fn drop(&mut self) {
+        let (server, name) = (self.server.clone(), self.name.clone());
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&server)
+                    .await
+                    .ok()?;
+                sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .execute(&mut conn)
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
 }
 
 pub async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
