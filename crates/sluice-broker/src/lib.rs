@@ -75,6 +75,12 @@ pub struct SubscribeOptions {
     pub max_in_flight: usize,
 }
 
+/// The broker's confirms of a batch already handed to it: results in input
+/// order, as [`Publisher::publish`] gives them.
+pub type Confirms = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Vec<Result<(), BrokerError>>> + Send + 'static>,
+>;
+
 /// Publishes batches, each message confirmed by the broker.
 #[async_trait]
 pub trait Publisher: Send + Sync {
@@ -82,6 +88,16 @@ pub trait Publisher: Send + Sync {
     /// durable; results are in input order. An error is an unknown outcome:
     /// the caller publishes the message again later (a duplicate, never a loss).
     async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>>;
+
+    /// Hands every message to the broker and returns once they are sent,
+    /// after those of earlier calls; the returned [`Confirms`] then waits
+    /// for the broker's confirms. A caller can so send the next batch while
+    /// the broker still confirms this one. The default publishes the whole
+    /// batch (confirms included) before it returns.
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Confirms {
+        let results = self.publish(messages).await;
+        Box::pin(std::future::ready(results))
+    }
 }
 
 /// A consumer of one topic in one group.

@@ -21,7 +21,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::{BrokerError, OutgoingMessage, Publisher};
+use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
 use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -47,7 +47,7 @@ pub struct RelayConfig {
 impl Default for RelayConfig {
     fn default() -> Self {
         Self {
-            batch_size: 500,
+            batch_size: 1000,
             lease: Duration::from_secs(30),
             poll_interval: Duration::from_millis(500),
             retry_delay: Duration::from_secs(1),
@@ -168,9 +168,15 @@ impl Relay {
     }
 
     async fn publish(&self, claim: &OutboxClaim) -> Vec<Result<(), BrokerError>> {
+        self.send(claim).await.await
+    }
+
+    /// Hands the claim's messages to the broker, after those of the batch
+    /// sent before; the returned future waits for their confirms.
+    async fn send(&self, claim: &OutboxClaim) -> Confirms {
         metrics::histogram!("sluice_relay_batch_size_rows").record(claim.rows.len() as f64);
         let messages = claim.rows.iter().map(|r| self.message(r)).collect();
-        self.publisher.publish(messages).await
+        self.publisher.send(messages).await
     }
 
     /// Marks the published rows and releases the failed ones for a retry.
@@ -227,15 +233,17 @@ impl Relay {
     /// batches come, otherwise waiting for a wake-up, the next due row or the
     /// poll interval; store errors back off up to 5 s.
     ///
-    /// While a full batch waits for the broker's confirms, the next batch is
-    /// claimed and the previous one marked, so the store's round trips
-    /// overlap the broker's. Batches are still published one at a time, in
-    /// claim order.
+    /// Batches are sent in claim order, each once the one before it is
+    /// sent. While a full batch is sent, the next one is claimed and the
+    /// one sent before is confirmed and marked, so the store's round trips
+    /// overlap the broker's; with a publisher that sends ahead of confirms
+    /// (see [`Publisher::send`]) the broker also has the next batch while it
+    /// confirms one.
     pub async fn run(self, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
         let mut next: Option<OutboxClaim> = None;
-        let mut settling: Option<(OutboxClaim, Vec<Result<(), BrokerError>>)> = None;
+        let mut confirming: Option<(OutboxClaim, Confirms)> = None;
         tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
@@ -248,23 +256,23 @@ impl Relay {
             let sleep = match claimed {
                 Ok(claim) if claim.rows.is_empty() => {
                     backoff = Duration::from_millis(100);
-                    self.settle_pending(&mut settling).await;
+                    self.settle_confirmed(confirming.take()).await;
                     self.idle_wait().await
                 }
                 Ok(claim) => {
                     backoff = Duration::from_millis(100);
                     let full = claim.rows.len() >= self.config.batch_size;
-                    let (results, claimed_next, ()) = tokio::join!(
-                        self.publish(&claim),
+                    let (confirms, claimed_next, ()) = tokio::join!(
+                        self.send(&claim),
                         async {
                             match full {
                                 true => Some(self.claim().await),
                                 false => None,
                             }
                         },
-                        self.settle_pending(&mut settling),
+                        self.settle_confirmed(confirming.take()),
                     );
-                    settling = Some((claim, results));
+                    confirming = Some((claim, confirms));
                     match claimed_next {
                         Some(Ok(c)) => next = Some(c),
                         Some(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
@@ -273,7 +281,7 @@ impl Relay {
                     if full {
                         continue;
                     }
-                    self.settle_pending(&mut settling).await;
+                    self.settle_confirmed(confirming.take()).await;
                     self.idle_wait().await
                 }
                 Err(e) => {
@@ -289,17 +297,16 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-        self.settle_pending(&mut settling).await;
+        self.settle_confirmed(confirming.take()).await;
         tracing::info!("relay stopped");
     }
 
-    /// Settles the batch published last, if any. A failure leaves its rows
-    /// leased: they are published again once the lease runs out.
-    async fn settle_pending(
-        &self,
-        settling: &mut Option<(OutboxClaim, Vec<Result<(), BrokerError>>)>,
-    ) {
-        if let Some((claim, results)) = settling.take() {
+    /// Waits for the confirms of the batch sent last, if any, and settles
+    /// it. A failure leaves its rows leased: they are published again once
+    /// the lease runs out.
+    async fn settle_confirmed(&self, confirming: Option<(OutboxClaim, Confirms)>) {
+        if let Some((claim, confirms)) = confirming {
+            let results = confirms.await;
             if let Err(e) = self.settle(&claim, results).await {
                 tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
             }

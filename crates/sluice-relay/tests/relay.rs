@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_broker::{BrokerError, OutgoingMessage, Publisher};
+use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{
@@ -443,4 +443,89 @@ async fn a_running_relay_publishes_batches_one_at_a_time_in_claim_order() {
             JobStatus::Published
         );
     }
+}
+
+/// A publisher whose `send` returns at once and whose confirms take `delay`
+/// (the messages reach the broker when confirmed); records every sent job
+/// id in order and the most batches sent but not yet confirmed.
+struct ConfirmingPublisher {
+    inner: Arc<dyn Publisher>,
+    delay: Duration,
+    unconfirmed: Arc<AtomicUsize>,
+    peak: AtomicUsize,
+    order: Mutex<Vec<JobId>>,
+}
+
+#[async_trait::async_trait]
+impl Publisher for ConfirmingPublisher {
+    async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
+        self.send(messages).await.await
+    }
+
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Confirms {
+        let now = self.unconfirmed.fetch_add(1, Ordering::SeqCst) + 1;
+        self.peak.fetch_max(now, Ordering::SeqCst);
+        self.order
+            .lock()
+            .unwrap()
+            .extend(messages.iter().map(|m| m.job_id));
+        let (inner, delay, unconfirmed) =
+            (self.inner.clone(), self.delay, self.unconfirmed.clone());
+        Box::pin(async move {
+            tokio::time::sleep(delay).await;
+            let res = inner.publish(messages).await;
+            unconfirmed.fetch_sub(1, Ordering::SeqCst);
+            res
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_next_batch_is_sent_while_the_broker_confirms_one_in_claim_order() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 95, 0).await;
+    let publisher = Arc::new(ConfirmingPublisher {
+        inner: broker.publisher(),
+        delay: Duration::from_millis(50),
+        unconfirmed: Arc::new(AtomicUsize::new(0)),
+        peak: AtomicUsize::new(0),
+        order: Mutex::new(Vec::new()),
+    });
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 10;
+    let relay = Relay::new(
+        store.clone(),
+        publisher.clone(),
+        std::slice::from_ref(&q),
+        cfg,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
+    assert_eq!(got.len(), ids.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in &ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(
+                Instant::now() < deadline,
+                "a confirmed batch was never marked"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.cancel();
+    task.await.unwrap();
+    assert_eq!(
+        publisher.peak.load(Ordering::SeqCst),
+        2,
+        "one batch sent while the one before waits for confirms, never more"
+    );
+    assert_eq!(
+        *publisher.order.lock().unwrap(),
+        ids,
+        "sent out of claim order"
+    );
+    assert_eq!(publisher.unconfirmed.load(Ordering::SeqCst), 0);
 }

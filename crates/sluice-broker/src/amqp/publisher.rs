@@ -1,6 +1,8 @@
 //! Publishing with confirms: every message persistent and `mandatory`, a
 //! batch spread over a few confirm-mode channels, each channel's messages
-//! pipelined (all published, then all confirms awaited together).
+//! pipelined (all published, then all confirms awaited together). A channel
+//! is held only while a batch's messages are sent on it, so the next batch
+//! can be sent while the broker confirms this one.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -8,6 +10,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use futures::future::join_all;
+use futures::FutureExt;
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, ExchangeDeclareOptions};
 use lapin::publisher_confirm::Confirmation;
 use lapin::types::FieldTable;
@@ -17,11 +20,12 @@ use super::codec;
 use super::connection::Connector;
 use super::topology::NOT_FOUND;
 use super::{reply_code, unavailable};
-use crate::{BrokerError, OutgoingMessage, Publisher};
+use crate::{BrokerError, Confirms, OutgoingMessage, Publisher};
 
 /// Messages of a batch below which one channel carries them all.
 const MIN_PER_CHANNEL: usize = 64;
-/// Longest wait for one channel's share of a batch to be confirmed.
+/// Longest wait for one channel's share of a batch to be sent, and then
+/// for it to be confirmed.
 const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The AMQP publisher. A result is `Ok` only once the broker confirmed the
@@ -32,7 +36,7 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 pub struct AmqpPublisher {
     connector: Arc<Connector>,
     /// Confirm-mode channels, opened on first use and after failures.
-    channels: Vec<tokio::sync::Mutex<Option<Channel>>>,
+    channels: Arc<[tokio::sync::Mutex<Option<Channel>>]>,
     /// Exchanges known to exist.
     known: Arc<Mutex<HashSet<String>>>,
 }
@@ -47,7 +51,8 @@ impl AmqpPublisher {
             connector,
             channels: (0..channels.max(1))
                 .map(|_| tokio::sync::Mutex::new(None))
-                .collect(),
+                .collect::<Vec<_>>()
+                .into(),
             known,
         }
     }
@@ -77,63 +82,97 @@ impl AmqpPublisher {
         }
     }
 
-    /// Publishes `messages` on channel slot `slot`, pipelined.
-    async fn publish_on(
-        &self,
-        slot: usize,
-        messages: Vec<(usize, &OutgoingMessage)>,
-    ) -> Vec<(usize, Result<(), BrokerError>)> {
+    /// Sends `messages` on channel slot `slot`, holding the slot only while
+    /// they are sent; the returned future waits for their confirms.
+    async fn send_on(&self, slot: usize, messages: Vec<(usize, &OutgoingMessage)>) -> LaneConfirms {
         let mut guard = self.channels[slot].lock().await;
         let channel = match open_channel(&self.connector, &mut guard).await {
             Ok(c) => c,
-            Err(e) => return fail_all(&messages, &e),
+            Err(e) => return std::future::ready(fail_all(&messages, &e)).boxed(),
         };
         let options = BasicPublishOptions {
             mandatory: true,
             immediate: false,
         };
         let sends = messages.iter().map(|(_, m)| {
-            let channel = &channel;
-            async move {
-                let confirm = channel
-                    .basic_publish(&m.topic, "", options, &m.body, codec::properties(m))
-                    .await
-                    .map_err(|e| unavailable("publish failed", e))?;
-                match confirm.await {
-                    Ok(Confirmation::Ack(None)) => Ok(()),
-                    Ok(Confirmation::Ack(Some(returned))) => Err(BrokerError::Rejected(format!(
-                        "returned by the broker: {} (no queue bound to topic {:?})",
-                        returned.reply_text, m.topic
-                    ))),
-                    Ok(Confirmation::Nack(_)) => Err(BrokerError::Unavailable(
-                        "the broker did not confirm the message (nack)".into(),
-                    )),
-                    Ok(Confirmation::NotRequested) => Err(BrokerError::Unavailable(
-                        "channel is not in confirm mode".into(),
-                    )),
-                    Err(e) => Err(unavailable("publish not confirmed", e)),
-                }
-            }
+            channel.basic_publish(&m.topic, "", options, &m.body, codec::properties(m))
         });
-        let results = match tokio::time::timeout(CONFIRM_TIMEOUT, join_all(sends)).await {
-            Ok(results) => results,
+        let sent = match tokio::time::timeout(CONFIRM_TIMEOUT, join_all(sends)).await {
+            Ok(sent) => sent,
             Err(_) => {
                 *guard = None;
                 let e = BrokerError::Unavailable(format!(
-                    "no confirms within {} s",
+                    "messages not sent within {} s",
                     CONFIRM_TIMEOUT.as_secs()
                 ));
-                return fail_all(&messages, &e);
+                return std::future::ready(fail_all(&messages, &e)).boxed();
             }
         };
-        if results
+        drop(guard);
+        let lane: Vec<(usize, String)> = messages
             .iter()
-            .any(|r| matches!(r, Err(BrokerError::Unavailable(_))))
-            && !channel.status().connected()
-        {
-            *guard = None;
+            .map(|(i, m)| (*i, m.topic.clone()))
+            .collect();
+        let channels = self.channels.clone();
+        async move {
+            let waits = sent
+                .into_iter()
+                .zip(&lane)
+                .map(|(sent, (_, topic))| async move {
+                    let confirm = sent.map_err(|e| unavailable("publish failed", e))?;
+                    match confirm.await {
+                        Ok(Confirmation::Ack(None)) => Ok(()),
+                        Ok(Confirmation::Ack(Some(returned))) => {
+                            Err(BrokerError::Rejected(format!(
+                                "returned by the broker: {} (no queue bound to topic {topic:?})",
+                                returned.reply_text
+                            )))
+                        }
+                        Ok(Confirmation::Nack(_)) => Err(BrokerError::Unavailable(
+                            "the broker did not confirm the message (nack)".into(),
+                        )),
+                        Ok(Confirmation::NotRequested) => Err(BrokerError::Unavailable(
+                            "channel is not in confirm mode".into(),
+                        )),
+                        Err(e) => Err(unavailable("publish not confirmed", e)),
+                    }
+                });
+            let results = match tokio::time::timeout(CONFIRM_TIMEOUT, join_all(waits)).await {
+                Ok(results) => results,
+                Err(_) => {
+                    forget(&channels[slot], &channel).await;
+                    let e = BrokerError::Unavailable(format!(
+                        "no confirms within {} s",
+                        CONFIRM_TIMEOUT.as_secs()
+                    ));
+                    return lane
+                        .iter()
+                        .map(|(i, _)| (*i, Err(BrokerError::Unavailable(e.to_string()))))
+                        .collect();
+                }
+            };
+            if results
+                .iter()
+                .any(|r| matches!(r, Err(BrokerError::Unavailable(_))))
+                && !channel.status().connected()
+            {
+                forget(&channels[slot], &channel).await;
+            }
+            lane.iter().map(|(i, _)| *i).zip(results).collect()
         }
-        messages.iter().map(|(i, _)| *i).zip(results).collect()
+        .boxed()
+    }
+}
+
+/// One channel's confirms of its share of a batch, by index in the batch.
+type LaneConfirms = futures::future::BoxFuture<'static, Vec<(usize, Result<(), BrokerError>)>>;
+
+/// Drops `channel` from its slot (it failed), unless the slot already holds
+/// another one.
+async fn forget(slot: &tokio::sync::Mutex<Option<Channel>>, channel: &Channel) {
+    let mut guard = slot.lock().await;
+    if guard.as_ref().is_some_and(|c| c.id() == channel.id()) {
+        *guard = None;
     }
 }
 
@@ -168,6 +207,10 @@ fn fail_all(
 #[async_trait]
 impl Publisher for AmqpPublisher {
     async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
+        self.send(messages).await.await
+    }
+
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Confirms {
         let mut results: Vec<Option<Result<(), BrokerError>>> =
             messages.iter().map(|_| None).collect();
         let mut topics: Vec<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
@@ -181,10 +224,11 @@ impl Publisher for AmqpPublisher {
                     missing.insert(topic.to_string());
                 }
                 Err(e) => {
-                    return messages
+                    let failed = messages
                         .iter()
                         .map(|_| Err(BrokerError::Unavailable(e.to_string())))
-                        .collect()
+                        .collect();
+                    return Box::pin(std::future::ready(failed));
                 }
             }
         }
@@ -207,19 +251,21 @@ impl Publisher for AmqpPublisher {
         let per_lane = todo.len().div_ceil(lanes).max(1);
         let chunks: Vec<Vec<(usize, &OutgoingMessage)>> =
             todo.chunks(per_lane).map(<[_]>::to_vec).collect();
-        let done = join_all(
+        let lanes = join_all(
             chunks
                 .into_iter()
                 .enumerate()
-                .map(|(slot, chunk)| self.publish_on(slot, chunk)),
+                .map(|(slot, chunk)| self.send_on(slot, chunk)),
         )
         .await;
-        for (i, r) in done.into_iter().flatten() {
-            results[i] = Some(r);
-        }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(BrokerError::Unavailable("not published".into()))))
-            .collect()
+        Box::pin(async move {
+            for (i, r) in join_all(lanes).await.into_iter().flatten() {
+                results[i] = Some(r);
+            }
+            results
+                .into_iter()
+                .map(|r| r.unwrap_or_else(|| Err(BrokerError::Unavailable("not published".into()))))
+                .collect()
+        })
     }
 }

@@ -168,7 +168,7 @@ pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
     // Worker concurrency (its prefetch is PREFETCH_PER_SLOT × this) and relay batch size.
     let concurrency = arg("--concurrency", 64) as usize;
-    let relay_batch = arg("--relay-batch", 500);
+    let relay_batch = arg("--relay-batch", 1000); // the relay's default
     let handler = crate::handler_arg();
     let amqp = std::env::var("SLUICE_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into());

@@ -53,7 +53,7 @@ pub async fn run() -> anyhow::Result<()> {
     // the worker's concurrency (its window of messages is PREFETCH_PER_SLOT × this)
     let concurrency = arg("--concurrency", 64);
     // the relay's batch size, also that of sluice's publisher alone
-    let relay_batch = arg("--relay-batch", 500) as usize;
+    let relay_batch = arg("--relay-batch", 1000) as usize; // the relay's default
     let brokers =
         std::env::var("SLUICE_TEST_KAFKA_BROKERS").unwrap_or_else(|_| "127.0.0.1:9092".into());
     let server = std::env::var("SLUICE_TEST_POSTGRES_URL")
