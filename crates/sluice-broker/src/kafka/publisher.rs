@@ -1,17 +1,19 @@
 //! [`Publisher`] over an idempotent librdkafka producer with `acks=all`:
-//! every message of a batch is handed to librdkafka at once and each delivery
-//! report is awaited.
+//! the messages of a batch are handed to librdkafka one after another (in
+//! order, waiting out a full local queue), then each delivery report is
+//! awaited; the next batch can be handed over meanwhile.
+
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use futures::future::join_all;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::util::Timeout;
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 
 use super::config::KafkaConfig;
 use super::headers;
 use super::KafkaContext;
-use crate::{BrokerError, OutgoingMessage, Publisher};
+use crate::{BrokerError, Confirms, OutgoingMessage, Publisher};
 
 /// Publishes to `<message.topic>`; the message key is the message's key or
 /// else its job id, its attributes travel as `ce_*` headers.
@@ -25,21 +27,33 @@ impl KafkaPublisher {
         Self { producer, config }
     }
 
-    async fn publish_one(&self, m: &OutgoingMessage) -> Result<(), BrokerError> {
+    /// Hands `m` to librdkafka, waiting out a full local queue for at most
+    /// the publish timeout; the delivery report comes within
+    /// `message.timeout.ms`.
+    async fn enqueue(&self, m: &OutgoingMessage) -> Result<DeliveryFuture, BrokerError> {
         let key = headers::outgoing_key(m);
-        let record = FutureRecord::to(&m.topic)
+        let mut record = FutureRecord::to(&m.topic)
             .key(&key)
             .payload(&m.body)
             .headers(headers::outgoing_headers(m));
-        // A full local queue is waited out for at most the delivery timeout;
-        // the delivery report itself comes within `message.timeout.ms`.
-        let queue_wait = Timeout::After(self.config.publish_timeout);
-        match self.producer.send(record, queue_wait).await {
-            Ok(_) => Ok(()),
-            Err((e, _)) => Err(classify(&m.topic, e)),
+        let deadline = Instant::now() + self.config.publish_timeout;
+        loop {
+            match self.producer.send_result(record) {
+                Ok(delivery) => return Ok(delivery),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), r))
+                    if Instant::now() < deadline =>
+                {
+                    record = r;
+                    tokio::time::sleep(QUEUE_FULL_WAIT).await;
+                }
+                Err((e, _)) => return Err(classify(&m.topic, e)),
+            }
         }
     }
 }
+
+/// How long a message waits before it is offered again to a full queue.
+const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
 /// Refusals for good are [`BrokerError::Rejected`]; everything else
 /// (timeouts included) is an unknown outcome, [`BrokerError::Unavailable`].
@@ -65,6 +79,24 @@ fn classify(topic: &str, e: KafkaError) -> BrokerError {
 #[async_trait]
 impl Publisher for KafkaPublisher {
     async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
-        join_all(messages.iter().map(|m| self.publish_one(m))).await
+        self.send(messages).await.await
+    }
+
+    async fn send(&self, messages: Vec<OutgoingMessage>) -> Confirms {
+        let mut deliveries = Vec::with_capacity(messages.len());
+        for m in &messages {
+            deliveries.push((self.enqueue(m).await, m.topic.clone()));
+        }
+        Box::pin(join_all(deliveries.into_iter().map(
+            |(enqueued, topic)| async move {
+                match enqueued?.await {
+                    Ok(Ok(_)) => Ok(()),
+                    Ok(Err((e, _))) => Err(classify(&topic, e)),
+                    Err(_) => Err(BrokerError::Unavailable(format!(
+                        "kafka publish to {topic:?} not confirmed: the producer was dropped"
+                    ))),
+                }
+            },
+        )))
     }
 }
