@@ -26,7 +26,9 @@ use tokio::time::Instant;
 use crate::{AckToken, Broker, Delivery, OutgoingMessage, SubscribeOptions, Subscription};
 
 mod lag;
+mod send;
 pub use lag::consumer_lag_counts_unconsumed;
+pub use send::send_ahead_of_confirms;
 
 /// Upper bound of one case, a safety net over the bounded waits inside.
 pub const CASE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -120,6 +122,7 @@ macro_rules! broker_conformance {
         $crate::broker_conformance!(@cases ($fixture) ($settings)
             publish_then_receive_intact
             publish_results_in_order
+            send_ahead_of_confirms
             declare_is_idempotent_and_ping_works
             ack_prevents_redelivery
             unacked_is_redelivered
