@@ -125,6 +125,7 @@ macro_rules! store_conformance {
             attempts_count_through_retries,
             queue_stats_counts,
             queue_scaling_figures,
+            published_jobs_wait_since_due,
             outbox_notify_fires,
             ping_and_backend,
             admin_pause_resume_round_trip,

@@ -105,3 +105,45 @@ fn retry(available_at: i64) -> Outcome {
         error: "x".into(),
     }
 }
+
+/// A published job has waited since it was due, not since it was enqueued
+/// or failed: a delayed job, or a retry after its backoff, is neither old
+/// for autoscaling nor out long enough for redrive the moment it is
+/// published.
+pub async fn published_jobs_wait_since_due(store: Arc<dyn Store>) {
+    let store = &*store;
+    let queues = names(&["d"]);
+    let mut delayed = new_job("d");
+    let due = now_ms() + 300;
+    delayed.available_at = due;
+    let retried = new_job("d");
+    enqueue(store, vec![delayed.clone(), retried.clone()]).await;
+    let c = claim(store, 10, LONG).await;
+    assert_eq!(c.rows.len(), 1, "only the job due now");
+    store
+        .mark_published(&c.lease, &row_ids(&c.rows))
+        .await
+        .unwrap();
+    let a = started(start(store, retried.id, Some(1), LONG).await);
+    finish(store, &a, retry(due)).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let c = claim(store, 10, LONG).await;
+    assert_eq!(c.rows.len(), 2, "both due by now");
+    store
+        .mark_published(&c.lease, &row_ids(&c.rows))
+        .await
+        .unwrap();
+    let got = store.queue_scaling(&queues, now_ms()).await.unwrap();
+    assert_eq!(got[0].published, 2);
+    let since = got[0].oldest_backlog_since.expect("published jobs wait");
+    assert!(since >= due, "waiting since {since}, before due at {due}");
+    let lost = store.lost_jobs("d", due, 10).await.unwrap();
+    assert!(
+        lost.is_empty(),
+        "out on the broker only since {due}: {lost:?}"
+    );
+    assert_eq!(
+        store.lost_jobs("d", now_ms() + 1, 10).await.unwrap().len(),
+        2
+    );
+}

@@ -132,6 +132,7 @@ async fn finish_tx(
         let mut attempts = Vec::with_capacity(round.len());
         let mut statuses = Vec::with_capacity(round.len());
         let mut errors: Vec<Option<String>> = Vec::with_capacity(round.len());
+        let mut due: Vec<Option<EpochMs>> = Vec::with_capacity(round.len());
         for &i in &round {
             let c = &completions[i];
             let (status, error) = match &c.outcome {
@@ -145,6 +146,10 @@ async fn finish_tx(
             attempts.push(i64::from(c.attempt));
             statuses.push(status.as_str());
             errors.push(error);
+            due.push(match &c.outcome {
+                Outcome::Retry { available_at, .. } => Some(*available_at),
+                _ => None,
+            });
         }
         let rows = sqlx::query(include_str!("sql/attempt_finish.sql"))
             .bind(now)
@@ -154,6 +159,7 @@ async fn finish_tx(
             .bind(&attempts)
             .bind(&statuses)
             .bind(&errors)
+            .bind(&due)
             .fetch_all(&mut *tx)
             .await?;
         let mut f = Finished::default();

@@ -11,7 +11,8 @@ SET status = 'pending',
     lease_token = NULL,
     lease_until = NULL,
     attempt_started_at = NULL,
-    updated_at = $1
+    updated_at = $1,
+    due_at = $1
 FROM d
 WHERE jobs.id = d.job_id AND jobs.status = 'dead'
 RETURNING jobs.id

@@ -10,9 +10,9 @@ WITH u AS (
                              available_at, ord)
 ), j AS (
     INSERT INTO jobs (id, queue, status, payload, key, headers, traceparent,
-                      max_attempts, attempts, replay_count, created_at, updated_at)
+                      max_attempts, attempts, replay_count, created_at, updated_at, due_at)
     SELECT id, queue, 'pending', payload::json, key, headers::json, traceparent,
-           max_attempts, 0, 0, $9, $9
+           max_attempts, 0, 0, $9, $9, GREATEST(available_at, $9)
     FROM u
     RETURNING id
 ), o AS (

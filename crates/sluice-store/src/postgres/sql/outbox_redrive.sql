@@ -17,7 +17,8 @@ WITH lost AS (
 ), moved AS (
     UPDATE jobs
     SET status = CASE WHEN jobs.attempts = 0 THEN 'pending' ELSE 'retrying' END,
-        updated_at = $4
+        updated_at = $4,
+        due_at = $4
     FROM lost
     WHERE jobs.id = lost.id
     RETURNING jobs.id, jobs.queue, jobs.attempts, jobs.created_at

@@ -4,8 +4,8 @@
 -- as in job_get.sql), and the due outbox rows (job rows are backlog; any due
 -- row is relay lag). The halves use the partial index of unfinished jobs and
 -- (available_at); succeeded jobs are never read. A relay-published job has
--- waited since its last change (its enqueue, retry or redrive), as the
--- relay does not rewrite the job.
+-- waited since it was due (due_at; updated_at for jobs older than that
+-- column), as the relay does not rewrite the job.
 SELECT queue,
        SUM(pending) AS pending,
        SUM(published) AS published,
@@ -24,12 +24,12 @@ FROM (
            (status = 'retrying')::int AS retrying,
            (status = 'dead')::int AS dead,
            CASE WHEN status = 'published' AND COALESCE(lease_until < $1, true)
-                THEN COALESCE(lease_until, updated_at) END AS published_since,
+                THEN COALESCE(lease_until, due_at, updated_at) END AS published_since,
            0 AS due_jobs,
            NULL::bigint AS due_job_at,
            NULL::bigint AS due_at
     FROM (
-        SELECT queue, lease_until, updated_at,
+        SELECT queue, lease_until, updated_at, due_at,
                CASE WHEN status IN ('pending', 'retrying')
                          AND NOT EXISTS (SELECT 1 FROM outbox AS o
                                          WHERE o.job_id = jobs.id AND o.kind = 'job')
