@@ -16,7 +16,8 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{config, drain_as, enqueue, rig_on, PgDb};
+use common::{config, drain_as, enqueue, rig_on};
+use sluice_tests::pg::{server_url, TempDb};
 
 /// Waits (10 s at most) until the relay marked every job published.
 async fn published(store: &Arc<dyn Store>, ids: &[JobId]) {
@@ -80,9 +81,8 @@ async fn jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_jobs_the_broker_lost_are_published_again_once_the_group_caught_up() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
+    let Some(server) = server_url() else { return };
+    let db = TempDb::create(&server).await.unwrap();
     lost_jobs_are_published_again(Some(&db.url)).await;
 }
 
@@ -93,9 +93,8 @@ async fn jobs_waiting_on_the_broker_are_left_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_jobs_waiting_on_the_broker_are_left_alone() {
-    let Some(db) = PgDb::create().await else {
-        return;
-    };
+    let Some(server) = server_url() else { return };
+    let db = TempDb::create(&server).await.unwrap();
     waiting_jobs_are_left_alone(Some(&db.url)).await;
 }
 

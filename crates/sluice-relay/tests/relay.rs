@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
+use sluice_broker::{Broker, BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
 use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{
@@ -394,6 +394,34 @@ impl Publisher for SlowPublisher {
     }
 }
 
+/// Runs a relay over `publisher` in batches of 10 until every job of `ids`
+/// is delivered and marked published (the last batch before the relay
+/// idles), then stops it.
+async fn relay_in_batches_of_ten(
+    store: &Arc<dyn Store>,
+    broker: &Arc<dyn Broker>,
+    q: &QueueConfig,
+    ids: &[JobId],
+    publisher: Arc<dyn Publisher>,
+) {
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 10;
+    let relay = Relay::new(store.clone(), publisher, std::slice::from_ref(q), cfg).unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let got = drain(broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
+    assert_eq!(got.len(), ids.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(Instant::now() < deadline, "a batch was never marked");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.cancel();
+    task.await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_relay_publishes_batches_one_at_a_time_in_claim_order() {
     let (_d, store, broker, q) = rig().await;
@@ -406,27 +434,7 @@ async fn a_running_relay_publishes_batches_one_at_a_time_in_claim_order() {
         peak: AtomicUsize::new(0),
         order: Mutex::new(Vec::new()),
     });
-    let mut cfg = config(Duration::from_millis(50));
-    cfg.batch_size = 10;
-    let relay = Relay::new(
-        store.clone(),
-        publisher.clone(),
-        std::slice::from_ref(&q),
-        cfg,
-    )
-    .unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(relay.run(stop.clone()));
-    let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
-    assert_eq!(got.len(), ids.len());
-    // the last batch is marked before the relay idles
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while store.get_job(ids[94]).await.unwrap().status != JobStatus::Published {
-        assert!(Instant::now() < deadline, "last batch never marked");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    stop.cancel();
-    task.await.unwrap();
+    relay_in_batches_of_ten(&store, &broker, &q, &ids, publisher.clone()).await;
     assert_eq!(
         publisher.peak.load(Ordering::SeqCst),
         1,
@@ -492,31 +500,7 @@ async fn the_next_batch_is_sent_while_the_broker_confirms_one_in_claim_order() {
         peak: AtomicUsize::new(0),
         order: Mutex::new(Vec::new()),
     });
-    let mut cfg = config(Duration::from_millis(50));
-    cfg.batch_size = 10;
-    let relay = Relay::new(
-        store.clone(),
-        publisher.clone(),
-        std::slice::from_ref(&q),
-        cfg,
-    )
-    .unwrap();
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(relay.run(stop.clone()));
-    let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
-    assert_eq!(got.len(), ids.len());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for id in &ids {
-        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
-            assert!(
-                Instant::now() < deadline,
-                "a confirmed batch was never marked"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-    stop.cancel();
-    task.await.unwrap();
+    relay_in_batches_of_ten(&store, &broker, &q, &ids, publisher.clone()).await;
     assert_eq!(
         publisher.peak.load(Ordering::SeqCst),
         2,
