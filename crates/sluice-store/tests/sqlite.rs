@@ -178,7 +178,7 @@ async fn two_stores_on_one_file_never_share_a_claimed_row() {
 }
 
 #[tokio::test]
-async fn history_and_dead_letter_rows_are_written() {
+async fn history_and_dead_letter_rows_are_written_for_failures_only() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(&url(&dir)).await.unwrap();
     let j = job("mail");
@@ -216,11 +216,41 @@ async fn history_and_dead_letter_rows_are_written() {
         };
         store.finish_attempts(vec![c]).await.remove(0).unwrap();
     }
+    // a success is recorded on the job's row alone
+    let ok = job("mail");
+    enqueue(&store, vec![ok.clone()]).await;
+    let mut res = store
+        .start_attempts(
+            vec![StartRequest {
+                job_id: ok.id,
+                attempt: Some(1),
+                create: None,
+            }],
+            LONG,
+        )
+        .await;
+    let StartOutcome::Started(a) = res.remove(0).unwrap() else {
+        panic!("the other job's attempt starts")
+    };
+    let c = Completion {
+        job_id: ok.id,
+        lease: a.lease,
+        attempt: 1,
+        started_at: 5,
+        outcome: Outcome::Succeeded,
+    };
+    store.finish_attempts(vec![c]).await.remove(0).unwrap();
     store.close().await;
 
     let pool = sqlx::SqlitePool::connect(&format!("{}?mode=ro", url(&dir)))
         .await
         .unwrap();
+    let successes: i64 = sqlx::query_scalar("SELECT count(*) FROM attempts WHERE job_id = ?")
+        .bind(ok.id.to_string())
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(successes, 0, "a success adds no history row");
     let id = j.id.to_string();
     let rows = sqlx::query("SELECT attempt, outcome, error, started_at FROM attempts WHERE job_id = ? ORDER BY attempt")
         .bind(&id)
@@ -258,7 +288,8 @@ async fn history_and_dead_letter_rows_are_written() {
     assert_eq!(dl.get::<i64, _>("replay_count"), 0);
     assert!(dl.get::<i64, _>("died_at") > 0);
     let outbox: Vec<(String, i64, Option<String>)> =
-        sqlx::query("SELECT kind, attempt, error FROM outbox ORDER BY row_id")
+        sqlx::query("SELECT kind, attempt, error FROM outbox WHERE job_id = ? ORDER BY row_id")
+            .bind(&id)
             .fetch_all(&pool)
             .await
             .unwrap()

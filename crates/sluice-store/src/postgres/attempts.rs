@@ -93,7 +93,7 @@ fn rounds(completions: &[Completion]) -> Vec<Vec<usize>> {
 /// The columns of the per-outcome statements of one round.
 #[derive(Default)]
 struct Finished {
-    // attempt history
+    // attempt history (failed attempts only)
     h_ids: Vec<Uuid>,
     h_replays: Vec<i64>,
     h_attempts: Vec<i64>,
@@ -173,16 +173,20 @@ async fn finish_tx(
             let replay_count: i64 = get(row, "replay_count")?;
             let id = c.job_id.as_uuid();
             let (outcome, error) = match &c.outcome {
-                Outcome::Succeeded => ("succeeded", None),
-                Outcome::Retry { error, .. } => ("retry", Some(pg_text(error))),
-                Outcome::Dead { error } => ("dead", Some(pg_text(error))),
+                // the job row is the record of a success
+                Outcome::Succeeded => {
+                    results[i] = Ok(());
+                    continue;
+                }
+                Outcome::Retry { error, .. } => ("retry", pg_text(error)),
+                Outcome::Dead { error } => ("dead", pg_text(error)),
             };
             f.h_ids.push(id);
             f.h_replays.push(replay_count);
             f.h_attempts.push(i64::from(c.attempt));
             f.h_started.push(c.started_at);
             f.h_outcomes.push(outcome);
-            f.h_errors.push(error.clone());
+            f.h_errors.push(Some(error.clone()));
             match &c.outcome {
                 Outcome::Succeeded => {}
                 Outcome::Retry { available_at, .. } => {
@@ -195,7 +199,7 @@ async fn finish_tx(
                 Outcome::Dead { .. } => {
                     f.d_ids.push(id);
                     f.d_queues.push(queue);
-                    f.d_errors.push(error.unwrap_or_default());
+                    f.d_errors.push(error);
                     f.d_attempts.push(job_attempts);
                     f.d_replays.push(replay_count);
                 }

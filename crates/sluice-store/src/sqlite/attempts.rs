@@ -183,6 +183,10 @@ async fn finish_one(
     let queue: String = row.try_get("queue").map_err(map_err)?;
     let attempts: i64 = row.try_get("attempts").map_err(map_err)?;
     let replay_count: i64 = row.try_get("replay_count").map_err(map_err)?;
+    if matches!(c.outcome, Outcome::Succeeded) {
+        // the job row is the record of a success
+        return Ok(());
+    }
     sqlx::query(include_str!("sql/attempt_history_insert.sql"))
         .bind(&id)
         .bind(replay_count)

@@ -122,3 +122,56 @@ async fn publishing_leaves_the_job_row_alone() {
         assert_eq!(got.status, sluice_core::JobStatus::Published);
     });
 }
+
+/// A success is recorded on the job's row alone: no attempt-history row
+/// (history holds failed attempts, which a dead letter's detail shows).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_success_adds_no_attempt_history_row() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let (ok, failed) = (job("q"), job("q"));
+        enqueue(&store, vec![ok.clone(), failed.clone()]).await;
+        let mut completions = Vec::new();
+        for (j, outcome) in [
+            (&ok, Outcome::Succeeded),
+            (
+                &failed,
+                Outcome::Retry {
+                    available_at: now_ms(),
+                    error: "503 from downstream".into(),
+                },
+            ),
+        ] {
+            let request = StartRequest {
+                job_id: j.id,
+                attempt: Some(1),
+                create: None,
+            };
+            let Ok(StartOutcome::Started(a)) =
+                store.start_attempts(vec![request], LONG).await.remove(0)
+            else {
+                panic!("attempt 1 of {} did not start", j.id);
+            };
+            completions.push(Completion {
+                job_id: j.id,
+                lease: a.lease,
+                attempt: 1,
+                started_at: now_ms(),
+                outcome,
+            });
+        }
+        for r in store.finish_attempts(completions).await {
+            r.unwrap();
+        }
+        let mut conn = db.admin().await;
+        let rows: Vec<(uuid::Uuid, String)> =
+            sqlx::query_as("SELECT job_id, outcome FROM attempts ORDER BY job_id")
+                .fetch_all(&mut conn)
+                .await
+                .unwrap();
+        assert_eq!(rows, vec![(failed.id.as_uuid(), "retry".to_string())]);
+        let got = store.get_job(ok.id).await.unwrap();
+        assert_eq!(got.status, sluice_core::JobStatus::Succeeded);
+        assert_eq!(got.attempts, 1);
+    });
+}
