@@ -20,16 +20,30 @@ pub struct CpuSample(BTreeMap<&'static str, u64>);
 impl CpuSample {
     /// Reads every process's counters now; empty where `/proc` is missing.
     pub fn now() -> Self {
+        Self::of(&PROGRAMS)
+    }
+
+    /// Like [`CpuSample::now`], for `programs`. Each process counts once:
+    /// only `/proc/<pid>` entries are read, not `/proc/self` or
+    /// `/proc/thread-self`, which would count the sampling process again.
+    fn of(programs: &[&'static str]) -> Self {
         let mut ticks = BTreeMap::new();
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return Self(ticks);
         };
         for entry in dir.flatten() {
+            let name = entry.file_name();
+            if !name
+                .to_str()
+                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
+            {
+                continue;
+            }
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
                 continue;
             };
             if let Some((comm, t)) = parse_stat(&stat) {
-                if let Some(p) = PROGRAMS.iter().find(|p| **p == comm) {
+                if let Some(p) = programs.iter().find(|p| **p == comm) {
                     *ticks.entry(*p).or_insert(0) += t;
                 }
             }
@@ -137,6 +151,20 @@ mod tests {
         }
         let (before, after) = (CpuSample::default(), CpuSample::now());
         assert!(after.report_since(&before, 0).starts_with("none measured"));
+
+        // a sample counts this process once, as its own stat line does
+        let comm: &'static str = std::fs::read_to_string("/proc/self/comm")
+            .unwrap()
+            .trim()
+            .to_string()
+            .leak();
+        let low = ticks();
+        let sampled = CpuSample::of(&[comm]).0[comm];
+        let high = ticks();
+        assert!(
+            (low..=high).contains(&sampled),
+            "sampled {sampled} ticks for {comm}, its stat says {low}..={high}"
+        );
     }
 
     #[test]

@@ -3,11 +3,14 @@
 //! (default 127.0.0.1:9092).
 //! (a) `sluice relay` draining a 100,000-row outbox backlog to Kafka, against
 //!     a raw idempotent `acks=all` producer sending the same records (key,
-//!     `ce_*` headers, body) and awaiting every delivery report;
+//!     `ce_*` headers, body) and awaiting every delivery report; and the
+//!     store's half of the relay alone (claim and mark, no broker), which
+//!     bounds the relay's rate on this machine;
 //! (b) `sluice worker` with the `noop` handler (`--handler log` for the one
 //!     that logs each job) working off
 //!     those 100,000 messages (each a store round trip to start it and one to
-//!     record it), against a raw consumer reading the same topic.
+//!     record it), against a raw consumer reading the same topic; and the
+//!     store's half of the worker alone (start and record, no broker).
 //!
 //! Rates are steady state: process start-up, connecting and group join are
 //! left out on both sides. The relay is timed from the first poll of its
@@ -96,6 +99,10 @@ pub async fn run() -> anyhow::Result<()> {
     fill_backlog(&client, &url, backlog, BATCH).await?;
     drop(ingest);
 
+    // (a, the store's half alone) the backlog claimed and marked without a
+    // broker, then put back
+    let store_alone = crate::store_half::relay(&db.url, &pool, relay_batch, &[1, 2]).await?;
+
     // (a) relay drain
     let t0 = Instant::now();
     let cpu0 = CpuSample::now();
@@ -137,6 +144,15 @@ pub async fn run() -> anyhow::Result<()> {
         (n - 1.0) / alone_secs,
         ((n - 1.0) / alone_secs) / produce_rate
     );
+    for d in &store_alone {
+        println!(
+            "      store alone, claim + mark in batches of {relay_batch}, {} loop(s): {:>8.0} rows/s (no broker)  ratio to raw = {:.2}",
+            d.loops,
+            d.per_second,
+            d.per_second / produce_rate
+        );
+    }
+    println!("      (a relay claims and marks every row too, on the same cores: it drains no faster than the best of these)");
 
     // (b) the worker with a no-op handler
     let t0 = Instant::now();
@@ -172,6 +188,18 @@ pub async fn run() -> anyhow::Result<()> {
         worker_rate / consume_rate
     );
     println!("      CPU per message: worker {worker_cpu}; raw consumer {consume_cpu}");
+    // (b, the store's half alone) the same jobs started and recorded, a
+    // worker's window (concurrency × prefetch) at a time, without a broker
+    let window = concurrency as usize * sluice_worker::PREFETCH_PER_SLOT;
+    for d in crate::store_half::worker(&db.url, &pool, &queue, window, &[1, 2]).await? {
+        println!(
+            "      store alone, start + success in batches of {window}, {} loop(s): {:>8.0} jobs/s (no broker)  ratio to raw = {:.2}",
+            d.loops,
+            d.per_second,
+            d.per_second / consume_rate
+        );
+    }
+    println!("      (a worker starts and records every job too, on the same cores: it goes no faster than the best of these)");
     pool.close().await;
     drop(db);
     Ok(())

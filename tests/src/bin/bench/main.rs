@@ -13,10 +13,12 @@
 use std::time::{Duration, Instant};
 
 mod amqp;
+mod ceiling;
 mod embedded;
 mod kafka;
 mod postgres;
 mod steady;
+mod store_half;
 mod wrk;
 
 pub fn arg(name: &str, default: u64) -> u64 {

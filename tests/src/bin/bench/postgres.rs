@@ -5,7 +5,9 @@
 //!     (group commit), with p50/p99 202 latency; `synchronous_commit=on` for both;
 //! (c) the batch endpoint (1,000 jobs a request) against multi-row INSERTs of
 //!     the same rows;
-//! (d) the relay's drain rate of a 100,000-row outbox backlog.
+//! (d) the relay's drain rate of a 100,000-row outbox backlog;
+//! (e) the ceiling: the load of (b) against an HTTP server that does no
+//!     work, the most any HTTP ingest serves on this machine driven so.
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -18,7 +20,7 @@ use sluice_tests::SluiceProcess;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Executor, QueryBuilder};
 
-use crate::{arg, fill_backlog, load, payload, steady, wrk};
+use crate::{arg, ceiling, fill_backlog, load, payload, steady, wrk};
 
 const CLIENTS: usize = 64;
 const BATCH: usize = 1000;
@@ -115,6 +117,13 @@ pub async fn run() -> anyhow::Result<()> {
     let single_rate = single_jobs as f64 / elapsed.as_secs_f64();
     let single_cpu = cpu1.report_since(&cpu0, single_jobs as usize);
 
+    // (e) the same load against an HTTP server that does no work: the most
+    // any HTTP ingest can accept on this machine driven this way
+    let cpu0 = CpuSample::now();
+    let noop = ceiling::noop_http(dir.path(), &body, CLIENTS, secs).await?;
+    let noop_cpu =
+        CpuSample::now().report_since(&cpu0, (noop.requests_per_sec * secs as f64) as usize);
+
     // (c) batch endpoint against multi-row INSERTs of the same rows, 8 clients
     let url = ingest.url("/v1/queues/bench/jobs/batch");
     let c = client.clone();
@@ -181,6 +190,17 @@ pub async fn run() -> anyhow::Result<()> {
         wrk.non_2xx
     );
     println!("      CPU per row: (a) {pgbench_cpu}; (b) {single_cpu}");
+    println!(
+        "  (e) ceiling: the load of (b) against a no-op HTTP server: {:>7.0} responses/s = {:.2} × (a); the 3× target is {:.0}",
+        noop.requests_per_sec,
+        noop.requests_per_sec / pgbench_tps,
+        3.0 * pgbench_tps
+    );
+    println!(
+        "      202 latency: p50 {:.1} ms, p99 {:.1} ms; CPU per response (the server and wrk are both sluice-bench): {noop_cpu}",
+        noop.p50.as_secs_f64() * 1000.0,
+        noop.p99.as_secs_f64() * 1000.0
+    );
     let batch_rows = batch_rps * BATCH as f64;
     let insert_rows = insert_rps * BATCH as f64;
     println!(
