@@ -60,6 +60,9 @@ async fn queue_and_status_reads_use_the_index_of_unfinished_jobs() {
         )
         .await;
         assert!(scaling.contains("jobs_unfinished"), "{scaling}");
+        // the outbox is joined once, not probed per job for each use of
+        // the derived status
+        assert!(!scaling.contains("SubPlan"), "{scaling}");
         let lost = plan(
             &mut conn,
             include_str!("../../src/postgres/sql/outbox_lost.sql"),
