@@ -20,30 +20,19 @@ pub struct CpuSample(BTreeMap<&'static str, u64>);
 impl CpuSample {
     /// Reads every process's counters now; empty where `/proc` is missing.
     pub fn now() -> Self {
-        Self::of(&PROGRAMS)
-    }
-
-    /// Like [`CpuSample::now`], for `programs`. Each process counts once:
-    /// only `/proc/<pid>` entries are read, not `/proc/self` or
-    /// `/proc/thread-self`, which would count the sampling process again.
-    fn of(programs: &[&'static str]) -> Self {
         let mut ticks = BTreeMap::new();
         let Ok(dir) = std::fs::read_dir("/proc") else {
             return Self(ticks);
         };
         for entry in dir.flatten() {
-            let name = entry.file_name();
-            if !name
-                .to_str()
-                .is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit()))
-            {
+            if !entry.file_name().to_str().is_some_and(is_pid) {
                 continue;
             }
             let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
                 continue;
             };
             if let Some((comm, t)) = parse_stat(&stat) {
-                if let Some(p) = programs.iter().find(|p| **p == comm) {
+                if let Some(p) = PROGRAMS.iter().find(|p| **p == comm) {
                     *ticks.entry(*p).or_insert(0) += t;
                 }
             }
@@ -88,6 +77,12 @@ impl CpuSample {
             parts.join(", ")
         }
     }
+}
+
+/// Whether a `/proc` entry is a process (`/proc/<pid>`). `self` and
+/// `thread-self` are the sampling process again, and would count it twice.
+fn is_pid(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_digit())
 }
 
 /// `(comm, utime + stime + cutime + cstime)` of one `/proc/<pid>/stat`
@@ -151,20 +146,14 @@ mod tests {
         }
         let (before, after) = (CpuSample::default(), CpuSample::now());
         assert!(after.report_since(&before, 0).starts_with("none measured"));
+    }
 
-        // a sample counts this process once, as its own stat line does
-        let comm: &'static str = std::fs::read_to_string("/proc/self/comm")
-            .unwrap()
-            .trim()
-            .to_string()
-            .leak();
-        let low = ticks();
-        let sampled = CpuSample::of(&[comm]).0[comm];
-        let high = ticks();
-        assert!(
-            (low..=high).contains(&sampled),
-            "sampled {sampled} ticks for {comm}, its stat says {low}..={high}"
-        );
+    #[test]
+    fn each_process_is_read_once() {
+        assert!(is_pid("1") && is_pid("4242"));
+        for other in ["self", "thread-self", "", "12a", "sys"] {
+            assert!(!is_pid(other), "{other:?}");
+        }
     }
 
     #[test]

@@ -135,9 +135,8 @@ pub trait AttemptStore: Send + Sync {
     /// row due now, so the relay publishes it to the queue's dead-letter
     /// topic at least once). Each failed attempt is kept in the job's
     /// history with its error; a success is recorded on the job alone (its
-    /// status, attempt count and `updated_at`), as it ends the job's history
-    /// (no dead letter, whose detail shows the history, can follow it).
-    /// Relays are notified after a commit that added outbox rows.
+    /// status, attempt count and `updated_at`). Relays are notified after a
+    /// commit that added outbox rows.
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>>;
 }
 

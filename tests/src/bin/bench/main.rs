@@ -4,11 +4,13 @@
 //! - `embedded` (default): HTTP ingest and 202-to-handler latency on the
 //!   embedded default (SQLite + embedded broker).
 //! - `ingest`: PostgreSQL ingest against pgbench, the batch endpoint against
-//!   multi-row INSERTs, and the relay's drain rate of a 100,000-row backlog.
+//!   multi-row INSERTs, the relay's drain rate of a 100,000-row backlog, and
+//!   the ingest load against an HTTP server that does no work.
 //! - `amqp`: the relay and a worker on RabbitMQ against a raw lapin
 //!   publisher and consumer on the same server.
 //! - `kafka`: the relay's publish rate and the worker's throughput on Kafka
-//!   against raw librdkafka producer and consumer.
+//!   against raw librdkafka producer and consumer, and the store's half of
+//!   each alone.
 
 use std::time::{Duration, Instant};
 

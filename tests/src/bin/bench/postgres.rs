@@ -197,9 +197,10 @@ pub async fn run() -> anyhow::Result<()> {
         3.0 * pgbench_tps
     );
     println!(
-        "      202 latency: p50 {:.1} ms, p99 {:.1} ms; CPU per response (the server and wrk are both sluice-bench): {noop_cpu}",
+        "      202 latency: p50 {:.1} ms, p99 {:.1} ms; {} not 2xx; CPU per response (the server and wrk are both sluice-bench): {noop_cpu}",
         noop.p50.as_secs_f64() * 1000.0,
-        noop.p99.as_secs_f64() * 1000.0
+        noop.p99.as_secs_f64() * 1000.0,
+        noop.non_2xx
     );
     let batch_rows = batch_rps * BATCH as f64;
     let insert_rows = insert_rps * BATCH as f64;

@@ -20,24 +20,35 @@ pub struct Drained {
     pub per_second: f64,
 }
 
-/// Drains the outbox of the database at `url` (whose pool is `pool`) once
-/// per entry of `loops`, with that many concurrent loops claiming `batch`
-/// rows at a time and marking them, each time putting every row back as it
-/// was (same row ids) and vacuuming, so the database is left as found.
+/// Keeps a copy of the outbox of the database behind `pool` (the backlog,
+/// before the relay drains it) for [`relay`].
+pub async fn keep_outbox(pool: &PgPool) -> anyhow::Result<()> {
+    pool.execute("CREATE TABLE bench_outbox_snapshot AS SELECT * FROM outbox")
+        .await?;
+    Ok(())
+}
+
+/// Once per entry of `loops`: puts the outbox kept by [`keep_outbox`] back
+/// (same row ids, the table vacuumed) and drains it with that many
+/// concurrent loops claiming `batch` rows at a time and marking them. The
+/// outbox is left drained, as the relay left it, and the copy dropped.
 pub async fn relay(
     url: &str,
     pool: &PgPool,
     batch: usize,
     loops: &[usize],
 ) -> anyhow::Result<Vec<Drained>> {
-    pool.execute("CREATE TABLE bench_outbox_snapshot AS SELECT * FROM outbox")
-        .await?;
     let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM bench_outbox_snapshot")
         .fetch_one(pool)
         .await?;
     let store = Arc::new(PgStore::open(url).await.context("open the store")?);
     let mut out = Vec::new();
     for &n in loops {
+        pool.execute(
+            "INSERT INTO outbox OVERRIDING SYSTEM VALUE SELECT * FROM bench_outbox_snapshot",
+        )
+        .await?;
+        pool.execute("VACUUM ANALYZE outbox").await?;
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..n {
@@ -66,14 +77,10 @@ pub async fn relay(
             loops: n,
             per_second: rows as f64 / secs,
         });
-        pool.execute(
-            "INSERT INTO outbox OVERRIDING SYSTEM VALUE SELECT * FROM bench_outbox_snapshot",
-        )
-        .await?;
-        pool.execute("VACUUM ANALYZE outbox").await?;
     }
     store.close().await;
     pool.execute("DROP TABLE bench_outbox_snapshot").await?;
+    pool.execute("VACUUM ANALYZE outbox").await?;
     Ok(out)
 }
 
@@ -159,17 +166,16 @@ pub async fn worker(
     Ok(out)
 }
 
-/// Every job of `queue` back to published with no attempt, as the relay
-/// left it; the table vacuumed.
+/// Every job of `queue` back to published with no attempt, due since it
+/// was created, as the relay left it; the table vacuumed.
 async fn reset(pool: &PgPool, queue: &str) -> anyhow::Result<()> {
     sqlx::query(
         "UPDATE jobs SET status = 'pending', attempts = 0, lease_token = NULL, lease_until = NULL, \
-         attempt_started_at = NULL, updated_at = created_at WHERE queue = $1",
+         attempt_started_at = NULL, updated_at = created_at, due_at = created_at WHERE queue = $1",
     )
     .bind(queue)
     .execute(pool)
     .await?;
-    pool.execute("DELETE FROM attempts").await?;
     pool.execute("VACUUM ANALYZE jobs").await?;
     Ok(())
 }

@@ -3,11 +3,11 @@
 -- `pending` or `retrying` whose job row has left the outbox was published,
 -- as in job_get.sql), and the due outbox rows (job rows are backlog; any due
 -- row is relay lag). The halves use the partial index of unfinished jobs and
--- (available_at); succeeded jobs are never read. The outbox's job rows are
--- joined once (not probed once per use of the derived status, which took
--- 3× as long with a million jobs waiting on the broker). A relay-published
--- job has waited since it was due (due_at; updated_at for jobs older than
--- that column), as the relay does not rewrite the job.
+-- (available_at); succeeded jobs are never read. The outbox's job rows of
+-- these queues (an outbox row carries its job's queue) are joined once, not
+-- probed per job. A relay-published job has waited since it was due
+-- (due_at; updated_at for jobs older than that column), as the relay does
+-- not rewrite the job.
 SELECT queue,
        SUM(pending) AS pending,
        SUM(published) AS published,
