@@ -490,13 +490,7 @@ pub async fn publishing_a_dead_letter_never_changes_its_job(store: Arc<dyn Store
         0,
         "fenced by the claim's lease"
     );
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &row_ids(&c.rows))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(mark_all(store, &c).await, 1);
     assert_eq!(
         store.get_job(id).await.unwrap(),
         dead,

@@ -245,13 +245,7 @@ pub async fn queue_stats_counts(store: Arc<dyn Store>) {
     )
     .await;
     let c = claim(store, 10, LONG).await;
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &row_ids(&c.rows))
-            .await
-            .unwrap(),
-        4
-    );
+    assert_eq!(mark_all(store, &c).await, 4);
     let a = started(start(store, succeeded.id, Some(1), LONG).await);
     finish(store, &a, Outcome::Succeeded).await.unwrap();
     let a = started(start(store, dead.id, Some(1), LONG).await);

@@ -223,6 +223,14 @@ pub(crate) async fn claim(store: &dyn Store, limit: usize, lease: Duration) -> O
         .expect("claim succeeds")
 }
 
+/// Marks every row of `c` published; returns how many the lease still held.
+pub(crate) async fn mark_all(store: &dyn Store, c: &OutboxClaim) -> usize {
+    store
+        .mark_published(&c.lease, &row_ids(&c.rows))
+        .await
+        .expect("mark succeeds")
+}
+
 pub(crate) fn row_ids(rows: &[OutboxRow]) -> Vec<i64> {
     rows.iter().map(|r| r.row_id).collect()
 }

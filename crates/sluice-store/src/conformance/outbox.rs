@@ -146,13 +146,7 @@ pub async fn next_due_ignores_leased_rows(store: Arc<dyn Store>) {
     let c = claim(store, 10, LONG).await;
     assert_eq!(c.rows.len(), 1);
     assert_eq!(store.next_due().await.unwrap(), Some(later.available_at));
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &row_ids(&c.rows))
-            .await
-            .unwrap(),
-        1
-    );
+    assert_eq!(mark_all(store, &c).await, 1);
     assert_eq!(store.next_due().await.unwrap(), Some(later.available_at));
 }
 
@@ -208,13 +202,7 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
     .await
     .unwrap();
 
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &row_ids(&c.rows))
-            .await
-            .unwrap(),
-        3
-    );
+    assert_eq!(mark_all(store, &c).await, 3);
     assert_eq!(status_of(store, s.id).await, JobStatus::Succeeded);
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
     assert_eq!(status_of(store, r.id).await, JobStatus::Retrying);
@@ -241,13 +229,7 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
             ),
         ]
     );
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &row_ids(&c.rows))
-            .await
-            .unwrap(),
-        2
-    );
+    assert_eq!(mark_all(store, &c).await, 2);
     assert_eq!(status_of(store, r.id).await, JobStatus::Published);
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
 }

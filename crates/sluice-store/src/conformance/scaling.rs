@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sluice_core::now_ms;
 
-use super::{claim, enqueue, finish, new_job, row_ids, start, started, LONG};
+use super::{claim, enqueue, finish, mark_all, new_job, row_ids, start, started, LONG};
 use crate::{Outcome, QueueScaling, Store};
 
 fn names(queues: &[&str]) -> Vec<String> {
@@ -120,19 +120,13 @@ pub async fn published_jobs_wait_since_due(store: Arc<dyn Store>) {
     enqueue(store, vec![delayed.clone(), retried.clone()]).await;
     let c = claim(store, 10, LONG).await;
     assert_eq!(c.rows.len(), 1, "only the job due now");
-    store
-        .mark_published(&c.lease, &row_ids(&c.rows))
-        .await
-        .unwrap();
+    assert_eq!(mark_all(store, &c).await, 1);
     let a = started(start(store, retried.id, Some(1), LONG).await);
     finish(store, &a, retry(due)).await.unwrap();
     tokio::time::sleep(std::time::Duration::from_millis(400)).await;
     let c = claim(store, 10, LONG).await;
     assert_eq!(c.rows.len(), 2, "both due by now");
-    store
-        .mark_published(&c.lease, &row_ids(&c.rows))
-        .await
-        .unwrap();
+    assert_eq!(mark_all(store, &c).await, 2);
     let got = store.queue_scaling(&queues, now_ms()).await.unwrap();
     assert_eq!(got[0].published, 2);
     let since = got[0].oldest_backlog_since.expect("published jobs wait");
