@@ -86,8 +86,9 @@ pub async fn relay(
 
 /// Starts attempt 1 of every job of `queue` (each published, none started)
 /// and records its success, `batch` jobs a call, once per entry of `loops`
-/// with that many concurrent loops, each time putting the jobs back as they
-/// were (published, no attempt) and vacuuming.
+/// with that many concurrent loops. Each run starts from the jobs put back
+/// as the relay left them (published, no attempt), the table vacuumed; the
+/// jobs are left succeeded.
 pub async fn worker(
     url: &str,
     pool: &PgPool,
@@ -100,13 +101,13 @@ pub async fn worker(
             .bind(queue)
             .fetch_all(pool)
             .await?;
+    let chunks: Arc<Vec<Vec<uuid::Uuid>>> =
+        Arc::new(ids.chunks(batch.max(1)).map(<[_]>::to_vec).collect());
     let store = Arc::new(PgStore::open(url).await.context("open the store")?);
     let mut out = Vec::new();
     for &n in loops {
         reset(pool, queue).await?;
-        let chunks: Vec<Vec<uuid::Uuid>> = ids.chunks(batch.max(1)).map(<[_]>::to_vec).collect();
         let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-        let chunks = Arc::new(chunks);
         let t0 = Instant::now();
         let mut tasks = tokio::task::JoinSet::new();
         for _ in 0..n {
@@ -162,7 +163,6 @@ pub async fn worker(
         });
     }
     store.close().await;
-    reset(pool, queue).await?;
     Ok(out)
 }
 
