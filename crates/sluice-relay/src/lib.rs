@@ -14,8 +14,10 @@
 //! harmless event, with the job id of the now-replayed job).
 
 mod redrive;
+mod retention;
 
 pub use redrive::{Redrive, RedriveConfig};
+pub use retention::{Retention, RetentionConfig, BATCH as RETENTION_BATCH};
 
 use std::collections::HashMap;
 use std::sync::Arc;

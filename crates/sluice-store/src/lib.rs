@@ -24,6 +24,7 @@ pub mod group_commit;
 pub mod model;
 #[cfg(feature = "postgres")]
 pub mod postgres;
+mod retention;
 mod scaling;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -34,6 +35,7 @@ pub use concurrency::{ConcurrencyStore, QueueConcurrency};
 pub use error::StoreError;
 pub use group_commit::{GroupCommit, GroupCommitOptions};
 pub use model::*;
+pub use retention::RetentionStore;
 pub use scaling::QueueScaling;
 
 /// Ingest: durable acceptance of jobs, and reads for the status endpoint.
@@ -187,7 +189,13 @@ pub(crate) fn fold_queue_stats(
 /// The whole store: every role's trait plus health, stats and wake-ups.
 #[async_trait]
 pub trait Store:
-    IngestStore + OutboxStore + AttemptStore + AdminStore + CircuitStore + ConcurrencyStore
+    IngestStore
+    + OutboxStore
+    + AttemptStore
+    + AdminStore
+    + CircuitStore
+    + ConcurrencyStore
+    + RetentionStore
 {
     /// Succeeds when the store answers a trivial query.
     async fn ping(&self) -> Result<(), StoreError>;

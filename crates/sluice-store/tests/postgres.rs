@@ -361,7 +361,8 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
                 (6, true),
                 (7, true),
                 (8, true),
-                (9, true)
+                (9, true),
+                (10, true)
             ],
             "each migration applied once"
         );

@@ -32,6 +32,8 @@ pub struct Config {
     #[serde(default)]
     pub worker: WorkerSection,
     #[serde(default)]
+    pub retention: RetentionSection,
+    #[serde(default)]
     pub queues: Vec<QueueConfig>,
 }
 
@@ -176,12 +178,52 @@ impl WorkerSection {
     }
 }
 
+/// How long finished work is kept (relay processes prune it); 0 keeps it.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetentionSection {
+    /// Succeeded jobs (and their history), from their success.
+    pub succeeded_ms: u64,
+    /// Idempotency keys, from the request that stored them.
+    pub idempotency_keys_ms: u64,
+    /// How often a relay prunes.
+    pub interval_ms: u64,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        let d = sluice_relay::RetentionConfig::default();
+        Self {
+            succeeded_ms: d.succeeded.as_millis() as u64,
+            idempotency_keys_ms: d.idempotency_keys.as_millis() as u64,
+            interval_ms: d.interval.as_millis() as u64,
+        }
+    }
+}
+
+impl RetentionSection {
+    pub fn config(&self) -> sluice_relay::RetentionConfig {
+        sluice_relay::RetentionConfig {
+            succeeded: Duration::from_millis(self.succeeded_ms),
+            idempotency_keys: Duration::from_millis(self.idempotency_keys_ms),
+            interval: Duration::from_millis(self.interval_ms),
+        }
+    }
+}
+
 /// Highest accepted `admin.max_replays`.
 const MAX_REPLAYS_LIMIT: u32 = 1000;
 
 /// Top-level keys environment variables may set.
 const SECTIONS: &[&str] = &[
-    "data_dir", "store", "broker", "http", "admin", "relay", "worker",
+    "data_dir",
+    "store",
+    "broker",
+    "http",
+    "admin",
+    "relay",
+    "worker",
+    "retention",
 ];
 
 /// Loads `path` (when given, it must exist; otherwise `./sluice.toml` when
@@ -280,6 +322,9 @@ impl Config {
             .relay_config()
             .validate()
             .map_err(|e| anyhow::anyhow!("key `relay`: {e}"))?;
+        if self.retention.interval_ms == 0 {
+            bail!("key `retention.interval_ms`: must be at least 1");
+        }
         Ok(())
     }
 
@@ -351,6 +396,30 @@ mod tests {
         assert_eq!(c.http.max_body_bytes, 1 << 20);
         assert_eq!(c.admin.max_replays, 3);
         assert_eq!(c.admin.token, None);
+        assert_eq!(
+            c.retention.config(),
+            sluice_relay::RetentionConfig::default()
+        );
+    }
+
+    #[test]
+    fn retention_ages_parse_and_zero_interval_is_refused() {
+        let (c, _) = with_file(
+            "[retention]
+succeeded_ms = 0
+idempotency_keys_ms = 5000
+",
+        )
+        .unwrap();
+        let r = c.retention.config();
+        assert_eq!(r.succeeded, Duration::ZERO);
+        assert_eq!(r.idempotency_keys, Duration::from_secs(5));
+        assert_eq!(r.interval, Duration::from_secs(60));
+        let e = format!(
+            "{:#}",
+            with_file("[retention]\ninterval_ms = 0\n").unwrap_err()
+        );
+        assert!(e.contains("retention.interval_ms"), "{e}");
     }
 
     #[test]

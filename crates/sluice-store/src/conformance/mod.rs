@@ -18,6 +18,7 @@ mod attempts;
 mod circuit;
 mod ingest;
 mod outbox;
+mod retention;
 mod scaling;
 
 pub use admin::*;
@@ -25,6 +26,7 @@ pub use attempts::*;
 pub use circuit::*;
 pub use ingest::*;
 pub use outbox::*;
+pub use retention::*;
 pub use scaling::*;
 
 use std::collections::{BTreeMap, HashSet};
@@ -142,6 +144,10 @@ macro_rules! store_conformance {
             circuit_open_probe_close,
             circuit_probe_claims_are_exclusive_and_lapse,
             concurrency_reports_sum_replace_and_lapse,
+            prune_deletes_old_successes_only,
+            prune_takes_oldest_first_up_to_limit,
+            concurrent_pruners_delete_each_job_once,
+            prune_idempotency_keys_by_age,
         );
     };
     (@cases ($make:expr) $($case:ident),* $(,)?) => {

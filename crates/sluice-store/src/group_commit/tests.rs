@@ -220,6 +220,16 @@ impl crate::ConcurrencyStore for Counting {
 }
 
 #[async_trait]
+impl crate::RetentionStore for Counting {
+    async fn prune_succeeded(&self, before: i64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.prune_succeeded(before, limit).await
+    }
+    async fn prune_idempotency_keys(&self, before: i64, limit: usize) -> Result<u64, StoreError> {
+        self.inner.prune_idempotency_keys(before, limit).await
+    }
+}
+
+#[async_trait]
 impl Store for Counting {
     async fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping().await

@@ -28,6 +28,7 @@ mod circuit;
 mod concurrency;
 mod ingest;
 mod outbox;
+mod retention;
 mod rows;
 mod scaling;
 mod start;

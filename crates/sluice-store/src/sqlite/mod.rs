@@ -13,6 +13,7 @@ mod circuit;
 mod concurrency;
 mod ingest;
 mod outbox;
+mod retention;
 mod rows;
 mod scaling;
 

@@ -1,6 +1,7 @@
 //! What the PostgreSQL backend promises beyond the conformance suite: how
 //! payloads are stored, that the partial index of unfinished jobs serves
-//! the queries that read jobs by queue and status, and which server
+//! the queries that read jobs by queue and status, that pruning has indexes
+//! of its own, and which server
 //! settings it warns about.
 
 use super::*;
@@ -77,6 +78,32 @@ async fn queue_and_status_reads_use_the_index_of_unfinished_jobs() {
         .await
         .unwrap();
         assert!(succeeded, "the index leaves succeeded jobs out");
+    });
+}
+
+/// Pruning finds old successes and old keys through their own indexes, not
+/// by scanning the tables.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn pruning_reads_its_own_indexes() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..10).map(|_| job("q")).collect()).await;
+        let mut conn = db.admin().await;
+        let now = now_ms();
+        let jobs = plan(
+            &mut conn,
+            include_str!("../../src/postgres/sql/jobs_prune.sql"),
+            |q| q.bind(now).bind(1000_i64),
+        )
+        .await;
+        assert!(jobs.contains("jobs_succeeded"), "{jobs}");
+        let keys = plan(
+            &mut conn,
+            include_str!("../../src/postgres/sql/idempotency_prune.sql"),
+            |q| q.bind(now).bind(1000_i64),
+        )
+        .await;
+        assert!(keys.contains("idempotency_created"), "{keys}");
     });
 }
 

@@ -191,6 +191,8 @@ pub async fn run_roles(
                 config.relay.redrive_config(),
             );
             tasks.spawn(redrive.run(shutdown.child_token()));
+            let retention = sluice_relay::Retention::new(store.clone(), config.retention.config());
+            tasks.spawn(retention.run(shutdown.child_token()));
         }
         if roles.worker {
             for q in &queues {

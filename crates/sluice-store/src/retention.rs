@@ -1,0 +1,28 @@
+//! Retention: finished work is deleted once it is old enough, so the tables
+//! a busy queue writes to do not grow for ever. Only succeeded jobs and
+//! idempotency keys are pruned; unfinished jobs and dead letters are kept
+//! (an operator deletes or replays dead letters).
+
+use async_trait::async_trait;
+use sluice_core::EpochMs;
+
+use crate::StoreError;
+
+/// Deleting old finished work, in bounded batches. Several processes may
+/// prune one store at once: each deletes rows no other one is deleting.
+#[async_trait]
+pub trait RetentionStore: Send + Sync {
+    /// Deletes up to `limit` succeeded jobs last changed before `before`,
+    /// oldest first, with their attempt history and any outbox row still
+    /// naming them; returns how many jobs. A pruned job reads as not found,
+    /// and a broker message naming it is acknowledged and dropped.
+    async fn prune_succeeded(&self, before: EpochMs, limit: usize) -> Result<u64, StoreError>;
+
+    /// Deletes up to `limit` idempotency keys stored before `before`; returns
+    /// how many. A request repeating a pruned key is accepted as a new one.
+    async fn prune_idempotency_keys(
+        &self,
+        before: EpochMs,
+        limit: usize,
+    ) -> Result<u64, StoreError>;
+}
