@@ -17,7 +17,7 @@ url = "sqlite://./data/sluice.db"
 [broker]
 url = "embedded://./data/broker?poll_interval_ms=50"
 [retention]
-succeeded_ms = 3000
+succeeded_ms = 10000
 idempotency_keys_ms = 1000
 interval_ms = 200
 [[queues]]

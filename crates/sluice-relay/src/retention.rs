@@ -18,6 +18,9 @@ pub const BATCH: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionConfig {
     /// Succeeded jobs, counted from their success; zero keeps them for ever.
+    /// The default, 14 days, outlives Kafka's default log retention (7 days,
+    /// plus up to 7 more for a segment still being written): a direct
+    /// producer's message read again runs again once its job is pruned.
     pub succeeded: Duration,
     /// Idempotency keys, counted from the request that stored them; zero
     /// keeps them for ever. A request repeating an expired key is new.
@@ -29,7 +32,7 @@ pub struct RetentionConfig {
 impl Default for RetentionConfig {
     fn default() -> Self {
         Self {
-            succeeded: Duration::from_secs(7 * 24 * 3600),
+            succeeded: Duration::from_secs(14 * 24 * 3600),
             idempotency_keys: Duration::from_secs(24 * 3600),
             interval: Duration::from_secs(60),
         }
@@ -67,8 +70,9 @@ impl Retention {
     }
 
     /// One round: batch after batch until nothing old is left (or
-    /// `shutdown`); returns the jobs and keys deleted. Each batch is
-    /// counted on `/metrics` as it commits.
+    /// `shutdown`), jobs then keys, each on its own (a failure of one does
+    /// not hold back the other); returns the jobs and keys deleted, or the
+    /// first error. Each batch is counted on `/metrics` as it commits.
     pub async fn prune_once(&self, shutdown: &CancellationToken) -> Result<(u64, u64), StoreError> {
         let store = &self.store;
         let jobs = drain(
@@ -77,14 +81,15 @@ impl Retention {
             metrics::counter!("sluice_retention_pruned_jobs_total"),
             |before| store.prune_succeeded(before, BATCH),
         )
-        .await?;
+        .await;
         let keys = drain(
             self.config.idempotency_keys,
             shutdown,
             metrics::counter!("sluice_retention_pruned_idempotency_keys_total"),
             |before| store.prune_idempotency_keys(before, BATCH),
         )
-        .await?;
+        .await;
+        let (jobs, keys) = (jobs?, keys?);
         if jobs > 0 || keys > 0 {
             tracing::info!(
                 jobs,

@@ -84,21 +84,30 @@ async fn a_round_prunes_every_old_success_in_batches() {
     assert_eq!(status, JobStatus::Succeeded);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_task_prunes_on_its_interval_until_shut_down() {
-    let (_dir, store, _broker, _q) = rig().await;
-    let shutdown = CancellationToken::new();
-    let retention = Retention::new(store.clone(), config(Duration::from_millis(10)));
-    let task = tokio::spawn(retention.run(shutdown.clone()));
-    let ids = enqueue(&store, 3, 0).await;
-    succeed(&store, &ids).await;
+/// Waits (10 s at most) until every job of `ids` is gone.
+async fn pruned(store: &Arc<dyn Store>, ids: &[JobId]) {
     let deadline = Instant::now() + Duration::from_secs(10);
-    for id in &ids {
+    for id in ids {
         while store.get_job(*id).await.is_ok() {
             assert!(Instant::now() < deadline, "not pruned within 10 s");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_task_prunes_on_its_interval_until_shut_down() {
+    let (_dir, store, _broker, _q) = rig().await;
+    let first = enqueue(&store, 3, 0).await;
+    succeed(&store, &first).await;
+    let shutdown = CancellationToken::new();
+    let retention = Retention::new(store.clone(), config(Duration::from_millis(10)));
+    let task = tokio::spawn(retention.run(shutdown.clone()));
+    pruned(&store, &first).await;
+    // succeeded after that round: only a later round prunes them
+    let second = enqueue(&store, 3, 0).await;
+    succeed(&store, &second).await;
+    pruned(&store, &second).await;
     shutdown.cancel();
     tokio::time::timeout(Duration::from_secs(5), task)
         .await

@@ -14,12 +14,16 @@ use crate::StoreError;
 pub trait RetentionStore: Send + Sync {
     /// Deletes up to `limit` succeeded jobs last changed before `before`,
     /// oldest first, with their attempt history and any outbox row still
-    /// naming them; returns how many jobs. A pruned job reads as not found,
-    /// and a broker message naming it is acknowledged and dropped.
+    /// naming them; returns how many jobs. A pruned job reads as not found.
+    /// A copy of its message that sluice published is acknowledged and
+    /// dropped; a direct producer's message for it, delivered again (an
+    /// offset reset, a republished event), creates and runs the job again,
+    /// so succeeded jobs must be kept longer than the broker keeps messages.
     async fn prune_succeeded(&self, before: EpochMs, limit: usize) -> Result<u64, StoreError>;
 
-    /// Deletes up to `limit` idempotency keys stored before `before`; returns
-    /// how many. A request repeating a pruned key is accepted as a new one.
+    /// Deletes up to `limit` idempotency keys stored before `before`, oldest
+    /// first, whatever their jobs' state; returns how many. A request
+    /// repeating a pruned key is accepted as a new one.
     async fn prune_idempotency_keys(
         &self,
         before: EpochMs,

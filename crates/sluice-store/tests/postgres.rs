@@ -1,8 +1,9 @@
 //! The store conformance suite on PostgreSQL (a fresh database per case),
 //! plus what only PostgreSQL has: rows committed out of order, one NOTIFY
 //! per committed batch, LISTEN wake-ups across stores, concurrent
-//! migrations, group commit, and outages (an unreachable server, a severed
-//! connection, terminated backends) with recovery and no password in errors.
+//! migrations, group commit, pruning that skips held rows, and outages (an
+//! unreachable server, a severed connection, terminated backends) with
+//! recovery and no password in errors.
 //!
 //! Needs `SLUICE_TEST_POSTGRES_URL` (e.g.
 //! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create
@@ -902,6 +903,8 @@ async fn history_and_dead_letters_are_stored_as_written() {
     });
 }
 
+#[path = "postgres/retention.rs"]
+mod retention;
 #[path = "postgres/schema.rs"]
 mod schema;
 #[path = "postgres/starts.rs"]

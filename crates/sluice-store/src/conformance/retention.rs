@@ -66,7 +66,8 @@ fn gone(r: Result<crate::JobRecord, StoreError>) -> bool {
 /// unfinished jobs, dead letters and newer successes stay.
 pub async fn prune_deletes_old_successes_only(store: Arc<dyn Store>) {
     let store = &*store;
-    let (retried, plain, redriven, waiting, failing, dead) = (
+    let (retried, plain, redriven, waiting, failing, dead, late) = (
+        new_job("q"),
         new_job("q"),
         new_job("q"),
         new_job("q"),
@@ -82,6 +83,7 @@ pub async fn prune_deletes_old_successes_only(store: Arc<dyn Store>) {
             redriven.clone(),
             failing.clone(),
             dead.clone(),
+            late.clone(),
         ],
     )
     .await;
@@ -93,7 +95,7 @@ pub async fn prune_deletes_old_successes_only(store: Arc<dyn Store>) {
     };
     finish(store, &a, retry).await.unwrap();
     let c = claim(store, 100, LONG).await;
-    assert_eq!(mark_all(store, &c).await, 5);
+    assert_eq!(mark_all(store, &c).await, 6);
     // `redriven` gets a second outbox row for its attempt, then succeeds
     // before the relay publishes it
     let lost = store.lost_jobs("q", now_ms() + 1, 100).await.unwrap();
@@ -120,6 +122,10 @@ pub async fn prune_deletes_old_successes_only(store: Arc<dyn Store>) {
     sleep_past(cutoff).await;
     enqueue(store, vec![waiting.clone()]).await;
     let newer = succeeded_jobs(store, 1).await[0];
+    // `late` was created before the cutoff but succeeds after it: its age
+    // counts from its success
+    let a = started(start(store, late.id, Some(1), LONG).await);
+    finish(store, &a, Outcome::Succeeded).await.unwrap();
 
     assert_eq!(store.prune_succeeded(cutoff, 100).await.unwrap(), 3);
     for id in [retried.id, plain.id, redriven.id] {
@@ -130,6 +136,7 @@ pub async fn prune_deletes_old_successes_only(store: Arc<dyn Store>) {
         (dead.id, JobStatus::Dead),
         (waiting.id, JobStatus::Pending),
         (newer, JobStatus::Succeeded),
+        (late.id, JobStatus::Succeeded),
     ] {
         assert_eq!(store.get_job(id).await.unwrap().status, status, "{id} kept");
     }
@@ -191,27 +198,37 @@ pub async fn concurrent_pruners_delete_each_job_once(store: Arc<dyn Store>) {
     }
 }
 
-/// Keys older than the cutoff go; a request repeating one is new again.
+/// Keys older than the cutoff go, oldest first and at most `limit` per
+/// call; a request repeating a pruned one is new again.
 pub async fn prune_idempotency_keys_by_age(store: Arc<dyn Store>) {
     let store = &*store;
-    let first = enqueue_keyed(store, new_job("q"), "old", "f1").await;
+    let first = enqueue_keyed(store, new_job("q"), "a", "fa").await;
+    tokio::time::sleep(Duration::from_millis(3)).await;
+    let second = enqueue_keyed(store, new_job("q"), "b", "fb").await;
     let cutoff = now_ms() + 1;
     sleep_past(cutoff).await;
-    let second = enqueue_keyed(store, new_job("q"), "new", "f2").await;
+    let newer = enqueue_keyed(store, new_job("q"), "new", "fn").await;
+    assert_eq!(store.prune_idempotency_keys(cutoff, 1).await.unwrap(), 1);
+    let res = enqueue_keyed(store, new_job("q"), "b", "fb").await;
+    let replay = Enqueued {
+        ids: second.ids,
+        replayed: true,
+    };
+    assert_eq!(res, replay, "the younger of the old keys is left");
     assert_eq!(store.prune_idempotency_keys(cutoff, 100).await.unwrap(), 1);
     assert_eq!(store.prune_idempotency_keys(cutoff, 100).await.unwrap(), 0);
 
     let again = new_job("q");
-    let res = enqueue_keyed(store, again.clone(), "old", "f1").await;
+    let res = enqueue_keyed(store, again.clone(), "a", "fa").await;
     let fresh = Enqueued {
         ids: vec![again.id],
         replayed: false,
     };
     assert_eq!(res, fresh, "a pruned key is taken afresh");
     assert_ne!(res.ids, first.ids);
-    let res = enqueue_keyed(store, new_job("q"), "new", "f2").await;
+    let res = enqueue_keyed(store, new_job("q"), "new", "fn").await;
     let replay = Enqueued {
-        ids: second.ids,
+        ids: newer.ids,
         replayed: true,
     };
     assert_eq!(res, replay, "a newer key still replays");
