@@ -9,7 +9,7 @@ use sqlx::sqlite::SqliteRow;
 use sqlx::{Row, SqliteConnection};
 
 use super::rows::{corrupt, job_id, json_list, to_u32};
-use super::{map_err, SqliteStore};
+use super::{delete_jobs, map_err, SqliteStore};
 use crate::{
     AdminStore, AttemptRecord, AuditEntry, DeadLetter, DeadLetterCursor, DeadLetterDetail,
     DeadLetterFilter, NewReplay, ReplayRecord, ReplaySkip, StoreError,
@@ -270,17 +270,7 @@ impl AdminStore for SqliteStore {
             tx.rollback().await.map_err(map_err)?;
             return Err(StoreError::NotFound);
         }
-        for sql in [
-            include_str!("sql/outbox_delete_job.sql"),
-            include_str!("sql/attempts_delete_job.sql"),
-            include_str!("sql/job_delete.sql"),
-        ] {
-            sqlx::query(sql)
-                .bind(&key)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
-        }
+        delete_jobs(&mut tx, &json_list(&[key])).await?;
         tx.commit().await.map_err(map_err)
     }
 

@@ -308,6 +308,29 @@ fn primary_code(e: &sqlx::Error) -> Option<i32> {
 
 /// Classifies a sqlx error: connection, lock and I/O trouble is
 /// `Unavailable` (retry later); bad data is `Corrupt`.
+/// Deletes the jobs `ids` (a JSON array) with their outbox rows and history,
+/// in `tx`; returns how many jobs. Their dead-letter entries must be gone.
+pub(crate) async fn delete_jobs(
+    tx: &mut Transaction<'static, Sqlite>,
+    ids: &str,
+) -> Result<u64, StoreError> {
+    let mut deleted = 0;
+    // outbox rows and history before the jobs they name
+    for sql in [
+        include_str!("sql/outbox_delete_jobs.sql"),
+        include_str!("sql/attempts_delete_jobs.sql"),
+        include_str!("sql/jobs_delete.sql"),
+    ] {
+        deleted = sqlx::query(sql)
+            .bind(ids)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+    }
+    Ok(deleted)
+}
+
 pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     use sqlx::Error as E;
     let code = primary_code(&e).unwrap_or(0);

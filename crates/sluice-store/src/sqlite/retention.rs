@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use sluice_core::EpochMs;
 use sqlx::Row;
 
-use super::{map_err, SqliteStore};
+use super::{delete_jobs, map_err, SqliteStore};
 use crate::{RetentionStore, StoreError};
 
 #[async_trait]
@@ -20,20 +20,7 @@ impl RetentionStore for SqliteStore {
             .map_err(map_err)?
             .try_get("ids")
             .map_err(map_err)?;
-        let mut deleted = 0;
-        // outbox rows and history before the jobs they name
-        for sql in [
-            include_str!("sql/outbox_delete_jobs.sql"),
-            include_str!("sql/attempts_delete_jobs.sql"),
-            include_str!("sql/jobs_delete.sql"),
-        ] {
-            deleted = sqlx::query(sql)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected();
-        }
+        let deleted = delete_jobs(&mut tx, &ids).await?;
         tx.commit().await.map_err(map_err)?;
         Ok(deleted)
     }

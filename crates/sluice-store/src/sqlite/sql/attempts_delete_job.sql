@@ -1,2 +1,0 @@
--- ?1 job id
-DELETE FROM attempts WHERE job_id = ?1

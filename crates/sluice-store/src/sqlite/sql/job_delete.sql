@@ -1,2 +1,0 @@
--- ?1 job id
-DELETE FROM jobs WHERE id = ?1
