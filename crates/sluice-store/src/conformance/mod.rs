@@ -292,27 +292,34 @@ pub(crate) async fn finish(
     res.pop().unwrap()
 }
 
-/// Claims every due row, which must include one job row for `id`; marks
-/// that one published, gives the others back, and starts the row's attempt.
-pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> ActiveAttempt {
+/// Claims every due row; marks those `mine` picks published (asserting the
+/// lease still holds them all), gives the others back, and returns them.
+pub(crate) async fn publish_only(
+    store: &dyn Store,
+    mine: impl Fn(&OutboxRow) -> bool,
+) -> Vec<OutboxRow> {
     let c = claim(store, 10_000, LONG).await;
-    let (mine, others): (Vec<_>, Vec<_>) = c
-        .rows
-        .iter()
-        .partition(|r| r.job_id == id && r.kind == OutboxKind::Job);
-    assert_eq!(mine.len(), 1, "one due job row for {id}");
-    let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
+    let (mine, others): (Vec<OutboxRow>, Vec<OutboxRow>) =
+        c.rows.iter().cloned().partition(|r| mine(r));
     store
-        .release_outbox(&c.lease, &others, now_ms())
+        .release_outbox(&c.lease, &row_ids(&others), now_ms())
         .await
         .unwrap();
     assert_eq!(
         store
-            .mark_published(&c.lease, &[mine[0].row_id])
+            .mark_published(&c.lease, &row_ids(&mine))
             .await
             .unwrap(),
-        1
+        mine.len()
     );
+    mine
+}
+
+/// Claims every due row, which must include one job row for `id`; marks
+/// that one published, gives the others back, and starts the row's attempt.
+pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> ActiveAttempt {
+    let mine = publish_only(store, |r| r.job_id == id && r.kind == OutboxKind::Job).await;
+    assert_eq!(mine.len(), 1, "one due job row for {id}");
     started(start(store, id, Some(mine[0].attempt), lease).await)
 }
 
@@ -320,30 +327,12 @@ pub(crate) async fn deliver(store: &dyn Store, id: JobId, lease: Duration) -> Ac
 /// `id`; marks that one published (as the relay does once it is on the
 /// dead-letter topic), gives the others back, and returns it.
 pub(crate) async fn publish_dead_letter(store: &dyn Store, id: JobId) -> OutboxRow {
-    let c = claim(store, 10_000, LONG).await;
-    let (mine, others): (Vec<_>, Vec<_>) = c
-        .rows
-        .iter()
-        .partition(|r| r.job_id == id && matches!(r.kind, OutboxKind::DeadLetter { .. }));
-    assert_eq!(
-        mine.len(),
-        1,
-        "one due dead-letter row for {id}: {:?}",
-        c.rows
-    );
-    let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
-    store
-        .release_outbox(&c.lease, &others, now_ms())
-        .await
-        .unwrap();
-    assert_eq!(
-        store
-            .mark_published(&c.lease, &[mine[0].row_id])
-            .await
-            .unwrap(),
-        1
-    );
-    mine[0].clone()
+    let mut mine = publish_only(store, |r| {
+        r.job_id == id && matches!(r.kind, OutboxKind::DeadLetter { .. })
+    })
+    .await;
+    assert_eq!(mine.len(), 1, "one due dead-letter row for {id}: {mine:?}");
+    mine.remove(0)
 }
 
 /// Sleeps until the clock is past `at` (bounded by the case timeout).

@@ -6,8 +6,8 @@ use std::time::Duration;
 use sluice_core::{now_ms, JobId, JobStatus};
 
 use super::{
-    claim, completion, deliver, enqueue, finish, keyed, mark_all, new_job, sleep_past, start,
-    started, LONG,
+    claim, completion, deliver, enqueue, finish, keyed, mark_all, new_job, publish_only,
+    sleep_past, start, started, LONG,
 };
 use crate::{Completion, Enqueued, NewJob, Outcome, StartRequest, Store, StoreError};
 
@@ -37,15 +37,8 @@ pub async fn succeed_all(store: &dyn Store, ids: &[JobId]) {
 /// lets each succeed.
 async fn succeeded_jobs(store: &dyn Store, n: usize) -> Vec<JobId> {
     let ids = enqueue(store, (0..n).map(|_| new_job("q")).collect()).await;
-    let c = claim(store, 10_000, LONG).await;
-    let (mine, others): (Vec<_>, Vec<_>) = c.rows.iter().partition(|r| ids.contains(&r.job_id));
-    let others: Vec<i64> = others.iter().map(|r| r.row_id).collect();
-    store
-        .release_outbox(&c.lease, &others, now_ms())
-        .await
-        .unwrap();
-    let mine: Vec<i64> = mine.iter().map(|r| r.row_id).collect();
-    assert_eq!(store.mark_published(&c.lease, &mine).await.unwrap(), n);
+    let mine = publish_only(store, |r| ids.contains(&r.job_id)).await;
+    assert_eq!(mine.len(), n);
     succeed_all(store, &ids).await;
     ids
 }
