@@ -5,15 +5,15 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use sluice_core::{now_ms, JobId, JobStatus};
+use sluice_core::{JobId, JobStatus};
 use sluice_relay::{Retention, RetentionConfig};
 use sluice_store::conformance::succeed_all;
-use sluice_store::{EnqueueRequest, Idempotency, NewJob, Store, StoreError};
+use sluice_store::{EnqueueRequest, Idempotency, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{enqueue, rig};
+use common::{enqueue, job, rig};
 
 const LEASE: Duration = Duration::from_secs(60);
 
@@ -40,16 +40,7 @@ async fn a_round_prunes_every_old_success_in_batches() {
     let done = enqueue(&store, n, 0).await;
     succeed(&store, &done).await;
     let keyed = EnqueueRequest {
-        jobs: vec![NewJob {
-            id: JobId::new(),
-            queue: "r".into(),
-            payload: serde_json::json!({}),
-            key: None,
-            headers: Default::default(),
-            max_attempts: 3,
-            available_at: now_ms() + 60_000,
-            traceparent: None,
-        }],
+        jobs: vec![job(0, 60_000)],
         idempotency: Some(Idempotency {
             scope: "r/jobs".into(),
             key: "k".into(),

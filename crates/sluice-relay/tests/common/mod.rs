@@ -40,19 +40,22 @@ pub async fn rig_on(
     (dir, store, broker, q)
 }
 
+/// Job `i` of queue `r`, due in `delay_ms`.
+pub fn job(i: usize, delay_ms: i64) -> NewJob {
+    NewJob {
+        id: JobId::new(),
+        queue: "r".into(),
+        payload: json!({"i": i}),
+        key: Some(format!("k{i}")),
+        headers: Default::default(),
+        max_attempts: 3,
+        available_at: now_ms() + delay_ms,
+        traceparent: None,
+    }
+}
+
 pub async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
-    let jobs: Vec<NewJob> = (0..n)
-        .map(|i| NewJob {
-            id: JobId::new(),
-            queue: "r".into(),
-            payload: json!({"i": i}),
-            key: Some(format!("k{i}")),
-            headers: Default::default(),
-            max_attempts: 3,
-            available_at: now_ms() + delay_ms,
-            traceparent: None,
-        })
-        .collect();
+    let jobs: Vec<NewJob> = (0..n).map(|i| job(i, delay_ms)).collect();
     let ids = jobs.iter().map(|j| j.id).collect();
     store
         .enqueue(vec![EnqueueRequest {

@@ -10,13 +10,8 @@ use crate::{RetentionStore, StoreError};
 #[async_trait]
 impl RetentionStore for PgStore {
     async fn prune_succeeded(&self, before: EpochMs, limit: usize) -> Result<u64, StoreError> {
-        self.prune(
-            "prune succeeded jobs",
-            include_str!("sql/jobs_prune.sql"),
-            before,
-            limit,
-        )
-        .await
+        let sql = include_str!("sql/jobs_prune.sql");
+        self.prune("prune succeeded jobs", sql, before, limit).await
     }
 
     async fn prune_idempotency_keys(

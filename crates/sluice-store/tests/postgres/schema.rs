@@ -1,8 +1,7 @@
 //! What the PostgreSQL backend promises beyond the conformance suite: how
 //! payloads are stored, that the partial index of unfinished jobs serves
 //! the queries that read jobs by queue and status, that pruning has indexes
-//! of its own, and which server
-//! settings it warns about.
+//! of its own, and which server settings it warns about.
 
 use super::*;
 
