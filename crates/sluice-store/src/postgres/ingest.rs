@@ -1,7 +1,8 @@
 //! [`IngestStore`] for PostgreSQL: group commit. All requests of one call go
 //! into one transaction with a few multi-row statements whatever their number
-//! (idempotency keys, then jobs and outbox rows), and one `NOTIFY` before the
-//! commit. Nothing is answered before the commit returns.
+//! (idempotency keys, then jobs and outbox rows, which also `NOTIFY`). A call
+//! without idempotency keys is that one statement alone, in autocommit: one
+//! round trip. Nothing is answered before the commit returns.
 
 use std::collections::{HashMap, HashSet};
 
@@ -99,6 +100,12 @@ async fn enqueue_tx(
     requests: &[EnqueueRequest],
 ) -> Result<(Vec<Result<Enqueued, StoreError>>, bool), Fail> {
     let now = now_ms();
+    if requests.iter().all(|r| r.idempotency.is_none()) {
+        let all: Vec<usize> = (0..requests.len()).collect();
+        let added = insert_jobs(pool, requests, &all, now).await?;
+        let results = requests.iter().map(|r| Ok(fresh(r))).collect();
+        return Ok((results, added > 0));
+    }
     let mut results: Vec<Option<Result<Enqueued, StoreError>>> =
         requests.iter().map(|_| None).collect();
     let mut added = 0i64;
@@ -182,39 +189,10 @@ async fn enqueue_tx(
             }
         }
         accepted.sort_unstable();
-        let mut cols = JobColumns::default();
-        for &i in &accepted {
-            for job in &requests[i].jobs {
-                cols.push(job.id, job)?;
-            }
-        }
-        if !cols.is_empty() {
-            let n: i64 = cols
-                .bind(sqlx::query_scalar(include_str!("sql/job_insert.sql")))
-                .bind(&cols.available_at)
-                .bind(now)
-                .fetch_one(&mut *tx)
-                .await?;
-            if usize::try_from(n).ok() != Some(cols.ids.len()) {
-                return Err(corrupt(
-                    "enqueue",
-                    format!("{n} outbox rows for {} jobs", cols.ids.len()),
-                )
-                .into());
-            }
-            added += n;
-        }
+        added += insert_jobs(&mut *tx, requests, &accepted, now).await?;
         for i in accepted {
-            results[i] = Some(Ok(Enqueued {
-                ids: requests[i].jobs.iter().map(|j| j.id).collect(),
-                replayed: false,
-            }));
+            results[i] = Some(Ok(fresh(&requests[i])));
         }
-    }
-    if added > 0 {
-        sqlx::query(include_str!("sql/outbox_notify.sql"))
-            .execute(&mut *tx)
-            .await?;
     }
     tx.commit().await?;
     let results = results
@@ -222,6 +200,51 @@ async fn enqueue_tx(
         .map(|r| r.unwrap_or_else(|| Err(StoreError::Corrupt("request left unanswered".into()))))
         .collect();
     Ok((results, added > 0))
+}
+
+/// The answer to a request whose jobs were inserted.
+fn fresh(request: &EnqueueRequest) -> Enqueued {
+    Enqueued {
+        ids: request.jobs.iter().map(|j| j.id).collect(),
+        replayed: false,
+    }
+}
+
+/// Inserts the jobs of `requests[i]` for each `i` of `accepted` (in that
+/// order), each with its first outbox row, in one statement that also
+/// notifies relays; returns how many outbox rows it added.
+async fn insert_jobs<'c, E>(
+    executor: E,
+    requests: &[EnqueueRequest],
+    accepted: &[usize],
+    now: i64,
+) -> Result<i64, Fail>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let mut cols = JobColumns::default();
+    for &i in accepted {
+        for job in &requests[i].jobs {
+            cols.push(job.id, job)?;
+        }
+    }
+    if cols.is_empty() {
+        return Ok(0);
+    }
+    let n: i64 = cols
+        .bind(sqlx::query_scalar(include_str!("sql/job_insert.sql")))
+        .bind(&cols.available_at)
+        .bind(now)
+        .fetch_one(executor)
+        .await?;
+    if usize::try_from(n).ok() != Some(cols.ids.len()) {
+        return Err(corrupt(
+            "enqueue",
+            format!("{n} outbox rows for {} jobs", cols.ids.len()),
+        )
+        .into());
+    }
+    Ok(n)
 }
 
 #[cfg(test)]

@@ -1,7 +1,10 @@
 -- Jobs and their first outbox rows, in one statement.
 -- $1 ids, $2 queues, $3 payloads (JSON), $4 keys, $5 headers (JSON),
 -- $6 traceparents, $7 max attempts, $8 available at, $9 now.
--- Returns the number of outbox rows inserted.
+-- Returns the number of outbox rows inserted, and wakes every relay
+-- LISTENing once the transaction commits (PostgreSQL folds the same
+-- notification sent twice in one transaction into one). One statement, so
+-- a batch without idempotency keys is one round trip in autocommit.
 WITH u AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -23,4 +26,6 @@ WITH u AS (
     ORDER BY u.ord
     RETURNING 1
 )
-SELECT COUNT(*) AS n FROM o
+SELECT c.n
+FROM (SELECT COUNT(*) AS n FROM o) c
+CROSS JOIN LATERAL (SELECT pg_notify('sluice_outbox', '')) p
