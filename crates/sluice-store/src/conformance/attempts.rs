@@ -36,6 +36,52 @@ pub async fn start_fresh_then_duplicate_is_busy(store: Arc<dyn Store>) {
     );
 }
 
+/// One batch of starts answers each request in its place, whatever the
+/// job's state: next attempts start, a busy, a final and a missing job are
+/// answered as they would be alone.
+pub async fn a_batch_of_starts_answers_each_in_order(store: Arc<dyn Store>) {
+    let store = &*store;
+    let ids = enqueue(store, (0..4).map(|_| new_job("q")).collect()).await;
+    let busy = started(start(store, ids[1], Some(1), LONG).await);
+    let done = started(start(store, ids[2], Some(1), LONG).await);
+    finish(store, &done, Outcome::Succeeded).await.unwrap();
+    let missing = JobId::new();
+    let res: Vec<StartOutcome> = start_all(store, &[ids[0], ids[1], ids[2], missing, ids[3]])
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(res.len(), 5);
+    let first = started(res[0].clone());
+    assert_eq!((first.job.id, first.attempt), (ids[0], 1));
+    assert_eq!(
+        res[1],
+        StartOutcome::Busy {
+            until: busy.lease_until
+        }
+    );
+    assert_eq!(res[2], StartOutcome::Stale);
+    assert_eq!(res[3], StartOutcome::Missing);
+    let last = started(res[4].clone());
+    assert_eq!((last.job.id, last.attempt), (ids[3], 1));
+    // Completions of all sorts in one batch, the fenced one refused.
+    let results = store
+        .finish_attempts(vec![
+            completion(&first, Outcome::Succeeded),
+            completion(&done, Outcome::Succeeded),
+            completion(&last, Outcome::Succeeded),
+        ])
+        .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(matches!(results[1], Err(StoreError::LeaseLost)));
+    for id in [ids[0], ids[3]] {
+        assert_eq!(
+            store.get_job(id).await.unwrap().status,
+            JobStatus::Succeeded
+        );
+    }
+}
+
 /// Messages for finished or superseded attempts, or final jobs, are stale.
 pub async fn start_stale_and_final_attempts(store: Arc<dyn Store>) {
     let store = &*store;

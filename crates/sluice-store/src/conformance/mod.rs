@@ -111,6 +111,7 @@ macro_rules! store_conformance {
             redrive_republishes_only_lost_jobs,
             redrive_skips_jobs_changed_since_listed,
             start_fresh_then_duplicate_is_busy,
+            a_batch_of_starts_answers_each_in_order,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,
             late_completion_without_takeover_is_accepted,
@@ -263,6 +264,22 @@ pub(crate) async fn start(
         .await;
     assert_eq!(res.len(), 1);
     res.pop().unwrap().expect("start_attempts succeeds")
+}
+
+/// Starts attempt 1 of each of `ids` in one batch; the answers in order.
+pub(crate) async fn start_all(
+    store: &dyn Store,
+    ids: &[JobId],
+) -> Vec<Result<StartOutcome, StoreError>> {
+    let requests = ids
+        .iter()
+        .map(|&job_id| StartRequest {
+            job_id,
+            attempt: Some(1),
+            create: None,
+        })
+        .collect();
+    store.start_attempts(requests, LONG).await
 }
 
 pub(crate) fn started(outcome: StartOutcome) -> ActiveAttempt {

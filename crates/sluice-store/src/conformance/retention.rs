@@ -7,23 +7,14 @@ use sluice_core::{now_ms, JobId, JobStatus};
 
 use super::{
     claim, completion, deliver, enqueue, finish, keyed, mark_all, new_job, publish_only,
-    sleep_past, start, started, LONG,
+    sleep_past, start, start_all, started, LONG,
 };
-use crate::{Completion, Enqueued, NewJob, Outcome, StartRequest, Store, StoreError};
+use crate::{Completion, Enqueued, NewJob, Outcome, Store, StoreError};
 
 /// Starts and finishes `ids` (all published, attempt 1) as one batch each;
 /// panics unless every one succeeds.
 pub async fn succeed_all(store: &dyn Store, ids: &[JobId]) {
-    let requests = ids
-        .iter()
-        .map(|&job_id| StartRequest {
-            job_id,
-            attempt: Some(1),
-            create: None,
-        })
-        .collect();
-    let completions: Vec<Completion> = store
-        .start_attempts(requests, LONG)
+    let completions: Vec<Completion> = start_all(store, ids)
         .await
         .into_iter()
         .map(|r| completion(&started(r.unwrap()), Outcome::Succeeded))

@@ -1,23 +1,30 @@
 //! [`AttemptStore`] for PostgreSQL: a batch of starts (or of completions) is
 //! one transaction with a fixed number of multi-row statements. Starts are
 //! in [`super::start`]; completions are fenced by lease token and attempt in
-//! the `UPDATE` itself.
+//! the `UPDATE` itself. A batch of successes of distinct jobs is that
+//! `UPDATE` alone, in autocommit: one round trip.
 
 use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
+use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use uuid::Uuid;
 
 use super::rows::{corrupt, get, pg_text, to_u32};
-use super::start::start_tx;
+use super::start::{plain, start_next, start_tx};
 use super::{millis, split_on_failure, Fail, PgStore};
 use crate::{AttemptStore, Completion, Outcome, StartOutcome, StartRequest, StoreError};
 
 #[async_trait]
 impl AttemptStore for PgStore {
+    /// The common starts first, in one statement ([`start_next`]); the
+    /// requests it leaves, and every batch it cannot take, in one
+    /// transaction each batch ([`start_tx`]). The two are retried apart, so
+    /// a retry never decides again on a job this call already started, and
+    /// a failing full path fails only the requests it was given.
     async fn start_attempts(
         &self,
         requests: Vec<StartRequest>,
@@ -27,12 +34,35 @@ impl AttemptStore for PgStore {
             return Vec::new();
         }
         let lease_ms = millis(lease);
-        let first = self.start_batch(&requests, lease_ms).await;
+        let pool = &self.pool;
         let reqs = &requests;
-        split_on_failure(first, requests.len(), move |i| {
-            self.start_batch(std::slice::from_ref(&reqs[i]), lease_ms)
-        })
-        .await
+        // Atomic: when it fails nothing started, and the full path decides.
+        let next = if plain(reqs) {
+            self.run("start attempts", move || start_next(pool, reqs, lease_ms))
+                .await
+                .ok()
+        } else {
+            None
+        };
+        let Some(next) = next else {
+            return self.start_all(reqs, lease_ms).await;
+        };
+        let rest: Vec<usize> = (0..reqs.len()).filter(|&i| next[i].is_none()).collect();
+        let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
+            next.into_iter().map(|o| o.map(Ok)).collect();
+        if !rest.is_empty() {
+            let others: Vec<StartRequest> = rest.iter().map(|&i| reqs[i].clone()).collect();
+            for (i, r) in rest
+                .into_iter()
+                .zip(self.start_all(&others, lease_ms).await)
+            {
+                results[i] = Some(r);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| r.unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))))
+            .collect()
     }
 
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
@@ -49,6 +79,20 @@ impl AttemptStore for PgStore {
 }
 
 impl PgStore {
+    /// `requests` by the full path, one transaction, each request alone
+    /// if the batch fails.
+    async fn start_all(
+        &self,
+        requests: &[StartRequest],
+        lease_ms: i64,
+    ) -> Vec<Result<StartOutcome, StoreError>> {
+        let first = self.start_batch(requests, lease_ms).await;
+        split_on_failure(first, requests.len(), move |i| {
+            self.start_batch(std::slice::from_ref(&requests[i]), lease_ms)
+        })
+        .await
+    }
+
     async fn start_batch(
         &self,
         requests: &[StartRequest],
@@ -122,52 +166,27 @@ async fn finish_tx(
         .iter()
         .map(|_| Err(StoreError::LeaseLost))
         .collect();
+    let by_round = rounds(completions);
+    if by_round.len() == 1
+        && completions
+            .iter()
+            .all(|c| matches!(c.outcome, Outcome::Succeeded))
+    {
+        // Nothing but the job rows changes: no history, outbox or dead letter.
+        for row in finish_round(pool, completions, &by_round[0], now).await? {
+            results[index(&row, completions)?] = Ok(());
+        }
+        return Ok((results, false));
+    }
     // Whether an outbox row (a retry or a dead letter's) was added.
     let mut added = false;
     let mut tx = pool.begin().await?;
-    for round in rounds(completions) {
-        let mut idx = Vec::with_capacity(round.len());
-        let mut ids = Vec::with_capacity(round.len());
-        let mut tokens = Vec::with_capacity(round.len());
-        let mut attempts = Vec::with_capacity(round.len());
-        let mut statuses = Vec::with_capacity(round.len());
-        let mut errors: Vec<Option<String>> = Vec::with_capacity(round.len());
-        let mut due: Vec<Option<EpochMs>> = Vec::with_capacity(round.len());
-        for &i in &round {
-            let c = &completions[i];
-            let (status, error) = match &c.outcome {
-                Outcome::Succeeded => (JobStatus::Succeeded, None),
-                Outcome::Retry { error, .. } => (JobStatus::Retrying, Some(pg_text(error))),
-                Outcome::Dead { error } => (JobStatus::Dead, Some(pg_text(error))),
-            };
-            idx.push(i64::try_from(i).unwrap_or(i64::MAX));
-            ids.push(c.job_id.as_uuid());
-            tokens.push(c.lease.0.as_str());
-            attempts.push(i64::from(c.attempt));
-            statuses.push(status.as_str());
-            errors.push(error);
-            due.push(match &c.outcome {
-                Outcome::Retry { available_at, .. } => Some(*available_at),
-                _ => None,
-            });
-        }
-        let rows = sqlx::query(include_str!("sql/attempt_finish.sql"))
-            .bind(now)
-            .bind(&idx)
-            .bind(&ids)
-            .bind(&tokens)
-            .bind(&attempts)
-            .bind(&statuses)
-            .bind(&errors)
-            .bind(&due)
-            .fetch_all(&mut *tx)
-            .await?;
+    for round in by_round {
+        let rows = finish_round(&mut *tx, completions, &round, now).await?;
         let mut f = Finished::default();
         for row in &rows {
-            let i = usize::try_from(get::<i64>(row, "idx")?).map_err(|e| corrupt("idx", e))?;
-            let c = completions
-                .get(i)
-                .ok_or_else(|| corrupt("idx", "out of range"))?;
+            let i = index(row, completions)?;
+            let c = &completions[i];
             let queue: String = get(row, "queue")?;
             let job_attempts: i64 = get(row, "attempts")?;
             let replay_count: i64 = get(row, "replay_count")?;
@@ -258,6 +277,65 @@ async fn finish_tx(
     }
     tx.commit().await?;
     Ok((results, added))
+}
+
+/// Ends the attempts of `completions[i]` for each `i` of `round` (each job
+/// at most once) whose lease still holds; returns their rows.
+async fn finish_round<'c, E>(
+    executor: E,
+    completions: &[Completion],
+    round: &[usize],
+    now: EpochMs,
+) -> Result<Vec<PgRow>, Fail>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let mut idx = Vec::with_capacity(round.len());
+    let mut ids = Vec::with_capacity(round.len());
+    let mut tokens = Vec::with_capacity(round.len());
+    let mut attempts = Vec::with_capacity(round.len());
+    let mut statuses = Vec::with_capacity(round.len());
+    let mut errors: Vec<Option<String>> = Vec::with_capacity(round.len());
+    let mut due: Vec<Option<EpochMs>> = Vec::with_capacity(round.len());
+    for &i in round {
+        let c = &completions[i];
+        let (status, error) = match &c.outcome {
+            Outcome::Succeeded => (JobStatus::Succeeded, None),
+            Outcome::Retry { error, .. } => (JobStatus::Retrying, Some(pg_text(error))),
+            Outcome::Dead { error } => (JobStatus::Dead, Some(pg_text(error))),
+        };
+        idx.push(i64::try_from(i).unwrap_or(i64::MAX));
+        ids.push(c.job_id.as_uuid());
+        tokens.push(c.lease.0.as_str());
+        attempts.push(i64::from(c.attempt));
+        statuses.push(status.as_str());
+        errors.push(error);
+        due.push(match &c.outcome {
+            Outcome::Retry { available_at, .. } => Some(*available_at),
+            _ => None,
+        });
+    }
+    Ok(sqlx::query(include_str!("sql/attempt_finish.sql"))
+        .bind(now)
+        .bind(&idx)
+        .bind(&ids)
+        .bind(&tokens)
+        .bind(&attempts)
+        .bind(&statuses)
+        .bind(&errors)
+        .bind(&due)
+        .fetch_all(executor)
+        .await?)
+}
+
+/// The completion a row of `attempt_finish.sql` answers.
+fn index(row: &PgRow, completions: &[Completion]) -> Result<usize, StoreError> {
+    let i = usize::try_from(get::<i64>(row, "idx")?).map_err(|e| corrupt("idx", e))?;
+    if i < completions.len() {
+        Ok(i)
+    } else {
+        Err(corrupt("idx", "out of range"))
+    }
 }
 
 #[cfg(test)]

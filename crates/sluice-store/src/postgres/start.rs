@@ -1,9 +1,13 @@
-//! Starting attempts on PostgreSQL. A batch of starts is one transaction:
-//! it locks its jobs (`FOR UPDATE`, in id order, so concurrent batches never
-//! deadlock on each other) reading only their state, decides each request in
-//! order as if the requests ran one after another, and starts the chosen
-//! attempts with one `UPDATE`. The lock holds each job as it was decided on
-//! until the transaction ends.
+//! Starting attempts on PostgreSQL. A batch of starts of distinct, existing
+//! jobs first tries the common rule, the next attempt of a job with no live
+//! lease, as one `UPDATE` in autocommit ([`start_next`]). The requests it
+//! leaves (and every batch that creates jobs or names one twice) take the
+//! full path, one transaction ([`start_tx`]): it locks its jobs (`FOR
+//! UPDATE`, in id order, so concurrent batches never deadlock on each other)
+//! reading only their state, decides each request in order as if the
+//! requests ran one after another, and starts the chosen attempts with the
+//! same `UPDATE`. The lock holds each job as it was decided on until the
+//! transaction ends.
 
 use std::collections::HashMap;
 
@@ -102,6 +106,68 @@ struct Starts {
     tokens: Vec<LeaseToken>,
     /// Attempts of the job when the start was decided.
     seen: Vec<i64>,
+}
+
+/// Whether [`start_next`] may take `requests`: no job to create, no job
+/// named twice (a later request must see the earlier one's start).
+pub(super) fn plain(requests: &[StartRequest]) -> bool {
+    let mut ids = std::collections::HashSet::with_capacity(requests.len());
+    requests
+        .iter()
+        .all(|r| r.create.is_none() && ids.insert(r.job_id))
+}
+
+/// Starts the next attempt of each job of `requests` (see [`plain`]) that
+/// has seen one attempt fewer, is not finished and has no live lease, in one
+/// statement; the others are left unanswered, for [`start_tx`].
+pub(super) async fn start_next(
+    pool: &PgPool,
+    requests: &[StartRequest],
+    lease_ms: i64,
+) -> Result<Vec<Option<StartOutcome>>, Fail> {
+    let now = now_ms();
+    let lease_until = now.saturating_add(lease_ms);
+    let tokens: Vec<LeaseToken> = requests.iter().map(|_| LeaseToken::new()).collect();
+    // In id order, as the full path locks, so that concurrent batches
+    // usually take their row locks in one order (a deadlock is retried).
+    let mut order: Vec<usize> = (0..requests.len()).collect();
+    order.sort_unstable_by_key(|&i| requests[i].job_id.as_uuid());
+    let ids: Vec<Uuid> = order
+        .iter()
+        .map(|&i| requests[i].job_id.as_uuid())
+        .collect();
+    let token_strs: Vec<&str> = order.iter().map(|&i| tokens[i].0.as_str()).collect();
+    let seen: Vec<i64> = order
+        .iter()
+        .map(|&i| i64::from(requests[i].attempt.unwrap_or(1)) - 1)
+        .collect();
+    let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
+        .bind(lease_until)
+        .bind(now)
+        .bind(&ids)
+        .bind(&token_strs)
+        .bind(&seen)
+        .fetch_all(pool)
+        .await?;
+    let mut started: HashMap<JobId, JobRecord> = HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let job = job_row(row)?;
+        started.insert(job.id, job);
+    }
+    Ok(requests
+        .iter()
+        .zip(tokens)
+        .map(|(req, lease)| {
+            started.remove(&req.job_id).map(|job| {
+                StartOutcome::Started(ActiveAttempt {
+                    lease,
+                    attempt: job.attempts,
+                    lease_until,
+                    job,
+                })
+            })
+        })
+        .collect())
 }
 
 /// Runs one batch of starts in one transaction.

@@ -1,5 +1,9 @@
 -- $1 lease until, $2 now, $3 job ids, $4 lease tokens, $5 attempts seen.
--- Each job appears once; its row is locked by this transaction.
+-- Each job appears once. Starts the next attempt of each job that has seen
+-- that many attempts, is not finished and has no live lease; returns the
+-- jobs started. Run after locking and deciding (start.rs), the conditions
+-- hold already; run alone, they are the common start rule in one statement,
+-- and a job they leave alone is decided by the full path.
 UPDATE jobs
 SET attempts = jobs.attempts + 1,
     lease_token = u.token,
@@ -9,6 +13,8 @@ SET attempts = jobs.attempts + 1,
     updated_at = $2
 FROM UNNEST($3::uuid[], $4::text[], $5::bigint[]) AS u(id, token, seen)
 WHERE jobs.id = u.id AND jobs.attempts = u.seen
+  AND jobs.status NOT IN ('succeeded', 'dead')
+  AND (jobs.lease_token IS NULL OR jobs.lease_until IS NULL OR jobs.lease_until < $2)
 RETURNING jobs.id, jobs.queue, jobs.status, jobs.payload::text AS payload, jobs.key,
           jobs.headers::text AS headers, jobs.traceparent, jobs.max_attempts,
           jobs.attempts, jobs.last_error, jobs.replay_count, jobs.created_at,
