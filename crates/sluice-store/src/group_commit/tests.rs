@@ -337,17 +337,39 @@ async fn dropped_caller_does_not_break_the_batch() {
     ));
 }
 
+/// A group commit over a [`Counting`] store whose calls wait at its gate.
+async fn gated(options: GroupCommitOptions) -> (Arc<Counting>, Arc<GroupCommit>) {
+    let counting = Counting::new(false).await;
+    let gc = Arc::new(GroupCommit::with_options(counting.clone(), options));
+    (counting, gc)
+}
+
+/// Opens the gate of `counting` and waits (bounded) for every task; each
+/// request must have been stored.
+async fn open_and_join(
+    counting: &Counting,
+    tasks: Vec<tokio::task::JoinHandle<Vec<Result<Enqueued, StoreError>>>>,
+) {
+    counting
+        .gate
+        .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
+    for t in tasks {
+        let res = tokio::time::timeout(Duration::from_secs(10), t)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(res[0].is_ok(), "{res:?}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn busy_flushes_let_the_next_batch_fill_up() {
-    let counting = Counting::new(false).await;
-    let gc = Arc::new(GroupCommit::with_options(
-        counting.clone(),
-        GroupCommitOptions {
-            max_wait: Duration::from_millis(1),
-            max_concurrent: 2,
-            ..GroupCommitOptions::default()
-        },
-    ));
+    let (counting, gc) = gated(GroupCommitOptions {
+        max_wait: Duration::from_millis(1),
+        max_concurrent: 2,
+        ..GroupCommitOptions::default()
+    })
+    .await;
     let spawn = |n: usize| {
         let gc = gc.clone();
         tokio::spawn(async move { gc.enqueue(vec![request(n)]).await })
@@ -377,13 +399,7 @@ async fn busy_flushes_let_the_next_batch_fill_up() {
         2,
         "no third flush yet"
     );
-    counting
-        .gate
-        .add_permits(tokio::sync::Semaphore::MAX_PERMITS / 2);
-    for t in tasks {
-        let res = tokio::time::timeout(limit, t).await.unwrap().unwrap();
-        assert!(res[0].is_ok(), "{res:?}");
-    }
+    open_and_join(&counting, tasks).await;
     assert_eq!(
         counting.calls.load(Ordering::SeqCst),
         3,
@@ -392,4 +408,57 @@ async fn busy_flushes_let_the_next_batch_fill_up() {
     assert_eq!(counting.requests.load(Ordering::SeqCst), 10);
     assert_eq!(counting.peak.load(Ordering::SeqCst), 2);
     assert_eq!(counting.queue_stats().await.unwrap()[0].pending, 10);
+}
+
+#[test]
+fn a_batch_takes_its_share_only_while_other_slots_are_free() {
+    let options = GroupCommitOptions {
+        max_batch: 256,
+        max_concurrent: 4,
+        min_share: 24,
+        ..GroupCommitOptions::default()
+    };
+    // Other slots free: a share of what waits, not below min_share.
+    assert_eq!(batch_limit(&options, 40, 4), 24);
+    assert_eq!(batch_limit(&options, 200, 2), 50);
+    assert_eq!(batch_limit(&options, 2000, 3), 256);
+    // Only the batch's own slot (or none) free: as many as max_batch.
+    assert_eq!(batch_limit(&options, 40, 1), 256);
+    assert_eq!(batch_limit(&options, 40, 0), 256);
+    let single = GroupCommitOptions {
+        max_concurrent: 1,
+        ..options
+    };
+    assert_eq!(batch_limit(&single, 40, 1), 256);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_goes_to_the_free_slots_in_shares() {
+    let (counting, gc) = gated(GroupCommitOptions {
+        max_wait: Duration::from_millis(200),
+        max_concurrent: 4,
+        min_share: 4,
+        ..GroupCommitOptions::default()
+    })
+    .await;
+    let tasks: Vec<_> = (0..16)
+        .map(|n| {
+            let gc = gc.clone();
+            tokio::spawn(async move { gc.enqueue(vec![request(n)]).await })
+        })
+        .collect();
+    // The inner calls are held by the gate: a burst in one batch would be
+    // one call; in shares it is several at once.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while counting.in_flight.load(Ordering::SeqCst) < 2 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("a second call in flight");
+    open_and_join(&counting, tasks).await;
+    let calls = counting.calls.load(Ordering::SeqCst);
+    assert!((2..=16).contains(&calls), "{calls} calls");
+    assert_eq!(counting.requests.load(Ordering::SeqCst), 16);
+    assert_eq!(counting.queue_stats().await.unwrap()[0].pending, 16);
 }
