@@ -40,6 +40,7 @@ impl AttemptStore for PgStore {
         let next = if plain(reqs) {
             self.run("start attempts", move || start_next(pool, reqs, lease_ms))
                 .await
+                .inspect_err(|e| tracing::debug!(error = %e, "single-statement starts failed; deciding the batch in full"))
                 .ok()
         } else {
             None

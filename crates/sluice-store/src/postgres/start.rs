@@ -127,45 +127,65 @@ pub(super) async fn start_next(
 ) -> Result<Vec<Option<StartOutcome>>, Fail> {
     let now = now_ms();
     let lease_until = now.saturating_add(lease_ms);
-    let tokens: Vec<LeaseToken> = requests.iter().map(|_| LeaseToken::new()).collect();
     // In id order, as the full path locks, so that concurrent batches
     // usually take their row locks in one order (a deadlock is retried).
     let mut order: Vec<usize> = (0..requests.len()).collect();
     order.sort_unstable_by_key(|&i| requests[i].job_id.as_uuid());
-    let ids: Vec<Uuid> = order
-        .iter()
-        .map(|&i| requests[i].job_id.as_uuid())
-        .collect();
-    let token_strs: Vec<&str> = order.iter().map(|&i| tokens[i].0.as_str()).collect();
-    let seen: Vec<i64> = order
-        .iter()
-        .map(|&i| i64::from(requests[i].attempt.unwrap_or(1)) - 1)
-        .collect();
+    let mut starts = Starts::default();
+    for i in order {
+        starts.requests.push(i);
+        starts.ids.push(requests[i].job_id.as_uuid());
+        starts.tokens.push(LeaseToken::new());
+        starts
+            .seen
+            .push(i64::from(requests[i].attempt.unwrap_or(1)) - 1);
+    }
+    let mut results: Vec<Option<StartOutcome>> = requests.iter().map(|_| None).collect();
+    for (i, attempt) in run_starts(pool, starts, lease_until, now).await? {
+        results[i] = attempt.map(StartOutcome::Started);
+    }
+    Ok(results)
+}
+
+/// Runs `attempt_start.sql` for `starts`: for each, the index of its
+/// request and the attempt it started, or `None` when its job no longer
+/// qualified.
+async fn run_starts<'c, E>(
+    executor: E,
+    starts: Starts,
+    lease_until: EpochMs,
+    now: EpochMs,
+) -> Result<Vec<(usize, Option<ActiveAttempt>)>, Fail>
+where
+    E: sqlx::PgExecutor<'c>,
+{
+    let tokens: Vec<&str> = starts.tokens.iter().map(|t| t.0.as_str()).collect();
     let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
         .bind(lease_until)
         .bind(now)
-        .bind(&ids)
-        .bind(&token_strs)
-        .bind(&seen)
-        .fetch_all(pool)
+        .bind(&starts.ids)
+        .bind(&tokens)
+        .bind(&starts.seen)
+        .fetch_all(executor)
         .await?;
-    let mut started: HashMap<JobId, JobRecord> = HashMap::with_capacity(rows.len());
+    let mut started: HashMap<Uuid, JobRecord> = HashMap::with_capacity(rows.len());
     for row in &rows {
         let job = job_row(row)?;
-        started.insert(job.id, job);
+        started.insert(job.id.as_uuid(), job);
     }
-    Ok(requests
-        .iter()
-        .zip(tokens)
-        .map(|(req, lease)| {
-            started.remove(&req.job_id).map(|job| {
-                StartOutcome::Started(ActiveAttempt {
-                    lease,
-                    attempt: job.attempts,
-                    lease_until,
-                    job,
-                })
-            })
+    Ok(starts
+        .requests
+        .into_iter()
+        .zip(starts.ids)
+        .zip(starts.tokens)
+        .map(|((i, id), lease)| {
+            let attempt = started.remove(&id).map(|job| ActiveAttempt {
+                lease,
+                attempt: job.attempts,
+                lease_until,
+                job,
+            });
+            (i, attempt)
         })
         .collect())
 }
@@ -245,28 +265,9 @@ pub(super) async fn start_tx(
     }
 
     if !starts.ids.is_empty() {
-        let tokens: Vec<&str> = starts.tokens.iter().map(|t| t.0.as_str()).collect();
-        let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
-            .bind(lease_until)
-            .bind(now)
-            .bind(&starts.ids)
-            .bind(&tokens)
-            .bind(&starts.seen)
-            .fetch_all(&mut *tx)
-            .await?;
-        let mut started: HashMap<JobId, JobRecord> = HashMap::with_capacity(rows.len());
-        for row in &rows {
-            let job = job_row(row)?;
-            started.insert(job.id, job);
-        }
-        for (&i, token) in starts.requests.iter().zip(starts.tokens) {
-            results[i] = Some(match started.remove(&requests[i].job_id) {
-                Some(job) => Ok(StartOutcome::Started(ActiveAttempt {
-                    lease: token,
-                    attempt: job.attempts,
-                    lease_until,
-                    job,
-                })),
+        for (i, attempt) in run_starts(&mut *tx, starts, lease_until, now).await? {
+            results[i] = Some(match attempt {
+                Some(a) => Ok(StartOutcome::Started(a)),
                 None => Err(StoreError::Unavailable(
                     "job changed while starting an attempt".into(),
                 )),
