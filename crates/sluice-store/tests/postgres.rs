@@ -363,7 +363,8 @@ async fn stores_opening_a_fresh_database_at_once_migrate_it_once() {
                 (7, true),
                 (8, true),
                 (9, true),
-                (10, true)
+                (10, true),
+                (11, true)
             ],
             "each migration applied once"
         );

@@ -5,6 +5,9 @@
 -- LISTENing once the transaction commits (PostgreSQL folds the same
 -- notification sent twice in one transaction into one). One statement, so
 -- a batch without idempotency keys is one round trip in autocommit.
+-- Nothing reads `j`, yet it runs to completion (PostgreSQL runs every
+-- data-modifying WITH exactly once), and it inserts every job or fails the
+-- statement: each outbox row names a job inserted with it.
 WITH u AS (
     SELECT *
     FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
@@ -17,12 +20,10 @@ WITH u AS (
     SELECT id, queue, 'pending', payload::json, key, headers::json, traceparent,
            max_attempts, 0, 0, $9, $9, GREATEST(available_at, $9)
     FROM u
-    RETURNING id
 ), o AS (
     INSERT INTO outbox (job_id, queue, attempt, available_at, created_at)
     SELECT u.id, u.queue, 1, u.available_at, $9
     FROM u
-    JOIN j ON j.id = u.id
     ORDER BY u.ord
     RETURNING 1
 )
