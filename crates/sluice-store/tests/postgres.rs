@@ -3,7 +3,8 @@
 //! per committed batch, LISTEN wake-ups across stores, concurrent
 //! migrations, group commit, pruning that skips held rows, and outages (an
 //! unreachable server, a severed connection, terminated backends) with
-//! recovery and no password in errors.
+//! recovery and no password in errors. Every case ends by checking that no
+//! outbox row names a missing job (the outbox has no foreign key).
 //!
 //! Needs `SLUICE_TEST_POSTGRES_URL` (e.g.
 //! `postgres://postgres@127.0.0.1:5432/postgres`, a role that may create
@@ -84,9 +85,19 @@ impl TestDb {
     }
 }
 
+/// Outbox rows naming a job that does not exist. The outbox has no foreign
+/// key to jobs (migration 0011): the statements that write it keep that
+/// integrity, and every case checks it before its database goes.
+const ORPHAN_OUTBOX_ROWS: &str = "SELECT CASE WHEN to_regclass('outbox') IS NULL THEN 0 ELSE \
+     (SELECT COUNT(*) FROM outbox AS o WHERE NOT EXISTS \
+        (SELECT 1 FROM jobs AS j WHERE j.id = o.job_id)) END";
+
 impl Drop for TestDb {
+    /// Drops the database; first, unless the case already failed, fails it
+    /// if an outbox row names a missing job.
     fn drop(&mut self) {
-        let (server, name) = (self.server.clone(), self.name.clone());
+        let (server, name, url) = (self.server.clone(), self.name.clone(), self.url.clone());
+        let check = !std::thread::panicking();
         // Its own thread and runtime: Drop may run inside (or outside) the
         // case's runtime.
         let dropped = std::thread::spawn(move || {
@@ -96,12 +107,21 @@ impl Drop for TestDb {
                 .map_err(|e| e.to_string())?;
             rt.block_on(async {
                 tokio::time::timeout(Duration::from_secs(30), async {
+                    let mut orphans: Result<i64, sqlx::Error> = Ok(0);
+                    if check {
+                        let mut db = PgConnection::connect(&url).await?;
+                        orphans = sqlx::query_scalar(ORPHAN_OUTBOX_ROWS)
+                            .fetch_one(&mut db)
+                            .await;
+                        let _ = db.close().await;
+                    }
                     let mut conn = PgConnection::connect(&server).await?;
                     conn.execute(
                         format!(r#"DROP DATABASE IF EXISTS "{name}" WITH (FORCE)"#).as_str(),
                     )
                     .await?;
-                    conn.close().await
+                    conn.close().await?;
+                    orphans
                 })
                 .await
                 .map_err(|_| "timed out".to_string())?
@@ -110,8 +130,12 @@ impl Drop for TestDb {
         })
         .join();
         match dropped {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => eprintln!("could not drop test database {}: {e}", self.name),
+            Ok(Ok(0)) => {}
+            Ok(Ok(n)) => panic!(
+                "{n} outbox rows of {} name a job that does not exist",
+                self.name
+            ),
+            Ok(Err(e)) => eprintln!("could not check or drop test database {}: {e}", self.name),
             Err(_) => eprintln!("dropping test database {} panicked", self.name),
         }
     }
