@@ -4,7 +4,8 @@
 -- (EXPLAIN ANALYZE of job_insert.sql, 40 rows: 0.19 of 0.78 ms). Every
 -- statement that adds an outbox row names a job it writes or has locked in
 -- the same statement or transaction (enqueue, retry, dead letter, redrive,
--- replay), and retention deletes a job's outbox rows with the job, so the
+-- replay), and both statements that delete jobs (retention's prune and the
+-- admin API's dead-letter delete) delete their outbox rows with them, so the
 -- integrity the key promised is kept by those statements. The attempts and
 -- dead_letters tables, written only when an attempt fails, keep theirs.
 -- Dropping the key rewrites nothing; it locks outbox and jobs exclusively
