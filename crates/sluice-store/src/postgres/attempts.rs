@@ -48,21 +48,26 @@ impl AttemptStore for PgStore {
         let Some(next) = next else {
             return self.start_all(reqs, lease_ms).await;
         };
-        let rest: Vec<usize> = (0..reqs.len()).filter(|&i| next[i].is_none()).collect();
-        let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
-            next.into_iter().map(|o| o.map(Ok)).collect();
-        if !rest.is_empty() {
-            let others: Vec<StartRequest> = rest.iter().map(|&i| reqs[i].clone()).collect();
-            for (i, r) in rest
-                .into_iter()
-                .zip(self.start_all(&others, lease_ms).await)
-            {
-                results[i] = Some(r);
-            }
+        // The requests it left, in order, by the full path; their answers
+        // fill the gaps in the same order.
+        let others: Vec<StartRequest> = reqs
+            .iter()
+            .zip(&next)
+            .filter(|(_, n)| n.is_none())
+            .map(|(r, _)| r.clone())
+            .collect();
+        let mut decided = match others.is_empty() {
+            true => Vec::new(),
+            false => self.start_all(&others, lease_ms).await,
         }
-        results
-            .into_iter()
-            .map(|r| r.unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))))
+        .into_iter();
+        next.into_iter()
+            .map(|n| match n {
+                Some(started) => Ok(started),
+                None => decided
+                    .next()
+                    .unwrap_or_else(|| Err(corrupt("start", "request left unanswered"))),
+            })
             .collect()
     }
 
