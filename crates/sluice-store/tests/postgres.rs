@@ -777,6 +777,54 @@ async fn enqueue_after_outage(store: &dyn Store) {
     panic!("enqueue still failing after the hold-down: {failures:?}");
 }
 
+/// Terminates every other session of `admin`'s database, as a server
+/// restart or an operator does, and waits (bounded) until they are gone;
+/// returns their pids.
+async fn terminate_sessions(admin: &mut PgConnection) -> Vec<i32> {
+    let killed: Vec<i32> = sqlx::query_scalar(
+        // Materialized first: the filter must run before the function,
+        // which would otherwise be free to see every session.
+        "WITH victims AS MATERIALIZED ( \
+             SELECT pid FROM pg_stat_activity \
+             WHERE datname = current_database() AND pid <> pg_backend_pid() \
+         ) \
+         SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
+    )
+    .fetch_all(&mut *admin)
+    .await
+    .unwrap();
+    assert!(!killed.is_empty());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let alive: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
+                .bind(&killed)
+                .fetch_one(&mut *admin)
+                .await
+                .unwrap();
+        if alive == 0 {
+            return killed;
+        }
+        assert!(Instant::now() < deadline, "terminated backends exit");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn idle_connections_the_server_dropped_are_replaced_unseen() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, vec![job("q")]).await;
+        terminate_sessions(&mut db.admin().await).await;
+        // Idle longer than PING_IDLE_AFTER (500 ms): each pooled connection
+        // is pinged before use, and a dead one replaced, so no operation
+        // sees the outage.
+        tokio::time::sleep(Duration::from_millis(700)).await;
+        enqueue(&store, vec![job("q")]).await;
+        assert_eq!(store.queue_stats().await.unwrap()[0].pending, 2);
+    });
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn terminated_backends_are_replaced() {
     pg_case!(|db| {
@@ -784,34 +832,7 @@ async fn terminated_backends_are_replaced() {
         let other = PgStore::open(&db.url).await.unwrap();
         enqueue(&store, vec![job("q")]).await;
         let mut admin = db.admin().await;
-        // What a server restart or an operator does to every session.
-        let killed: Vec<i32> = sqlx::query_scalar(
-            // Materialized first: the filter must run before the function,
-            // which would otherwise be free to see every session.
-            "WITH victims AS MATERIALIZED ( \
-                 SELECT pid FROM pg_stat_activity \
-                 WHERE datname = current_database() AND pid <> pg_backend_pid() \
-             ) \
-             SELECT pid FROM victims WHERE pg_terminate_backend(pid)",
-        )
-        .fetch_all(&mut admin)
-        .await
-        .unwrap();
-        assert!(!killed.is_empty());
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let alive: i64 =
-                sqlx::query_scalar("SELECT COUNT(*) FROM pg_stat_activity WHERE pid = ANY($1)")
-                    .bind(&killed)
-                    .fetch_one(&mut admin)
-                    .await
-                    .unwrap();
-            if alive == 0 {
-                break;
-            }
-            assert!(Instant::now() < deadline, "terminated backends exit");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        let killed = terminate_sessions(&mut admin).await;
         // A dead pooled connection used less than PING_IDLE_AFTER ago fails
         // one operation, transiently; then every dead one is replaced.
         enqueue_after_outage(&store).await;
