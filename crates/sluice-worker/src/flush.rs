@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics::Counter;
 use sluice_broker::AckToken;
 use sluice_store::{Completion, Outcome, Store, StoreError};
 use tokio::sync::mpsc;
@@ -19,11 +20,13 @@ pub(crate) struct Done {
 }
 
 pub(crate) struct Flusher {
-    pub store: Arc<dyn Store>,
-    pub queue: String,
-    pub max_batch: usize,
+    store: Arc<dyn Store>,
+    queue: String,
+    max_batch: usize,
     /// How long a batch waits for more outcomes after its first.
-    pub linger: Duration,
+    linger: Duration,
+    /// The queue's outcome counters: succeeded, retried, dead.
+    counts: [Counter; 3],
 }
 
 /// The next batch: the first outcome to come, then those already waiting
@@ -53,6 +56,21 @@ async fn gather<T>(
 }
 
 impl Flusher {
+    pub fn new(store: Arc<dyn Store>, queue: &str, max_batch: usize, linger: Duration) -> Self {
+        let count = |name: &'static str| metrics::counter!(name, "queue" => queue.to_string());
+        Self {
+            store,
+            queue: queue.to_string(),
+            max_batch,
+            linger,
+            counts: [
+                count("sluice_jobs_succeeded_total"),
+                count("sluice_jobs_retried_total"),
+                count("sluice_jobs_dead_total"),
+            ],
+        }
+    }
+
     /// Runs until every sender of `done` is gone and all is flushed.
     pub async fn run(
         self,
@@ -108,12 +126,12 @@ impl Flusher {
     }
 
     fn count(&self, outcome: &Outcome) {
-        let name = match outcome {
-            Outcome::Succeeded => "sluice_jobs_succeeded_total",
-            Outcome::Retry { .. } => "sluice_jobs_retried_total",
-            Outcome::Dead { .. } => "sluice_jobs_dead_total",
+        let i = match outcome {
+            Outcome::Succeeded => 0,
+            Outcome::Retry { .. } => 1,
+            Outcome::Dead { .. } => 2,
         };
-        metrics::counter!(name, "queue" => self.queue.clone()).increment(1);
+        self.counts[i].increment(1);
     }
 }
 

@@ -13,7 +13,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::ahead::start_ahead;
-use crate::attempt::{done, run_attempt};
+use crate::attempt::{done, Attempts};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
 use crate::intake::{intake, Intake};
@@ -150,13 +150,19 @@ impl Worker {
         // deliveries of jobs started ahead whose lease ran short while they
         // waited for a slot, handed back to the broker
         let (back_tx, mut back_rx) = mpsc::unbounded_channel::<AckToken>();
-        let flusher = Flusher {
-            store: self.store.clone(),
-            queue: cfg.name.clone(),
-            max_batch: self.options.flush_max,
-            linger: self.options.flush_linger,
-        };
+        let flusher = Flusher::new(
+            self.store.clone(),
+            &cfg.name,
+            self.options.flush_max,
+            self.options.flush_linger,
+        );
         let flusher = tokio::spawn(flusher.run(done_rx, ack_tx));
+        let attempts = Arc::new(Attempts::new(
+            self.queue.handler.clone(),
+            cfg.backoff.clone(),
+            self.timeout,
+            &cfg.name,
+        ));
         let mut tasks = JoinSet::new();
         let mut acks: Vec<AckToken> = Vec::new();
         let mut errors = 0u32;
@@ -260,6 +266,7 @@ impl Worker {
                     waiting: &waiting,
                     back_tx: &back_tx,
                     done_tx: &done_tx,
+                    attempts: &attempts,
                     recorder: breaker.recorder(),
                     limiter: &limiter,
                 };
@@ -388,11 +395,8 @@ impl Worker {
                     let waiting = started.waiting.clone();
                     let back = started.back_tx.clone();
                     let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
-                    let handler = self.queue.handler.clone();
-                    let policy = cfg.backoff.clone();
-                    let timeout = self.timeout;
+                    let attempts = started.attempts.clone();
                     let tx = started.done_tx.clone();
-                    let queue = cfg.name.clone();
                     let recorder = started.recorder.clone();
                     // the probe is the first job this batch starts
                     let probe = !probe_taken && probe_batch;
@@ -425,16 +429,14 @@ impl Worker {
                             let _ = back.send(d.token);
                             return;
                         }
-                        let started_at = now_ms();
                         let t0 = Instant::now();
-                        let (outcome, health) =
-                            run_attempt(&*handler, &active, &policy, timeout, &queue).await;
+                        let (done, health) = attempts.run(active, d.token).await;
                         limiter
                             .lock()
                             .expect("limiter lock")
                             .finished(t0.elapsed(), health.overload);
                         recorder.record(probe, health.healthy);
-                        let _ = tx.send(done(d.token, &active, started_at, outcome));
+                        let _ = tx.send(done);
                         drop(slot);
                     });
                 }
@@ -463,6 +465,7 @@ struct Started<'a> {
     /// Deliveries to hand back to the broker.
     back_tx: &'a mpsc::UnboundedSender<AckToken>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
+    attempts: &'a Arc<Attempts>,
     recorder: Recorder,
     limiter: &'a Arc<Mutex<Limiter>>,
 }
