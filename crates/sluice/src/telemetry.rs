@@ -1,5 +1,6 @@
 //! Logging (text or JSON, with trace ids) and the Prometheus metrics recorder.
 
+use std::io::IsTerminal;
 use std::sync::Arc;
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
@@ -29,7 +30,14 @@ pub fn init_logging(format: LogFormat, client: bool, tracer: Option<&SdkTracerPr
         "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    let fmt = tracing_subscriber::fmt::layer().with_target(false);
+    // colours only for a terminal, not for files or a log collector
+    let ansi = match client {
+        true => std::io::stderr().is_terminal(),
+        false => std::io::stdout().is_terminal(),
+    };
+    let fmt = tracing_subscriber::fmt::layer()
+        .with_target(false)
+        .with_ansi(ansi);
     let fmt = match (format, client) {
         (LogFormat::Text, false) => fmt.boxed(),
         (LogFormat::Json, false) => fmt.json().flatten_event(true).boxed(),
