@@ -103,7 +103,10 @@ impl Retention {
 
 /// Calls `prune` with the cutoff for `age` until a batch comes back short,
 /// adding each batch to `counter`; returns the total. Zero `age` prunes
-/// nothing.
+/// nothing. After each full batch it rests as long as that batch took, so
+/// a large backlog (the first round after an upgrade, or after shortening
+/// an age) takes at most about half of one store connection's time rather
+/// than deleting back to back beside the jobs being enqueued and run.
 async fn drain<F, Fut>(
     age: Duration,
     shutdown: &CancellationToken,
@@ -121,12 +124,82 @@ where
     let before = now_ms().saturating_sub(age);
     let mut total = 0;
     while !shutdown.is_cancelled() {
+        let t0 = tokio::time::Instant::now();
         let n = prune(before).await?;
         counter.increment(n);
         total += n;
         if n < BATCH as u64 {
             break;
         }
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            _ = tokio::time::sleep(t0.elapsed()) => {}
+        }
     }
     Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use super::*;
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    /// A prune that takes 40 ms per batch and deletes up to `BATCH` of
+    /// `left` rows, noting when each batch began.
+    async fn batch(
+        left: &Mutex<u64>,
+        began: &Mutex<Vec<Duration>>,
+        t0: tokio::time::Instant,
+    ) -> u64 {
+        began.lock().unwrap().push(t0.elapsed());
+        tokio::time::sleep(ms(40)).await;
+        let mut left = left.lock().unwrap();
+        let n = (*left).min(BATCH as u64);
+        *left -= n;
+        n
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn full_batches_are_followed_by_a_rest_as_long_as_they_took() {
+        let (left, began) = (Mutex::new(2 * BATCH as u64 + 7), Mutex::new(Vec::new()));
+        let t0 = tokio::time::Instant::now();
+        let (l, b) = (&left, &began);
+        let total = drain(
+            ms(1),
+            &CancellationToken::new(),
+            metrics::Counter::noop(),
+            |_| async move { Ok(batch(l, b, t0).await) },
+        )
+        .await
+        .unwrap();
+        assert_eq!(total, 2 * BATCH as u64 + 7);
+        assert_eq!(*began.lock().unwrap(), vec![ms(0), ms(80), ms(160)]);
+        // no rest after the short batch that ends the round
+        assert_eq!(t0.elapsed(), ms(200));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn shutdown_ends_a_rest() {
+        let (left, began) = (Mutex::new(u64::MAX), Mutex::new(Vec::new()));
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(ms(50)).await;
+            stop.cancel();
+        });
+        let t0 = tokio::time::Instant::now();
+        let (l, b) = (&left, &began);
+        let total = drain(ms(1), &shutdown, metrics::Counter::noop(), |_| async move {
+            Ok(batch(l, b, t0).await)
+        })
+        .await
+        .unwrap();
+        assert_eq!(total, BATCH as u64);
+        assert_eq!(t0.elapsed(), ms(50));
+    }
 }
