@@ -122,6 +122,9 @@ impl Worker {
     /// in-flight jobs finish within the grace period, records their outcomes
     /// and acknowledges them. Jobs still running after the grace period are
     /// abandoned un-acked, so the broker redelivers them.
+    ///
+    /// The pool's metrics go to the global `metrics` recorder installed
+    /// when it starts (it registers them once).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;
