@@ -87,7 +87,7 @@ impl Attempts {
             "job.attempt",
             otel.kind = "consumer",
             otel.status_code = Empty,
-            queue = %self.queue,
+            queue = self.queue.as_str(),
             job_id = %job.id,
             attempt = i64::from(attempt),
             replay_count = i64::from(job.replay_count),

@@ -123,8 +123,8 @@ impl Worker {
     /// and acknowledges them. Jobs still running after the grace period are
     /// abandoned un-acked, so the broker redelivers them.
     ///
-    /// The pool's metrics go to the global `metrics` recorder installed
-    /// when it starts (it registers them once).
+    /// The pool's per-job series go to the `metrics` recorder in effect
+    /// when it starts: it registers them once, at 0 (see docs/metrics.md).
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;

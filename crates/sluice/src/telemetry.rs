@@ -30,11 +30,13 @@ pub fn init_logging(format: LogFormat, client: bool, tracer: Option<&SdkTracerPr
         "info,sqlx=warn,opentelemetry=warn,opentelemetry_sdk=warn,opentelemetry_otlp=warn"
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    // colours only for a terminal, not for files or a log collector
-    let ansi = match client {
+    // colours only for a terminal (not for files or a log collector), and
+    // not when NO_COLOR asks for none
+    let terminal = match client {
         true => std::io::stderr().is_terminal(),
         false => std::io::stdout().is_terminal(),
     };
+    let ansi = terminal && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let fmt = tracing_subscriber::fmt::layer()
         .with_target(false)
         .with_ansi(ansi);
