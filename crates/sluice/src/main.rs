@@ -87,16 +87,38 @@ pub struct WorkerArgs {
     queues: Vec<String>,
 }
 
+/// The runtime's worker threads from `TOKIO_WORKER_THREADS`, checked here
+/// (tokio itself panics on `0` or a non-number); `None` when it is unset,
+/// which means one per CPU.
+fn worker_threads() -> Result<Option<usize>, String> {
+    let Some(raw) = std::env::var_os("TOKIO_WORKER_THREADS") else {
+        return Ok(None);
+    };
+    raw.to_str()
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .filter(|n| *n > 0)
+        .map(Some)
+        .ok_or_else(|| format!("TOKIO_WORKER_THREADS must be a positive whole number, not {raw:?}"))
+}
+
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let is_client = matches!(
         cli.command,
         Command::Queues(_) | Command::Dlq(_) | Command::Replay(_)
     );
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    match worker_threads() {
+        Ok(Some(n)) => {
+            builder.worker_threads(n);
+        }
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    }
+    let rt = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");

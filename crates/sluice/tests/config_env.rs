@@ -50,3 +50,23 @@ fn environment_values_are_validated_like_the_file() {
     assert!(!ok, "{out}");
     assert!(out.contains("http.listen"), "{out}");
 }
+
+#[test]
+fn a_bad_worker_thread_count_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    for bad in ["0", "two", "-1"] {
+        let (ok, out) = sluice(dir.path(), &[("TOKIO_WORKER_THREADS", bad)], &["migrate"]);
+        assert!(!ok, "{bad}: {out}");
+        assert!(
+            out.contains("TOKIO_WORKER_THREADS must be a positive whole number"),
+            "{bad}: {out}"
+        );
+        assert!(!out.contains("panicked"), "{bad}: {out}");
+    }
+    let env = [
+        ("TOKIO_WORKER_THREADS", "1"),
+        ("SLUICE_STORE__URL", "sqlite://./one-thread.db"),
+    ];
+    let (ok, out) = sluice(dir.path(), &env, &["migrate"]);
+    assert!(ok, "{out}");
+}
