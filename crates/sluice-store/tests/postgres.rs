@@ -968,6 +968,8 @@ async fn history_and_dead_letters_are_stored_as_written() {
     });
 }
 
+#[path = "postgres/plans.rs"]
+mod plans;
 #[path = "postgres/retention.rs"]
 mod retention;
 #[path = "postgres/schema.rs"]

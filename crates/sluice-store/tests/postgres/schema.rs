@@ -30,20 +30,10 @@ async fn payloads_are_stored_as_written_even_with_nul_escapes() {
 async fn plan(
     conn: &mut PgConnection,
     sql: &str,
-    bind: impl FnOnce(
-        sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
-    ) -> sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    bind: impl FnOnce(super::plans::PgQuery<'_>) -> super::plans::PgQuery<'_>,
 ) -> String {
     conn.execute("SET enable_seqscan = off").await.unwrap();
-    let explain = format!("EXPLAIN {sql}");
-    let rows = bind(sqlx::query(&explain))
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
+    super::plans::plan_of(conn, sql, bind).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
