@@ -88,8 +88,8 @@ pub struct WorkerArgs {
 }
 
 /// The runtime's worker threads from `TOKIO_WORKER_THREADS`, checked here
-/// (tokio itself panics on `0` or a non-number); `None` when it is unset,
-/// which means one per CPU.
+/// (tokio itself panics on `0` or a non-number; surrounding whitespace is
+/// allowed here); `None` when it is unset, which means one per CPU.
 fn worker_threads() -> Result<Option<usize>, String> {
     let Some(raw) = std::env::var_os("TOKIO_WORKER_THREADS") else {
         return Ok(None);
@@ -98,7 +98,7 @@ fn worker_threads() -> Result<Option<usize>, String> {
         .and_then(|v| v.trim().parse::<usize>().ok())
         .filter(|n| *n > 0)
         .map(Some)
-        .ok_or_else(|| format!("TOKIO_WORKER_THREADS must be a positive whole number, not {raw:?}"))
+        .ok_or_else(|| format!("TOKIO_WORKER_THREADS must be a positive whole number (or unset: one per CPU), not {raw:?}"))
 }
 
 fn main() -> std::process::ExitCode {

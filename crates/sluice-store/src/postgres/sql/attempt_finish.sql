@@ -4,8 +4,8 @@
 -- never before now).
 -- Only completions whose lease still holds the job change it; their indexes
 -- come back.
--- The redundant `jobs.id = ANY($3)` lets the planner fetch the batch's jobs
--- by primary key whatever it estimates for the join (see attempt_start.sql).
+-- The redundant id condition lets the planner fetch the batch's jobs by
+-- primary key; see jobs_state_lock.sql for its form.
 UPDATE jobs
 SET status = u.status,
     last_error = COALESCE(u.error, jobs.last_error),
@@ -17,5 +17,5 @@ FROM UNNEST($2::bigint[], $3::uuid[], $4::text[], $5::bigint[], $6::text[], $7::
             $8::bigint[])
     AS u(idx, id, token, attempt, status, error, due_at)
 WHERE jobs.id = u.id AND jobs.lease_token = u.token AND jobs.attempts = u.attempt
-  AND jobs.id = ANY($3)
+  AND jobs.id = ANY (ARRAY(SELECT unnest($3::uuid[])))
 RETURNING u.idx, jobs.queue, jobs.attempts, jobs.replay_count

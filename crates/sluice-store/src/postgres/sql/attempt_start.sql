@@ -4,10 +4,8 @@
 -- jobs started. Run after locking and deciding (start.rs), the conditions
 -- hold already; run alone, they are the common start rule in one statement,
 -- and a job they leave alone is decided by the full path.
--- The redundant `jobs.id = ANY($3)` lets the planner fetch the batch's jobs
--- by primary key: joined to UNNEST alone, a batch of about 1% of the table
--- or more was planned as a sequential scan of every job (1,000 of 100,000
--- jobs: 37 ms instead of 5.5).
+-- The redundant id condition lets the planner fetch the batch's jobs by
+-- primary key; see jobs_state_lock.sql for its form.
 UPDATE jobs
 SET attempts = jobs.attempts + 1,
     lease_token = u.token,
@@ -17,7 +15,7 @@ SET attempts = jobs.attempts + 1,
     updated_at = $2
 FROM UNNEST($3::uuid[], $4::text[], $5::bigint[]) AS u(id, token, seen)
 WHERE jobs.id = u.id AND jobs.attempts = u.seen
-  AND jobs.id = ANY($3)
+  AND jobs.id = ANY (ARRAY(SELECT unnest($3::uuid[])))
   AND jobs.status NOT IN ('succeeded', 'dead')
   AND (jobs.lease_token IS NULL OR jobs.lease_until IS NULL OR jobs.lease_until < $2)
 RETURNING jobs.id, jobs.queue, jobs.status, jobs.payload::text AS payload, jobs.key,
