@@ -107,7 +107,7 @@ async fn a_large_claim_reads_outbox_rows_and_jobs_by_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn large_lock_start_and_finish_batches_read_jobs_by_key() {
+async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
     pg_case!(|db| {
         let ids = filled(&db).await;
         let batch: Vec<uuid::Uuid> = ids
@@ -159,6 +159,18 @@ async fn large_lock_start_and_finish_batches_read_jobs_by_key() {
             )
             .await;
             assert_by_key("finish", mode, &finish);
+            let redrive = plan_of(
+                &mut conn,
+                include_str!("../../src/postgres/sql/outbox_redrive.sql"),
+                |q| {
+                    q.bind("q")
+                        .bind(batch.clone())
+                        .bind(vec![now; BATCH])
+                        .bind(now)
+                },
+            )
+            .await;
+            assert_by_key("redrive", mode, &redrive);
         }
     });
 }
