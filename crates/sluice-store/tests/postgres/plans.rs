@@ -1,8 +1,8 @@
-//! The batch statements of the relay and the worker read their rows by
-//! primary key whatever the batch size and the table's physical order: as
-//! plain joins (or a bound `= ANY`), a batch of a few percent of a table was
-//! planned as a sequential scan of the whole table, whose time grows with
-//! the table, not the batch. Each plan is checked both as a first (custom)
+//! The batch statements of the relay, the worker and ingest's idempotency
+//! keys read their rows by primary key whatever the batch size and the
+//! table's physical order: as plain joins (or a bound `= ANY`), a batch of a
+//! few percent of a table was planned as a sequential scan of the whole
+//! table, whose time grows with the table, not the batch. Each plan is checked both as a first (custom)
 //! plan and as the generic plan a cached statement may switch to.
 
 use super::*;
@@ -80,6 +80,12 @@ fn assert_by_key(what: &str, mode: &str, plan: &str) {
 
 const MODES: [&str; 2] = ["auto", "force_generic_plan"];
 
+async fn set_plan_cache_mode(conn: &mut PgConnection, mode: &str) {
+    conn.execute(format!("SET plan_cache_mode = {mode}").as_str())
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_claim_reads_outbox_rows_and_jobs_by_key() {
     pg_case!(|db| {
@@ -87,9 +93,7 @@ async fn a_large_claim_reads_outbox_rows_and_jobs_by_key() {
         let mut conn = db.admin().await;
         let now = now_ms();
         for mode in MODES {
-            conn.execute(format!("SET plan_cache_mode = {mode}").as_str())
-                .await
-                .unwrap();
+            set_plan_cache_mode(&mut conn, mode).await;
             let claim = plan_of(
                 &mut conn,
                 include_str!("../../src/postgres/sql/outbox_claim.sql"),
@@ -120,9 +124,7 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
         let mut conn = db.admin().await;
         let now = now_ms();
         for mode in MODES {
-            conn.execute(format!("SET plan_cache_mode = {mode}").as_str())
-                .await
-                .unwrap();
+            set_plan_cache_mode(&mut conn, mode).await;
             let lock = plan_of(
                 &mut conn,
                 include_str!("../../src/postgres/sql/jobs_state_lock.sql"),
@@ -171,6 +173,36 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
             )
             .await;
             assert_by_key("redrive", mode, &redrive);
+        }
+    });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_idempotency_keys_are_read_by_key() {
+    pg_case!(|db| {
+        PgStore::open(&db.url).await.unwrap();
+        let mut conn = db.admin().await;
+        for sql in [
+            "INSERT INTO idempotency (scope, key, fingerprint, job_ids, created_at) \
+             SELECT 'scope', 'key-' || n, 'f', '[]', 0 \
+             FROM generate_series(1, 20000) AS n ORDER BY random()",
+            "ANALYZE idempotency",
+        ] {
+            conn.execute(sql).await.unwrap();
+        }
+        let keys: Vec<String> = (0..BATCH)
+            .map(|i| format!("key-{}", 1 + i * (TABLE / BATCH)))
+            .collect();
+        let scopes = vec!["scope".to_string(); BATCH];
+        for mode in MODES {
+            set_plan_cache_mode(&mut conn, mode).await;
+            let get = plan_of(
+                &mut conn,
+                include_str!("../../src/postgres/sql/idempotency_get.sql"),
+                |q| q.bind(scopes.clone()).bind(keys.clone()),
+            )
+            .await;
+            assert_by_key("idempotency", mode, &get);
         }
     });
 }
