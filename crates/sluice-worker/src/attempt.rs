@@ -6,26 +6,30 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, Histogram};
 use sluice_broker::AckToken;
-use sluice_core::{decide, now_ms, Decision, Failure, FailureKind, RetryPolicy};
-use sluice_store::{ActiveAttempt, Completion, Outcome};
+use sluice_core::{decide, now_ms, Decision, Failure, FailureKind, JobId, RetryPolicy};
+use sluice_store::{ActiveAttempt, Completion, LeaseToken, Outcome};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
 use crate::flush::Done;
 use crate::{Handler, JobContext};
 
+/// The outcome of attempt `attempt` of `job_id` under `lease`, to be
+/// recorded and then acknowledged with `token`.
 pub(crate) fn done(
     token: AckToken,
-    active: &ActiveAttempt,
+    job_id: JobId,
+    lease: LeaseToken,
+    attempt: u32,
     started_at: i64,
     outcome: Outcome,
 ) -> Done {
     Done {
         token,
         completion: Completion {
-            job_id: active.job.id,
-            lease: active.lease.clone(),
-            attempt: active.attempt,
+            job_id,
+            lease,
+            attempt,
             started_at,
             outcome,
         },
@@ -112,17 +116,10 @@ impl Attempts {
             traceparent,
         };
         let (outcome, health) = self.attempt(&ctx).instrument(span).await;
-        let done = Done {
-            token,
-            completion: Completion {
-                job_id: ctx.id,
-                lease,
-                attempt,
-                started_at,
-                outcome,
-            },
-        };
-        (done, health)
+        (
+            done(token, ctx.id, lease, attempt, started_at, outcome),
+            health,
+        )
     }
 
     async fn attempt(&self, ctx: &JobContext) -> (Outcome, Health) {

@@ -388,7 +388,9 @@ impl Worker {
                         tracing::warn!(job_id = %active.job.id, queue = %cfg.name, reason = %reason, "undecodable or invalid message dead-lettered");
                         let _ = started.done_tx.send(done(
                             d.token,
-                            &active,
+                            active.job.id,
+                            active.lease,
+                            active.attempt,
                             now_ms(),
                             Outcome::Dead { error: reason },
                         ));
