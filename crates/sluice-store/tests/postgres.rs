@@ -177,6 +177,26 @@ async fn enqueue(store: &dyn Store, jobs: Vec<NewJob>) {
     }
 }
 
+/// A statement with its parameters bound.
+type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
+/// The plan of `sql` with `params` bound, with the session's planner settings.
+async fn plan_of(
+    conn: &mut PgConnection,
+    sql: &str,
+    bind: impl FnOnce(PgQuery<'_>) -> PgQuery<'_>,
+) -> String {
+    let explain = format!("EXPLAIN {sql}");
+    let rows = bind(sqlx::query(&explain))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap();
+    rows.iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Runs `case` with a fresh database (skipping when there is none), bounded.
 macro_rules! pg_case {
     (|$db:ident| $body:block) => {{

@@ -2,34 +2,15 @@
 //! keys read their rows by primary key whatever the batch size and the
 //! table's physical order: as plain joins (or a bound `= ANY`), a batch of a
 //! few percent of a table was planned as a sequential scan of the whole
-//! table, whose time grows with the table, not the batch. Each plan is checked both as a first (custom)
-//! plan and as the generic plan a cached statement may switch to.
+//! table, whose time grows with the table, not the batch. Each plan is
+//! checked both as a first (custom) plan and as the generic plan a cached
+//! statement may switch to.
 
 use super::*;
 
 /// Jobs in the table; the batches below are 2.5% of it, spread over it.
 const TABLE: usize = 20_000;
 const BATCH: usize = 500;
-
-/// A statement with its parameters bound.
-pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
-
-/// The plan of `sql` with `params` bound, with the session's planner settings.
-pub(crate) async fn plan_of(
-    conn: &mut PgConnection,
-    sql: &str,
-    bind: impl FnOnce(PgQuery<'_>) -> PgQuery<'_>,
-) -> String {
-    let explain = format!("EXPLAIN {sql}");
-    let rows = bind(sqlx::query(&explain))
-        .fetch_all(&mut *conn)
-        .await
-        .unwrap();
-    rows.iter()
-        .map(|r| r.get::<String, _>(0))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
 
 /// A store holding [`TABLE`] pending jobs with their outbox rows, the jobs
 /// stored in random order (as updates and reused space leave a table that
@@ -64,9 +45,16 @@ async fn filled(db: &TestDb) -> Vec<JobId> {
     ids
 }
 
-/// Fails when `plan` scans a whole table; shows the plan's lines (cut short:
-/// bound arrays are long).
-fn assert_by_key(what: &str, mode: &str, plan: &str) {
+/// Fails when the plan of `sql` (`what`, under plan cache `mode`) scans a
+/// whole table; shows the plan's lines (cut short: bound arrays are long).
+async fn assert_by_key(
+    conn: &mut PgConnection,
+    what: &str,
+    mode: &str,
+    sql: &str,
+    bind: impl FnOnce(PgQuery<'_>) -> PgQuery<'_>,
+) {
+    let plan = plan_of(conn, sql, bind).await;
     let lines: Vec<String> = plan
         .lines()
         .map(|l| l.chars().take(100).collect())
@@ -94,8 +82,10 @@ async fn a_large_claim_reads_outbox_rows_and_jobs_by_key() {
         let now = now_ms();
         for mode in MODES {
             set_plan_cache_mode(&mut conn, mode).await;
-            let claim = plan_of(
+            assert_by_key(
                 &mut conn,
+                "claim",
+                mode,
                 include_str!("../../src/postgres/sql/outbox_claim.sql"),
                 |q| {
                     q.bind("lease")
@@ -105,7 +95,6 @@ async fn a_large_claim_reads_outbox_rows_and_jobs_by_key() {
                 },
             )
             .await;
-            assert_by_key("claim", mode, &claim);
         }
     });
 }
@@ -125,15 +114,18 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
         let now = now_ms();
         for mode in MODES {
             set_plan_cache_mode(&mut conn, mode).await;
-            let lock = plan_of(
+            assert_by_key(
                 &mut conn,
+                "lock",
+                mode,
                 include_str!("../../src/postgres/sql/jobs_state_lock.sql"),
                 |q| q.bind(batch.clone()),
             )
             .await;
-            assert_by_key("lock", mode, &lock);
-            let start = plan_of(
+            assert_by_key(
                 &mut conn,
+                "start",
+                mode,
                 include_str!("../../src/postgres/sql/attempt_start.sql"),
                 |q| {
                     q.bind(now + 30_000)
@@ -144,9 +136,10 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
                 },
             )
             .await;
-            assert_by_key("start", mode, &start);
-            let finish = plan_of(
+            assert_by_key(
                 &mut conn,
+                "finish",
+                mode,
                 include_str!("../../src/postgres/sql/attempt_finish.sql"),
                 |q| {
                     q.bind(now)
@@ -160,9 +153,10 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
                 },
             )
             .await;
-            assert_by_key("finish", mode, &finish);
-            let redrive = plan_of(
+            assert_by_key(
                 &mut conn,
+                "redrive",
+                mode,
                 include_str!("../../src/postgres/sql/outbox_redrive.sql"),
                 |q| {
                     q.bind("q")
@@ -172,7 +166,6 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
                 },
             )
             .await;
-            assert_by_key("redrive", mode, &redrive);
         }
     });
 }
@@ -196,13 +189,14 @@ async fn replayed_idempotency_keys_are_read_by_key() {
         let scopes = vec!["scope".to_string(); BATCH];
         for mode in MODES {
             set_plan_cache_mode(&mut conn, mode).await;
-            let get = plan_of(
+            assert_by_key(
                 &mut conn,
+                "idempotency",
+                mode,
                 include_str!("../../src/postgres/sql/idempotency_get.sql"),
                 |q| q.bind(scopes.clone()).bind(keys.clone()),
             )
             .await;
-            assert_by_key("idempotency", mode, &get);
         }
     });
 }

@@ -30,10 +30,10 @@ async fn payloads_are_stored_as_written_even_with_nul_escapes() {
 async fn plan(
     conn: &mut PgConnection,
     sql: &str,
-    bind: impl FnOnce(super::plans::PgQuery<'_>) -> super::plans::PgQuery<'_>,
+    bind: impl FnOnce(PgQuery<'_>) -> PgQuery<'_>,
 ) -> String {
     conn.execute("SET enable_seqscan = off").await.unwrap();
-    super::plans::plan_of(conn, sql, bind).await
+    plan_of(conn, sql, bind).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
