@@ -244,6 +244,54 @@ async fn documented_metrics_after_retries_dead_letters_and_a_replay() {
     assert_eq!(mismatches(&again), Vec::<String>::new());
 }
 
+/// docs/metrics.md: the worker's per-job series are present (counters at 0,
+/// histograms empty) from a pool's start, before any job, so dashboards and
+/// `rate()` see them from the first scrape.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn worker_series_are_present_before_the_first_job() {
+    let ds = Downstream::start(Duration::ZERO).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), &ds.url());
+    let sluice = SluiceProcess::start(dir.path(), SERVE_EPHEMERAL, &[]).unwrap();
+    let client = reqwest::Client::new();
+    let url = sluice.url("/metrics");
+    let q = [("queue", "m")];
+    let e = eventually(
+        Duration::from_secs(30),
+        Duration::from_millis(100),
+        || async {
+            let e = scrape(&client, &url).await?;
+            e.value("sluice_jobs_started_total", &q)
+                .is_some()
+                .then_some(e)
+        },
+    )
+    .await
+    .expect("the worker pool of queue m never registered its series");
+    for counter in [
+        "sluice_jobs_started_total",
+        "sluice_jobs_succeeded_total",
+        "sluice_jobs_retried_total",
+        "sluice_jobs_dead_total",
+    ] {
+        assert_eq!(e.value(counter, &q), Some(0.0), "{counter}");
+    }
+    assert_eq!(
+        e.value("sluice_job_start_delay_seconds_count", &q),
+        Some(0.0)
+    );
+    for outcome in ["success", "failure"] {
+        assert_eq!(
+            e.value(
+                "sluice_handler_duration_seconds_count",
+                &[("queue", "m"), ("outcome", outcome)]
+            ),
+            Some(0.0),
+            "{outcome}"
+        );
+    }
+}
+
 /// The metric a sample line belongs to: histograms have `_bucket`, `_sum`
 /// and `_count` lines.
 fn series_of<'a>(sample: &'a str, kind: &str) -> Option<&'a str> {
