@@ -162,12 +162,19 @@ async fn wait_final(client: &reqwest::Client, base: &str, ids: &[String]) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn documented_metrics_after_retries_dead_letters_and_a_replay() {
+/// `sluice serve` with [`write_config`]'s queues against a fresh
+/// downstream; the downstream and the directory live as long as the tuple.
+async fn serve() -> (Downstream, tempfile::TempDir, SluiceProcess) {
     let ds = Downstream::start(Duration::ZERO).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     write_config(dir.path(), &ds.url());
     let sluice = SluiceProcess::start(dir.path(), SERVE_EPHEMERAL, &[]).unwrap();
+    (ds, dir, sluice)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn documented_metrics_after_retries_dead_letters_and_a_replay() {
+    let (_ds, dir, sluice) = serve().await;
     let admin = format!("http://{}", sluice.addr_of("admin").unwrap());
     let token = std::fs::read_to_string(dir.path().join("data/admin-token")).unwrap();
     let client = reqwest::Client::new();
@@ -249,10 +256,7 @@ async fn documented_metrics_after_retries_dead_letters_and_a_replay() {
 /// `rate()` see them from the first scrape.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn worker_series_are_present_before_the_first_job() {
-    let ds = Downstream::start(Duration::ZERO).await.unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    write_config(dir.path(), &ds.url());
-    let sluice = SluiceProcess::start(dir.path(), SERVE_EPHEMERAL, &[]).unwrap();
+    let (_ds, _dir, sluice) = serve().await;
     let client = reqwest::Client::new();
     let url = sluice.url("/metrics");
     let q = [("queue", "m")];
