@@ -66,14 +66,19 @@ pub struct RawMessage<'a> {
 const POSITION_SOURCE: &str = "sluice:broker-position";
 
 impl Envelope {
-    /// A fresh envelope for a job sluice accepted itself.
+    /// A fresh envelope for a job sluice accepted itself, made now.
     pub fn new(id: JobId, queue: &str, data: Value) -> Self {
+        Self::at(id, queue, data, crate::now_ms())
+    }
+
+    /// An envelope for a job sluice accepted itself at `time`.
+    pub fn at(id: JobId, queue: &str, data: Value, time: crate::EpochMs) -> Self {
         Self {
             specversion: CE_SPECVERSION.into(),
             id: id.to_string(),
             source: "sluice".into(),
             ty: "sluice.job".into(),
-            time: Some(crate::format_ms(crate::now_ms())),
+            time: Some(crate::format_ms(time)),
             datacontenttype: Some("application/json".into()),
             subject: None,
             sluicequeue: Some(queue.into()),
@@ -93,26 +98,26 @@ impl Envelope {
     }
 
     /// Binary-mode form: attributes (bare names) and the body (the payload JSON).
-    pub fn to_binary(&self) -> (BTreeMap<String, String>, Vec<u8>) {
+    pub fn into_binary(self) -> (BTreeMap<String, String>, Vec<u8>) {
+        let body = serde_json::to_vec(&self.data).unwrap_or_default();
         let mut a = BTreeMap::new();
-        a.insert("specversion".to_string(), self.specversion.clone());
-        a.insert("id".to_string(), self.id.clone());
-        a.insert("source".to_string(), self.source.clone());
-        a.insert("type".to_string(), self.ty.clone());
+        a.insert("specversion".to_string(), self.specversion);
+        a.insert("id".to_string(), self.id);
+        a.insert("source".to_string(), self.source);
+        a.insert("type".to_string(), self.ty);
         let opt = [
-            ("time", self.time.clone()),
-            ("subject", self.subject.clone()),
-            (QUEUE_ATTR, self.sluicequeue.clone()),
-            ("sluicekey", self.sluicekey.clone()),
+            ("time", self.time),
+            ("subject", self.subject),
+            (QUEUE_ATTR, self.sluicequeue),
+            ("sluicekey", self.sluicekey),
             (ATTEMPT_ATTR, self.sluiceattempt.map(|n| n.to_string())),
-            ("traceparent", self.traceparent.clone()),
+            ("traceparent", self.traceparent),
         ];
         for (k, v) in opt {
             if let Some(v) = v {
                 a.insert(k.to_string(), v);
             }
         }
-        let body = serde_json::to_vec(&self.data).unwrap_or_default();
         (a, body)
     }
 
@@ -210,7 +215,7 @@ mod tests {
         let mut e = Envelope::new(id, "q", json!({"a": 1}));
         e.sluicekey = Some("k".into());
         e.sluiceattempt = Some(2);
-        let (attrs, body) = e.to_binary();
+        let (attrs, body) = e.clone().into_binary();
         let d = decode_message(raw(&attrs, Some("application/json"), &body)).unwrap();
         assert_eq!(d, e);
         assert_eq!(d.job_id(), id);

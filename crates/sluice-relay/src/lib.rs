@@ -116,35 +116,37 @@ impl Relay {
         })
     }
 
-    fn message(&self, row: &OutboxRow) -> OutgoingMessage {
-        let mut env = Envelope::new(row.job_id, &row.queue, row.payload.clone());
-        env.time = Some(sluice_core::format_ms(row.created_at));
-        env.sluicekey = row.key.clone();
+    /// The message publishing `row`. Its payload, key and traceparent move
+    /// into the message; the row keeps what settling it needs.
+    fn message(&self, row: &mut OutboxRow) -> OutgoingMessage {
+        let payload = std::mem::take(&mut row.payload);
+        let mut env = Envelope::at(row.job_id, &row.queue, payload, row.created_at);
+        let key = row.key.take();
+        env.sluicekey = key.clone();
         env.sluiceattempt = Some(row.attempt);
-        env.traceparent = row.traceparent.clone();
+        env.traceparent = row.traceparent.take();
         if matches!(row.kind, OutboxKind::DeadLetter { .. }) {
             env.ty = DEAD_LETTER_TYPE.into();
         }
-        let (mut attributes, body) = env.to_binary();
-        let (topic, dlq_topic) = match self.topics.get(&row.queue) {
-            Some((topic, dlq)) => (topic.clone(), dlq.clone()),
-            None => {
-                let topic = format!("sluice.{}", row.queue);
-                let dlq = format!("{topic}.dlq");
-                (topic, dlq)
-            }
-        };
+        let (mut attributes, body) = env.into_binary();
+        let topics = self.topics.get(&row.queue);
         let topic = match &row.kind {
-            OutboxKind::Job => topic,
+            OutboxKind::Job => match topics {
+                Some((topic, _)) => topic.clone(),
+                None => format!("sluice.{}", row.queue),
+            },
             OutboxKind::DeadLetter { error } => {
                 attributes.insert(ERROR_ATTR.to_string(), error.clone());
-                dlq_topic
+                match topics {
+                    Some((_, dlq)) => dlq.clone(),
+                    None => format!("sluice.{}.dlq", row.queue),
+                }
             }
         };
         OutgoingMessage {
             topic,
             job_id: row.job_id,
-            key: row.key.clone(),
+            key,
             attributes,
             content_type: Some("application/json".into()),
             body,
@@ -153,11 +155,11 @@ impl Relay {
 
     /// One round: claim, publish, mark. Returns how many rows were claimed.
     pub async fn run_once(&self) -> Result<usize, RelayError> {
-        let claim = self.claim().await?;
+        let mut claim = self.claim().await?;
         if claim.rows.is_empty() {
             return Ok(0);
         }
-        let results = self.publish(&claim).await;
+        let results = self.publish(&mut claim).await;
         self.settle(&claim, results).await?;
         Ok(claim.rows.len())
     }
@@ -169,15 +171,16 @@ impl Relay {
             .await?)
     }
 
-    async fn publish(&self, claim: &OutboxClaim) -> Vec<Result<(), BrokerError>> {
+    async fn publish(&self, claim: &mut OutboxClaim) -> Vec<Result<(), BrokerError>> {
         self.send(claim).await.await
     }
 
     /// Hands the claim's messages to the broker, after those of the batch
-    /// sent before; the returned future waits for their confirms.
-    async fn send(&self, claim: &OutboxClaim) -> Confirms {
+    /// sent before; the returned future waits for their confirms. The
+    /// rows' payloads move into the messages (see [`Relay::message`]).
+    async fn send(&self, claim: &mut OutboxClaim) -> Confirms {
         metrics::histogram!("sluice_relay_batch_size_rows").record(claim.rows.len() as f64);
-        let messages = claim.rows.iter().map(|r| self.message(r)).collect();
+        let messages = claim.rows.iter_mut().map(|r| self.message(r)).collect();
         self.publisher.send(messages).await
     }
 
@@ -189,20 +192,29 @@ impl Relay {
     ) -> Result<(), RelayError> {
         let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
         let now = now_ms();
+        let lag = metrics::histogram!("sluice_relay_lag_seconds");
+        // published rows per queue, counted once per batch
+        let mut published: Vec<(&str, u64)> = Vec::new();
         for (row, res) in claim.rows.iter().zip(results) {
             match res {
                 Ok(()) => {
                     ok.push(row.row_id);
-                    metrics::counter!("sluice_relay_published_total", "queue" => self.queue_label(&row.queue)).increment(1);
+                    match published.iter_mut().find(|(q, _)| *q == row.queue) {
+                        Some((_, n)) => *n += 1,
+                        None => published.push((&row.queue, 1)),
+                    }
                     let created = row.created_at.min(now);
-                    metrics::histogram!("sluice_relay_lag_seconds")
-                        .record((now - created) as f64 / 1000.0);
+                    lag.record((now - created) as f64 / 1000.0);
                 }
                 Err(e) => {
                     tracing::warn!(job_id = %row.job_id, queue = %row.queue, error = %e, "publish failed; will retry");
                     failed.push(row.row_id);
                 }
             }
+        }
+        for (queue, n) in published {
+            metrics::counter!("sluice_relay_published_total", "queue" => self.queue_label(queue))
+                .increment(n);
         }
         if !ok.is_empty() {
             let marked = self.store.mark_published(&claim.lease, &ok).await?;
@@ -261,11 +273,11 @@ impl Relay {
                     self.settle_confirmed(confirming.take()).await;
                     self.idle_wait().await
                 }
-                Ok(claim) => {
+                Ok(mut claim) => {
                     backoff = Duration::from_millis(100);
                     let full = claim.rows.len() >= self.config.batch_size;
                     let (confirms, claimed_next, ()) = tokio::join!(
-                        self.send(&claim),
+                        self.send(&mut claim),
                         async {
                             match full {
                                 true => Some(self.claim().await),

@@ -1,5 +1,5 @@
-//! CloudEvents binary mode on Kafka: attributes as `ce_<name>` headers, the
-//! content type as `content-type`, the job id or key as the message key.
+//! CloudEvents binary mode on Kafka: attributes as `ce_<name>` headers and the
+//! content type as `content-type`.
 
 use std::collections::BTreeMap;
 
@@ -15,8 +15,16 @@ const CONTENT_TYPE: &str = "content-type";
 pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new_with_capacity(m.attributes.len() + 1);
     for (name, value) in &m.attributes {
+        let owned;
+        let key = match header_name(name) {
+            Some(key) => key,
+            None => {
+                owned = format!("{CE_PREFIX}{name}");
+                &owned
+            }
+        };
         headers = headers.insert(Header {
-            key: &format!("{CE_PREFIX}{name}"),
+            key,
             value: Some(value.as_bytes()),
         });
     }
@@ -29,9 +37,23 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
     headers
 }
 
-/// The message key of an outgoing message: its key, else its job id.
-pub(crate) fn outgoing_key(m: &OutgoingMessage) -> String {
-    m.key.clone().unwrap_or_else(|| m.job_id.to_string())
+/// The header of a CloudEvents attribute sluice writes on every message,
+/// without building it (`None` for any other attribute).
+fn header_name(attribute: &str) -> Option<&'static str> {
+    Some(match attribute {
+        "specversion" => "ce_specversion",
+        "id" => "ce_id",
+        "source" => "ce_source",
+        "type" => "ce_type",
+        "time" => "ce_time",
+        "subject" => "ce_subject",
+        "sluicequeue" => "ce_sluicequeue",
+        "sluicekey" => "ce_sluicekey",
+        "sluiceattempt" => "ce_sluiceattempt",
+        "sluiceerror" => "ce_sluiceerror",
+        "traceparent" => "ce_traceparent",
+        _ => return None,
+    })
 }
 
 /// A delivery (token still unset) from a fetched message: `ce_*` headers
@@ -62,5 +84,54 @@ pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
         body: msg.payload().unwrap_or_default().to_vec(),
         position: format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
         redeliveries: 0,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_core::JobId;
+
+    #[test]
+    fn every_attribute_becomes_its_ce_header() {
+        let names = [
+            "specversion",
+            "id",
+            "source",
+            "type",
+            "time",
+            "subject",
+            "sluicequeue",
+            "sluicekey",
+            "sluiceattempt",
+            "sluiceerror",
+            "traceparent",
+            "someextension",
+        ];
+        let m = OutgoingMessage {
+            topic: "t".into(),
+            job_id: JobId::new(),
+            key: None,
+            attributes: names
+                .iter()
+                .map(|n| (n.to_string(), format!("v-{n}")))
+                .collect(),
+            content_type: Some("application/json".into()),
+            body: Vec::new(),
+        };
+        let headers = outgoing_headers(&m);
+        let got: BTreeMap<String, String> = headers
+            .iter()
+            .map(|h| {
+                let value = String::from_utf8(h.value.unwrap().to_vec()).unwrap();
+                (h.key.to_string(), value)
+            })
+            .collect();
+        let mut want: BTreeMap<String, String> = names
+            .iter()
+            .map(|n| (format!("ce_{n}"), format!("v-{n}")))
+            .collect();
+        want.insert("content-type".into(), "application/json".into());
+        assert_eq!(got, want);
     }
 }

@@ -31,9 +31,16 @@ impl KafkaPublisher {
     /// the publish timeout; the delivery report comes within
     /// `message.timeout.ms`.
     async fn enqueue(&self, m: &OutgoingMessage) -> Result<DeliveryFuture, BrokerError> {
-        let key = headers::outgoing_key(m);
+        let id;
+        let key = match &m.key {
+            Some(key) => key,
+            None => {
+                id = m.job_id.to_string();
+                &id
+            }
+        };
         let mut record = FutureRecord::to(&m.topic)
-            .key(&key)
+            .key(key)
             .payload(&m.body)
             .headers(headers::outgoing_headers(m));
         let deadline = Instant::now() + self.config.publish_timeout;
@@ -84,8 +91,11 @@ impl Publisher for KafkaPublisher {
 
     async fn send(&self, messages: Vec<OutgoingMessage>) -> Confirms {
         let mut deliveries = Vec::with_capacity(messages.len());
-        for m in &messages {
-            deliveries.push((self.enqueue(m).await, m.topic.clone()));
+        // each message is dropped once librdkafka has its copy; its topic
+        // stays for the error of a failed delivery
+        for mut m in messages {
+            let enqueued = self.enqueue(&m).await;
+            deliveries.push((enqueued, std::mem::take(&mut m.topic)));
         }
         Box::pin(join_all(deliveries.into_iter().map(
             |(enqueued, topic)| async move {
