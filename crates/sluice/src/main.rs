@@ -16,10 +16,7 @@ mod telemetry;
 use telemetry::LogFormat;
 
 /// mimalloc: the request path allocates per request (HTTP, JSON); measured
-/// 2-8% less CPU per ingest request than glibc malloc. With its `override`
-/// feature the C libraries' malloc is mimalloc too: librdkafka allocates
-/// per header of every message it produces, and the relay's CPU per Kafka
-/// message fell from 8.0-9.1 to 6.7-6.8 µs (`scripts/bench kafka`).
+/// 2-8% less CPU per ingest request than glibc malloc.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
