@@ -76,7 +76,7 @@ impl Envelope {
         Self {
             specversion: CE_SPECVERSION.into(),
             id: id.to_string(),
-            source: "sluice".into(),
+            source: SLUICE_SOURCE.into(),
             ty: "sluice.job".into(),
             time: Some(crate::format_ms(time)),
             datacontenttype: Some("application/json".into()),
@@ -139,6 +139,33 @@ impl Envelope {
 
 fn parse_json(body: &[u8]) -> Result<Value, CoreError> {
     serde_json::from_slice(body).map_err(|e| CoreError::Decode(format!("body is not JSON: {e}")))
+}
+
+/// The `source` of the events sluice's relay publishes.
+pub const SLUICE_SOURCE: &str = "sluice";
+
+/// The job id and attempt of a binary-mode message sluice's relay published
+/// (`source` [`SLUICE_SOURCE`] and a numeric `sluiceattempt`), as
+/// [`decode_message`] gives them, without building its payload: the store
+/// holds that job's payload, so the body is only checked to be JSON. `None`
+/// for any other message and for one [`decode_message`] refuses.
+pub fn relayed_job(raw: RawMessage<'_>) -> Option<(JobId, u32)> {
+    let present = |k: &str| raw.attributes.get(k).filter(|v| !v.is_empty());
+    if raw.attributes.get("specversion")? != CE_SPECVERSION
+        || present("source")? != SLUICE_SOURCE
+        || present("type").is_none()
+    {
+        return None;
+    }
+    let id = present("id")?;
+    let attempt = raw.attributes.get(ATTEMPT_ATTR)?.parse().ok()?;
+    if !raw.body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(raw.body).is_err() {
+        return None;
+    }
+    let job_id = id
+        .parse::<JobId>()
+        .unwrap_or_else(|_| JobId::derived(SLUICE_SOURCE, id));
+    Some((job_id, attempt))
 }
 
 /// Turns any message on a sluice topic into an envelope: CloudEvents binary
@@ -207,6 +234,51 @@ mod tests {
             body,
             position: "sluice.q/0/7",
         }
+    }
+
+    /// What the worker took from a message before `relayed_job`.
+    fn relayed_by_decoding(raw: RawMessage<'_>) -> Option<(JobId, u32)> {
+        let env = decode_message(raw).ok()?;
+        let attempt = env.sluiceattempt.filter(|_| env.source == SLUICE_SOURCE)?;
+        Some((env.job_id(), attempt))
+    }
+
+    #[test]
+    fn relayed_job_agrees_with_decoding() {
+        let mut e = Envelope::new(JobId::new(), "q", json!({"a": [1, 2]}));
+        e.sluiceattempt = Some(3);
+        let (relayed, body) = e.into_binary();
+        let with = |k: &str, v: Option<&str>| {
+            let mut a = relayed.clone();
+            match v {
+                Some(v) => a.insert(k.to_string(), v.to_string()),
+                None => a.remove(k),
+            };
+            a
+        };
+        let cases = [
+            (relayed.clone(), body.clone()),
+            (relayed.clone(), Vec::new()),
+            (relayed.clone(), b"{not json".to_vec()),
+            (relayed.clone(), b"{} trailing".to_vec()),
+            (with(ATTEMPT_ATTR, None), body.clone()),
+            (with(ATTEMPT_ATTR, Some("two")), body.clone()),
+            (with("source", Some("producer")), body.clone()),
+            (with("source", None), body.clone()),
+            (with("id", Some("order-7")), body.clone()),
+            (with("id", Some("")), body.clone()),
+            (with("type", Some("")), body.clone()),
+            (with("specversion", Some("0.3")), body.clone()),
+        ];
+        let mut some = 0;
+        for (attrs, body) in &cases {
+            let raw = raw(attrs, Some("application/json"), body);
+            let want = relayed_by_decoding(raw);
+            assert_eq!(relayed_job(raw), want, "{attrs:?} {body:?}");
+            some += usize::from(want.is_some());
+        }
+        // the relay's message, its empty-body and its non-UUID-id variants
+        assert_eq!(some, 3);
     }
 
     #[test]

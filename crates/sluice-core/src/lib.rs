@@ -14,7 +14,8 @@ mod status;
 
 pub use circuit::CircuitConfig;
 pub use envelope::{
-    decode_message, Envelope, RawMessage, ATTEMPT_ATTR, CE_SPECVERSION, QUEUE_ATTR,
+    decode_message, relayed_job, Envelope, RawMessage, ATTEMPT_ATTR, CE_SPECVERSION, QUEUE_ATTR,
+    SLUICE_SOURCE,
 };
 pub use error::CoreError;
 pub use failure::{classify_http_status, decide, Decision, Failure, FailureKind};

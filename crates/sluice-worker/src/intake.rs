@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sluice_broker::Delivery;
-use sluice_core::{decode_message, now_ms, JobId, RawMessage};
+use sluice_core::{decode_message, now_ms, relayed_job, JobId, RawMessage, SLUICE_SOURCE};
 use sluice_store::{NewJob, StartRequest};
 
 /// A delivery paired with what to ask the store.
@@ -14,9 +14,6 @@ pub(crate) struct Intake {
     /// Set when the message must be dead-lettered at once with this reason.
     pub poison: Option<String>,
 }
-
-/// Source attribute of messages sluice's relay published.
-const SLUICE_SOURCE: &str = "sluice";
 
 pub(crate) fn intake(
     d: &Delivery,
@@ -30,6 +27,17 @@ pub(crate) fn intake(
         body: &d.body,
         position: &d.position,
     };
+    // the common case, read without building the payload
+    if let Some((job_id, attempt)) = relayed_job(raw) {
+        return Intake {
+            request: StartRequest {
+                job_id,
+                attempt: Some(attempt),
+                create: None,
+            },
+            poison: None,
+        };
+    }
     let new_job =
         |id: JobId, payload: Value, key: Option<String>, traceparent: Option<String>| NewJob {
             id,
