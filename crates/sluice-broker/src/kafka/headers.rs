@@ -14,17 +14,13 @@ const CONTENT_TYPE: &str = "content-type";
 /// The headers of an outgoing message.
 pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
     let mut headers = OwnedHeaders::new_with_capacity(m.attributes.len() + 1);
+    // one buffer for every header name (librdkafka copies each)
+    let mut key = String::from(CE_PREFIX);
     for (name, value) in &m.attributes {
-        let owned;
-        let key = match header_name(name) {
-            Some(key) => key,
-            None => {
-                owned = format!("{CE_PREFIX}{name}");
-                &owned
-            }
-        };
+        key.truncate(CE_PREFIX.len());
+        key.push_str(name);
         headers = headers.insert(Header {
-            key,
+            key: &key,
             value: Some(value.as_bytes()),
         });
     }
@@ -35,25 +31,6 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
         });
     }
     headers
-}
-
-/// The header of a CloudEvents attribute sluice writes on every message,
-/// without building it (`None` for any other attribute).
-fn header_name(attribute: &str) -> Option<&'static str> {
-    Some(match attribute {
-        "specversion" => "ce_specversion",
-        "id" => "ce_id",
-        "source" => "ce_source",
-        "type" => "ce_type",
-        "time" => "ce_time",
-        "subject" => "ce_subject",
-        "sluicequeue" => "ce_sluicequeue",
-        "sluicekey" => "ce_sluicekey",
-        "sluiceattempt" => "ce_sluiceattempt",
-        "sluiceerror" => "ce_sluiceerror",
-        "traceparent" => "ce_traceparent",
-        _ => return None,
-    })
 }
 
 /// A delivery (token still unset) from a fetched message: `ce_*` headers
