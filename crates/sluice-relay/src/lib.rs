@@ -129,20 +129,14 @@ impl Relay {
             env.ty = DEAD_LETTER_TYPE.into();
         }
         let (mut attributes, body) = env.into_binary();
-        let topics = self.topics.get(&row.queue);
-        let topic = match &row.kind {
-            OutboxKind::Job => match topics {
-                Some((topic, _)) => topic.clone(),
-                None => format!("sluice.{}", row.queue),
-            },
+        let dead_letter = match &row.kind {
+            OutboxKind::Job => false,
             OutboxKind::DeadLetter { error } => {
                 attributes.insert(ERROR_ATTR.to_string(), error.clone());
-                match topics {
-                    Some((_, dlq)) => dlq.clone(),
-                    None => format!("sluice.{}.dlq", row.queue),
-                }
+                true
             }
         };
+        let topic = self.topic_of(&row.queue, dead_letter);
         OutgoingMessage {
             topic,
             job_id: row.job_id,
@@ -150,6 +144,17 @@ impl Relay {
             attributes,
             content_type: Some("application/json".into()),
             body,
+        }
+    }
+
+    /// The topic of `queue`'s jobs or of its dead letters; a queue not
+    /// configured here gets the default names of [`QueueConfig::named`].
+    fn topic_of(&self, queue: &str, dead_letter: bool) -> String {
+        match (self.topics.get(queue), dead_letter) {
+            (Some((topic, _)), false) => topic.clone(),
+            (Some((_, dlq)), true) => dlq.clone(),
+            (None, false) => QueueConfig::named(queue).topic(),
+            (None, true) => QueueConfig::named(queue).dlq_topic(),
         }
     }
 
