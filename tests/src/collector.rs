@@ -25,6 +25,8 @@ pub struct CollectedSpan {
     /// The exporting process's `service.name` and `sluice.role`.
     pub service: String,
     pub role: String,
+    /// The keys of the span's own attributes, in order.
+    pub attributes: Vec<String>,
 }
 
 /// The running collector; it stops when dropped.
@@ -105,6 +107,7 @@ async fn receive(State(c): State<Collector>, body: Bytes) -> StatusCode {
                     parent_span_id: hex(&s.parent_span_id),
                     service: service.clone(),
                     role: role.clone(),
+                    attributes: s.attributes.into_iter().map(|kv| kv.key).collect(),
                 });
             }
         }

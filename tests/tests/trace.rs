@@ -124,6 +124,25 @@ async fn one_trace(store: &str, broker: &str, topic: &str, trace_id: &str) {
         );
     }
 
+    // the span's ids are its own; the log-line fields holding them are not
+    // exported again as attributes
+    for s in &spans {
+        for field in ["trace_id", "span_id"] {
+            assert!(
+                !s.attributes.iter().any(|k| k == field),
+                "{} exports a {field} attribute: {:?}",
+                s.name,
+                s.attributes
+            );
+        }
+    }
+    assert!(
+        attempts
+            .iter()
+            .all(|a| a.attributes.iter().any(|k| k == "job_id")),
+        "other fields are still exported: {attempts:#?}"
+    );
+
     // the downstream received that same trace, as the request spans' children
     let arrivals = ds.arrivals().remove(&id).expect("deliveries");
     assert_eq!(arrivals.len(), 2);

@@ -7,7 +7,9 @@
 
 use opentelemetry::trace::{TraceContextExt, TracerProvider as _};
 use opentelemetry::Context;
-use opentelemetry_sdk::trace::SdkTracerProvider;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use opentelemetry_sdk::Resource;
 use tracing::{Level, Span, Subscriber};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 use tracing_subscriber::filter::filter_fn;
@@ -23,6 +25,34 @@ pub use w3c::{format, normalize, parse};
 /// Name of the span fields that carry the ids into log lines.
 pub const TRACE_ID_FIELD: &str = "trace_id";
 pub const SPAN_ID_FIELD: &str = "span_id";
+
+/// A span exporter that leaves the [`TRACE_ID_FIELD`] and [`SPAN_ID_FIELD`]
+/// attributes out of what it passes on to `E`: those fields put the ids into
+/// log lines, and an exported span carries them as its own ids already.
+#[derive(Debug)]
+pub struct WithoutIdFields<E>(pub E);
+
+impl<E: SpanExporter> SpanExporter for WithoutIdFields<E> {
+    async fn export(&self, mut batch: Vec<SpanData>) -> OTelSdkResult {
+        for span in &mut batch {
+            span.attributes
+                .retain(|kv| !matches!(kv.key.as_str(), TRACE_ID_FIELD | SPAN_ID_FIELD));
+        }
+        self.0.export(batch).await
+    }
+
+    fn shutdown_with_timeout(&mut self, timeout: std::time::Duration) -> OTelSdkResult {
+        self.0.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&mut self) -> OTelSdkResult {
+        self.0.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.0.set_resource(resource)
+    }
+}
 
 /// Makes `span` a child of the remote `parent` (when it is a valid
 /// `traceparent`; otherwise the span keeps its local parent or starts a

@@ -12,13 +12,14 @@ use opentelemetry_sdk::trace::{
 use tracing_subscriber::layer::SubscriberExt;
 
 /// Installs (once per test binary) a global subscriber whose OpenTelemetry
-/// layer exports every finished span synchronously to an in-memory exporter.
+/// layer exports every finished span synchronously to an in-memory exporter,
+/// through [`crate::WithoutIdFields`] as a served process does.
 pub fn capture() -> &'static InMemorySpanExporter {
     static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
     EXPORTER.get_or_init(|| {
         let exporter = InMemorySpanExporter::default();
         let provider = SdkTracerProvider::builder()
-            .with_simple_exporter(exporter.clone())
+            .with_simple_exporter(crate::WithoutIdFields(exporter.clone()))
             .build();
         let subscriber = tracing_subscriber::registry().with(crate::layer(&provider));
         tracing::subscriber::set_global_default(subscriber)

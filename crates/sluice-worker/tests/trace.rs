@@ -76,6 +76,8 @@ async fn attempts_continue_the_jobs_trace_to_the_downstream() {
             attr(attempt, "job_id"),
             Some(OtelValue::from(id.to_string()))
         );
+        assert_eq!(attr(attempt, "trace_id"), None, "ids are not attributes");
+        assert_eq!(attr(attempt, "span_id"), None, "ids are not attributes");
         // the downstream got this trace, its parent being the client span
         // under this attempt
         let (header_trace, header_parent) = ids(header);

@@ -52,6 +52,7 @@ pub fn init(role: &str) -> anyhow::Result<Tracing> {
             .with_http()
             .build()
             .context("OTLP span exporter (check OTEL_EXPORTER_OTLP_ENDPOINT)")?;
+        let exporter = sluice_trace::WithoutIdFields(exporter);
         builder = builder.with_span_processor(BatchSpanProcessor::builder(exporter, Tokio).build());
     }
     Ok(Tracing {
