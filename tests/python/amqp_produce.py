@@ -91,8 +91,10 @@ def main():
                 content_type="application/json", message_id="plain-4", delivery_mode=2
             ),
         )
-    # Plain JSON without any properties.
-    publish("plain", json.dumps({"n": 5, "mode": "ok"}).encode(), pika.BasicProperties())
+    # Plain JSON without any properties, the same message twice: AMQP gives
+    # it no identity, so these are two jobs.
+    for _ in range(2):
+        publish("plain", json.dumps({"n": 5, "mode": "ok"}).encode(), pika.BasicProperties())
     # Invalid: not JSON, a binary CloudEvent without `source`, a payload that
     # fails the queue's schema.
     publish("not-json", b"this is not json", pika.BasicProperties(content_type="text/plain"))

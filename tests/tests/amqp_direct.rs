@@ -80,7 +80,7 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("python/amqp_produce.py");
     let sent = run_python(&python, &script, &[&amqp, &topic]).await;
-    assert_eq!(sent.len(), 9, "{sent:?}");
+    assert_eq!(sent.len(), 10, "{sent:?}");
 
     // The CloudEvents' job ids: the id when a UUID, else derived from
     // source and id.
@@ -99,8 +99,9 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
         .collect();
     assert_eq!(ce_ids.len(), 3);
 
-    // Five jobs reach the downstream (the plain message sent twice with one
-    // message id is one job); three messages are dead.
+    // Six jobs reach the downstream (the plain message sent twice with one
+    // message id is one job; the one sent twice without is two); three
+    // messages are dead.
     let dead: Vec<Value> = eventually(Duration::from_secs(30), Duration::from_millis(300), || {
         let client = client.clone();
         let url = format!("{admin}/admin/v1/dead-letters?queue=direct&limit=50");
@@ -108,7 +109,7 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
         async move {
             let page = get(&client, url, Some(TOKEN)).await;
             let dead = page["dead_letters"].as_array().cloned().unwrap_or_default();
-            (dead.len() >= 3 && ds.arrivals().len() >= 5).then_some(dead)
+            (dead.len() >= 3 && ds.arrivals().len() >= 6).then_some(dead)
         }
     })
     .await
@@ -122,7 +123,7 @@ async fn pika_producer_valid_processed_invalid_dead_with_reason() {
     // Let any duplicate show up before counting.
     tokio::time::sleep(Duration::from_secs(2)).await;
     let arrivals = ds.arrivals();
-    assert_eq!(arrivals.len(), 5, "distinct jobs delivered: {arrivals:?}");
+    assert_eq!(arrivals.len(), 6, "distinct jobs delivered: {arrivals:?}");
     for id in &ce_ids {
         assert!(
             arrivals.contains_key(id),

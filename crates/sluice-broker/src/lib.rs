@@ -59,7 +59,10 @@ pub struct Delivery {
     pub attributes: BTreeMap<String, String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
-    /// Stable position on the broker (`topic/partition/offset` or similar).
+    /// Position on the broker (`topic/partition/offset` or similar), the
+    /// same for every delivery of one message where the broker gives it an
+    /// identity (Kafka's offset, an AMQP `message_id`); plain JSON jobs
+    /// take their id from it.
     pub position: String,
     /// How many times it was delivered before (0 on first delivery), where the
     /// broker knows.

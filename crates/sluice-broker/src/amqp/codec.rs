@@ -6,15 +6,19 @@
 //! context also as a plain `traceparent` header for AMQP-aware tracing.
 //!
 //! Incoming: attributes from `cloudEvents:` or `cloudEvents_` headers (bare
-//! names), the key from [`KEY_HEADER`], and a stable position: the queue and
-//! the `message_id` when the producer set one, else a SHA-256 digest of the
-//! message (so redeliveries of one message share a position).
+//! names), the key from [`KEY_HEADER`], and a position: the queue and the
+//! `message_id` when the producer set one (stable across redeliveries, and
+//! shared by every message published with that id), else a random one.
+//! AMQP gives a message no identity of its own: two messages with the same
+//! body and headers are two messages, so without a `message_id` each
+//! delivery is a job of its own. A redelivery of such a message after a
+//! crash (an unacknowledged delivery) is then a duplicate with a new id;
+//! producers that want duplicates to share an id set `message_id`.
 
 use std::collections::BTreeMap;
 
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
-use sha2::{Digest, Sha256};
 
 use crate::{AckToken, Delivery, OutgoingMessage};
 
@@ -91,7 +95,7 @@ pub fn delivery(
         .filter(|m| !m.as_str().is_empty())
     {
         Some(id) => format!("{queue}/{id}"),
-        None => format!("{queue}/sha256:{}", digest(props, &d.data)),
+        None => format!("{queue}/delivery:{}", uuid::Uuid::new_v4()),
     };
     let redeliveries = delivery_count.unwrap_or(0).max(u32::from(d.redelivered));
     Delivery {
@@ -128,34 +132,4 @@ fn text(value: &AMQPValue) -> Option<String> {
         AMQPValue::ByteArray(b) => String::from_utf8_lossy(b.as_slice()).into_owned(),
         _ => return None,
     })
-}
-
-/// Hex SHA-256 of what identifies a message without a `message_id`: its
-/// headers (sorted by name) but the broker's, content type and body.
-fn digest(props: &BasicProperties, body: &[u8]) -> String {
-    let mut h = Sha256::new();
-    if let Some(headers) = props.headers() {
-        // Broker-set `x-` headers (delivery count, deaths) change between
-        // deliveries of one message.
-        for (name, value) in headers
-            .inner()
-            .iter()
-            .filter(|(n, _)| !n.as_str().starts_with("x-"))
-        {
-            h.update(name.as_str().as_bytes());
-            h.update([0]);
-            h.update(text(value).unwrap_or_default().as_bytes());
-            h.update([0]);
-        }
-    }
-    h.update([1]);
-    if let Some(ct) = props.content_type() {
-        h.update(ct.as_str().as_bytes());
-    }
-    h.update([1]);
-    h.update(body);
-    h.finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect::<String>()
 }
