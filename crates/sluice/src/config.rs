@@ -241,6 +241,20 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
         }
         None => (None, "defaults and environment".into()),
     };
+    // `[[queues]]` is a list of tables, which no variable can address: say
+    // so rather than ignore one
+    if let Some(k) = std::env::vars_os()
+        .filter_map(|(k, _)| k.into_string().ok())
+        .find(|k| {
+            let k = k.to_ascii_uppercase();
+            k == "SLUICE_QUEUES" || k.starts_with("SLUICE_QUEUES__")
+        })
+    {
+        bail!(
+            "config error: environment variable {k}: queues are set in the config file \
+             (`[[queues]]`), not from the environment"
+        );
+    }
     let mut fig = Figment::new();
     if let Some(f) = &file {
         fig = fig.merge(Toml::file(f));

@@ -52,6 +52,34 @@ fn environment_values_are_validated_like_the_file() {
 }
 
 #[test]
+fn a_backend_that_cannot_open_names_its_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = ["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+    let args = [&["serve"][..], &listen[..]].concat();
+    let (ok, out) = sluice(dir.path(), &[("SLUICE_STORE__URL", "nosuch://x")], &args);
+    assert!(!ok, "{out}");
+    assert!(out.contains("key `store.url`"), "{out}");
+    let (ok, out) = sluice(dir.path(), &[("SLUICE_BROKER__URL", "nosuch://x")], &args);
+    assert!(!ok, "{out}");
+    assert!(out.contains("key `broker.url`"), "{out}");
+}
+
+#[test]
+fn a_queue_variable_is_an_error_not_ignored() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ok, out) = sluice(
+        dir.path(),
+        &[("SLUICE_QUEUES__0__NAME", "emails")],
+        &["migrate"],
+    );
+    assert!(!ok, "{out}");
+    assert!(
+        out.contains("SLUICE_QUEUES__0__NAME") && out.contains("[[queues]]"),
+        "{out}"
+    );
+}
+
+#[test]
 fn a_bad_worker_thread_count_is_an_error_not_a_panic() {
     let dir = tempfile::tempdir().unwrap();
     for bad in ["0", "two", "-1"] {

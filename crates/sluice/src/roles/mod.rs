@@ -156,7 +156,12 @@ pub async fn run_roles(
     let broker = if roles.main_listener() {
         let broker = sluice_broker::open(&config.broker.url, &config.data_dir)
             .await
-            .with_context(|| format!("cannot open broker {}", redact(&config.broker.url)))?;
+            .with_context(|| {
+                format!(
+                    "cannot open broker {} (key `broker.url`)",
+                    redact(&config.broker.url)
+                )
+            })?;
         let topics: Vec<String> = config
             .queues
             .iter()

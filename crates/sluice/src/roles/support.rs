@@ -69,7 +69,11 @@ pub async fn open_store(url: &str) -> anyhow::Result<Arc<dyn Store>> {
                 tokio::time::sleep(wait).await;
                 wait = (wait * 2).min(Duration::from_secs(5));
             }
-            Err(e) => return Err(e).with_context(|| format!("cannot open store {}", redact(url))),
+            Err(e) => {
+                return Err(e).with_context(|| {
+                    format!("cannot open store {} (key `store.url`)", redact(url))
+                })
+            }
         }
     }
 }
