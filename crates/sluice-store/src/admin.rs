@@ -107,6 +107,9 @@ pub enum ReplaySkip {
     NotDead,
     /// Already replayed this many times, the limit.
     LimitReached(u32),
+    /// Taken by an earlier call for the same replay (see
+    /// [`AdminStore::replay_from_snapshot`]): replayed or skipped then.
+    Taken,
 }
 
 /// An operator action, for the audit log.
@@ -167,6 +170,22 @@ pub trait AdminStore: Send + Sync {
         ids: &[JobId],
         max_replays: u32,
     ) -> Result<Vec<Result<(), ReplaySkip>>, StoreError>;
+
+    /// Replays the entries of `replay`'s snapshot at positions
+    /// `from..from + limit` (fewer at its end, none past it) as
+    /// [`replay_dead_letters`](Self::replay_dead_letters) does, taking each
+    /// entry in the same transaction: an entry is replayed at most once
+    /// however many calls cover it (a runner resumed from an older recorded
+    /// position, or two runners of one replay at once), and one that an
+    /// earlier call took comes back as [`ReplaySkip::Taken`]. Returns every
+    /// entry of the range, in snapshot order.
+    async fn replay_from_snapshot(
+        &self,
+        replay: uuid::Uuid,
+        from: u64,
+        limit: usize,
+        max_replays: u32,
+    ) -> Result<Vec<(JobId, Result<(), ReplaySkip>)>, StoreError>;
 
     /// Records a replay to run (status `running`, position 0). With an
     /// idempotency key already used for the same fingerprint it returns the

@@ -110,9 +110,14 @@ async fn replay_one(
     if !created {
         return repeat(&state, id, &record).await;
     }
-    let outcome = state.store().replay_dead_letters(&[id], max).await;
+    // Through the snapshot: a supervisor that resumes this replay should
+    // this process stall or die now finds the entry taken.
+    let outcome = state
+        .store()
+        .replay_from_snapshot(record.id, 0, 1, max)
+        .await;
     let outcome = match outcome {
-        Ok(mut v) if v.len() == 1 => v.remove(0),
+        Ok(mut v) if v.len() == 1 => v.remove(0).1,
         Ok(_) => Err(ReplaySkip::NotDead),
         Err(e) => {
             let _ = state
@@ -122,7 +127,11 @@ async fn replay_one(
             return Err(e.into());
         }
     };
-    let (replayed, skipped) = if outcome.is_ok() { (1, 0) } else { (0, 1) };
+    let (replayed, skipped) = match &outcome {
+        Ok(()) => (1, 0),
+        Err(ReplaySkip::Taken) => (0, 0),
+        Err(_) => (0, 1),
+    };
     runner::count_outcomes(replayed, skipped);
     state
         .store()
@@ -146,6 +155,9 @@ async fn replay_one(
         }
         Err(ReplaySkip::NotDead) => Err(ApiError::DeadLetterNotFound),
         Err(ReplaySkip::LimitReached(n)) => Err(limit_reached(id, n, max)),
+        Err(ReplaySkip::Taken) => Err(ApiError::ReplayRefused(
+            "this request was stalled and resumed by another process; see the replay".into(),
+        )),
     }
 }
 

@@ -2,16 +2,17 @@
 //! `rate_per_second` (steady pacing) or in batches as fast as the store
 //! allows, and records progress at least every [`HEARTBEAT`] and at the end.
 //! A supervisor resumes replays whose runner died (no progress recorded for
-//! [`STALE_AFTER`]), from their recorded position: jobs already replayed
-//! are no longer dead and are skipped, never replayed twice.
+//! [`STALE_AFTER`]), from their recorded position. The store takes each
+//! snapshot entry in the transaction that replays it, so entries past the
+//! recorded position that the stopped runner (or a stalled one still going)
+//! handled are not replayed again, even for a job that has died again since.
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sluice_core::{JobId, RateLimit, TokenBucket};
-use sluice_store::{ReplayRecord, StoreError};
+use sluice_core::{RateLimit, TokenBucket};
+use sluice_store::{ReplayRecord, ReplaySkip, StoreError};
 use tokio::time::Instant;
 
 use super::AdminState;
@@ -26,8 +27,6 @@ pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
 const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
 /// Jobs per store call without a rate.
 const FAST_BATCH: usize = 100;
-/// Job ids read from the snapshot per call.
-const PREFETCH: usize = 500;
 /// Shortest wait between paced batches; faster rates replay several jobs
 /// per batch.
 const MIN_TICK: Duration = Duration::from_millis(10);
@@ -143,9 +142,6 @@ async fn replay_all(
         };
         TokenBucket::starting_with(limit, 1.0)
     });
-    let mut buffer: VecDeque<JobId> = VecDeque::new();
-    let mut fetched_to = progress.position;
-    let mut exhausted = false;
     loop {
         let n = match &mut pacer {
             None => FAST_BATCH,
@@ -178,23 +174,23 @@ async fn replay_all(
         if n == 0 {
             continue;
         }
-        while buffer.len() < n && !exhausted {
-            let ids = retry(|| store.replay_ids(record.id, fetched_to, PREFETCH)).await?;
-            exhausted = ids.len() < PREFETCH;
-            fetched_to += ids.len() as u64;
-            buffer.extend(ids);
-        }
-        if buffer.is_empty() {
-            return Ok(true);
-        }
-        let batch: Vec<JobId> = buffer.drain(..n.min(buffer.len())).collect();
-        let results = retry(|| store.replay_dead_letters(&batch, record.max_replays)).await?;
-        let replayed = results.iter().filter(|r| r.is_ok()).count() as u64;
-        let skipped = batch.len() as u64 - replayed;
+        let (from, max) = (progress.position, record.max_replays);
+        let results = retry(|| store.replay_from_snapshot(record.id, from, n, max)).await?;
+        // entries an earlier run took were counted then (or lost with
+        // the progress it did not record)
+        let replayed = results.iter().filter(|(_, r)| r.is_ok()).count() as u64;
+        let taken = results
+            .iter()
+            .filter(|(_, r)| *r == Err(ReplaySkip::Taken))
+            .count() as u64;
+        let skipped = results.len() as u64 - replayed - taken;
         count_outcomes(replayed, skipped);
         progress.replayed += replayed;
         progress.skipped += skipped;
-        progress.position += batch.len() as u64;
+        progress.position += results.len() as u64;
+        if results.len() < n {
+            return Ok(true);
+        }
         if progress.flushed_at.elapsed() >= HEARTBEAT {
             progress.flush(state, None).await?;
         }

@@ -18,6 +18,7 @@ mod attempts;
 mod circuit;
 mod ingest;
 mod outbox;
+mod replay;
 mod retention;
 mod scaling;
 
@@ -26,6 +27,7 @@ pub use attempts::*;
 pub use circuit::*;
 pub use ingest::*;
 pub use outbox::*;
+pub use replay::*;
 pub use retention::*;
 pub use scaling::*;
 
@@ -140,6 +142,8 @@ macro_rules! store_conformance {
             replay_limit_and_history_across_runs,
             create_replay_is_idempotent,
             replay_ids_and_progress,
+            replay_snapshot_entries_are_taken_once,
+            concurrent_snapshot_calls_replay_each_entry_once,
             stale_replays_are_running_and_old,
             audit_newest_first,
             circuit_open_probe_close,

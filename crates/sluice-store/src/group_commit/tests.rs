@@ -145,6 +145,17 @@ impl crate::AdminStore for Counting {
     ) -> Result<Vec<Result<(), crate::ReplaySkip>>, StoreError> {
         self.inner.replay_dead_letters(ids, max_replays).await
     }
+    async fn replay_from_snapshot(
+        &self,
+        replay: uuid::Uuid,
+        from: u64,
+        limit: usize,
+        max_replays: u32,
+    ) -> Result<Vec<(JobId, Result<(), crate::ReplaySkip>)>, StoreError> {
+        self.inner
+            .replay_from_snapshot(replay, from, limit, max_replays)
+            .await
+    }
     async fn create_replay(
         &self,
         replay: crate::NewReplay,

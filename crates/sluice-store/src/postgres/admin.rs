@@ -1,8 +1,5 @@
 //! [`AdminStore`] for PostgreSQL: pause state, dead letters, replays and the
-//! audit log. A bulk replay is one transaction of a few statements whatever
-//! its size, with one `NOTIFY`.
-
-use std::collections::HashMap;
+//! audit log; the replays themselves are in `replay.rs`.
 
 use async_trait::async_trait;
 use serde_json::Value;
@@ -11,6 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use uuid::Uuid;
 
+use super::replay::{replay_snapshot_tx, replay_tx};
 use super::rows::{corrupt, get, job_id, json, pg_text, to_u32};
 use super::{Fail, PgStore};
 use crate::{
@@ -95,86 +93,6 @@ fn audit_entry(row: &PgRow) -> Result<AuditEntry, StoreError> {
         count: to_u64(get(row, "count")?, "audit count")?,
         detail: json(row, "detail")?,
     })
-}
-
-async fn replay_tx(
-    pool: &PgPool,
-    ids: &[JobId],
-    max_replays: u32,
-) -> Result<Vec<Result<(), ReplaySkip>>, Fail> {
-    let now = now_ms();
-    let mut tx = pool.begin().await?;
-    let mut lock: Vec<Uuid> = ids.iter().map(JobId::as_uuid).collect();
-    lock.sort_unstable();
-    lock.dedup();
-    let rows = sqlx::query(include_str!("sql/dead_letter_replay_lock.sql"))
-        .bind(&lock)
-        .fetch_all(&mut *tx)
-        .await?;
-    // job id -> (queue, replay count) of jobs that are dead letters now.
-    let mut dead: HashMap<JobId, (String, u32)> = HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let status: String = get(row, "status")?;
-        if status == "dead" {
-            dead.insert(
-                job_id(row, "job_id")?,
-                (
-                    get(row, "queue")?,
-                    to_u32(get(row, "replay_count")?, "replay_count")?,
-                ),
-            );
-        }
-    }
-    // In order, as if one by one: a job replayed earlier in the list is no
-    // longer dead for the entries after it.
-    let mut results = Vec::with_capacity(ids.len());
-    let (mut replay, mut queues) = (Vec::new(), Vec::new());
-    for id in ids {
-        match dead.get(id) {
-            None => results.push(Err(ReplaySkip::NotDead)),
-            Some((_, count)) if *count >= max_replays => {
-                results.push(Err(ReplaySkip::LimitReached(*count)))
-            }
-            Some(_) => {
-                let (queue, _) = dead.remove(id).expect("present");
-                replay.push(id.as_uuid());
-                queues.push(queue);
-                results.push(Ok(()));
-            }
-        }
-    }
-    if !replay.is_empty() {
-        let done: Vec<Uuid> = sqlx::query_scalar(include_str!("sql/dead_letter_replay.sql"))
-            .bind(now)
-            .bind(&replay)
-            .fetch_all(&mut *tx)
-            .await?;
-        if done.len() != replay.len() {
-            return Err(corrupt(
-                "replay",
-                format!(
-                    "{} of {} dead letters had a dead job",
-                    done.len(),
-                    replay.len()
-                ),
-            )
-            .into());
-        }
-        let n = replay.len();
-        sqlx::query(include_str!("sql/outbox_insert.sql"))
-            .bind(now)
-            .bind(&replay)
-            .bind(&queues)
-            .bind(vec![1i64; n])
-            .bind(vec![now; n])
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query(include_str!("sql/outbox_notify.sql"))
-            .execute(&mut *tx)
-            .await?;
-    }
-    tx.commit().await?;
-    Ok(results)
 }
 
 async fn fetch_replay(
@@ -396,6 +314,28 @@ impl AdminStore for PgStore {
             })
             .await?;
         if results.iter().any(Result::is_ok) {
+            self.wake_relays();
+        }
+        Ok(results)
+    }
+
+    async fn replay_from_snapshot(
+        &self,
+        replay: Uuid,
+        from: u64,
+        limit: usize,
+        max_replays: u32,
+    ) -> Result<Vec<(JobId, Result<(), ReplaySkip>)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let pool = &self.pool;
+        let results = self
+            .run("replay from snapshot", move || {
+                replay_snapshot_tx(pool, replay, from, limit, max_replays)
+            })
+            .await?;
+        if results.iter().any(|(_, r)| r.is_ok()) {
             self.wake_relays();
         }
         Ok(results)

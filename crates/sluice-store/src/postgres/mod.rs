@@ -28,6 +28,7 @@ mod circuit;
 mod concurrency;
 mod ingest;
 mod outbox;
+mod replay;
 mod retention;
 mod rows;
 mod scaling;

@@ -295,6 +295,52 @@ impl AdminStore for SqliteStore {
         Ok(results)
     }
 
+    async fn replay_from_snapshot(
+        &self,
+        replay: uuid::Uuid,
+        from: u64,
+        limit: usize,
+        max_replays: u32,
+    ) -> Result<Vec<(JobId, Result<(), ReplaySkip>)>, StoreError> {
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let (replay, from) = (replay.to_string(), to_i64(from));
+        let end = from.saturating_add(limit_i64(limit));
+        // one writer transaction: no other call reads the range meanwhile
+        let mut tx = self.begin_write().await?;
+        let rows = sqlx::query(include_str!("sql/replay_ids_take.sql"))
+            .bind(&replay)
+            .bind(from)
+            .bind(end)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query(include_str!("sql/replay_ids_mark.sql"))
+            .bind(&replay)
+            .bind(from)
+            .bind(end)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let now = now_ms();
+        let mut results = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id = job_id(&row.try_get::<String, _>("job_id").map_err(map_err)?)?;
+            let taken: bool = row.try_get("taken").map_err(map_err)?;
+            let result = match taken {
+                true => Err(ReplaySkip::Taken),
+                false => replay_one(&mut tx, id, max_replays, now).await?,
+            };
+            results.push((id, result));
+        }
+        tx.commit().await.map_err(map_err)?;
+        if results.iter().any(|(_, r)| r.is_ok()) {
+            self.wake_relays();
+        }
+        Ok(results)
+    }
+
     async fn create_replay(&self, replay: NewReplay) -> Result<(ReplayRecord, bool), StoreError> {
         let request = json_text(&replay.request, "replay request")?;
         let snapshot: Vec<String> = replay.ids.iter().map(ToString::to_string).collect();
