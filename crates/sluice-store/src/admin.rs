@@ -193,14 +193,6 @@ pub trait AdminStore: Send + Sync {
     /// [`StoreError::IdempotencyConflict`].
     async fn create_replay(&self, replay: NewReplay) -> Result<(ReplayRecord, bool), StoreError>;
 
-    /// The snapshot of job ids of a replay from `position`, at most `limit`.
-    async fn replay_ids(
-        &self,
-        id: uuid::Uuid,
-        position: u64,
-        limit: usize,
-    ) -> Result<Vec<JobId>, StoreError>;
-
     /// Records progress: adds to the counters, sets the position, and
     /// finishes the replay when `status` is given.
     async fn update_replay(

@@ -624,9 +624,9 @@ pub async fn create_replay_is_idempotent(store: Arc<dyn Store>) {
     ));
 }
 
-/// The snapshot pages in its own order; updates add to the counters, move
-/// the position and finish the replay.
-pub async fn replay_ids_and_progress(store: Arc<dyn Store>) {
+/// The snapshot reads in its own order, by range; updates add to the
+/// counters, move the position and finish the replay.
+pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
     let store = &*store;
     // Not in id order: the snapshot keeps the order given.
     let mut ids: Vec<JobId> = (0..5).map(|_| JobId::new()).collect();
@@ -634,33 +634,35 @@ pub async fn replay_ids_and_progress(store: Arc<dyn Store>) {
     let new = replay_request(ids.clone(), None);
     let (rec, _) = store.create_replay(new.clone()).await.unwrap();
     assert_eq!(rec.matched, 5);
-    assert_eq!(
-        store.replay_ids(rec.id, 0, 2).await.unwrap(),
-        ids[..2].to_vec()
-    );
-    assert_eq!(
-        store.replay_ids(rec.id, 2, 2).await.unwrap(),
-        ids[2..4].to_vec()
-    );
-    assert_eq!(
-        store.replay_ids(rec.id, 4, 2).await.unwrap(),
-        ids[4..].to_vec()
-    );
-    assert!(store.replay_ids(rec.id, 5, 2).await.unwrap().is_empty());
-    assert_eq!(store.replay_ids(rec.id, 0, 100).await.unwrap(), ids);
-    assert_eq!(
-        store.replay_ids(rec.id, 3, 100).await.unwrap(),
-        ids[3..].to_vec()
-    );
-    assert!(store.replay_ids(rec.id, 0, 0).await.unwrap().is_empty());
+    // ids of the entries of a range (none of them a dead letter)
+    let range = |id: uuid::Uuid, from: u64, limit: usize| async move {
+        let entries = store
+            .replay_from_snapshot(id, from, limit, 3)
+            .await
+            .unwrap();
+        entries
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect::<Vec<JobId>>()
+    };
+    assert_eq!(range(rec.id, 0, 2).await, ids[..2].to_vec());
+    assert_eq!(range(rec.id, 2, 2).await, ids[2..4].to_vec());
+    assert_eq!(range(rec.id, 4, 2).await, ids[4..].to_vec());
+    assert!(range(rec.id, 5, 2).await.is_empty());
+    assert_eq!(range(rec.id, 0, 100).await, ids, "taken entries too");
+    assert_eq!(range(rec.id, 3, 100).await, ids[3..].to_vec());
+    assert!(range(rec.id, 0, 0).await.is_empty());
     // Another replay's snapshot is separate.
     let (other, _) = store
         .create_replay(replay_request(vec![ids[0]], None))
         .await
         .unwrap();
     assert_eq!(
-        store.replay_ids(other.id, 0, 10).await.unwrap(),
-        vec![ids[0]]
+        store
+            .replay_from_snapshot(other.id, 0, 10, 3)
+            .await
+            .unwrap(),
+        vec![(ids[0], Err(ReplaySkip::NotDead))]
     );
 
     let p1 = store.update_replay(rec.id, 2, 1, 1, None).await.unwrap();

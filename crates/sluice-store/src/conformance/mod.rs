@@ -141,7 +141,7 @@ macro_rules! store_conformance {
             replay_returns_job_to_outbox,
             replay_limit_and_history_across_runs,
             create_replay_is_idempotent,
-            replay_ids_and_progress,
+            replay_snapshot_ranges_and_progress,
             replay_snapshot_entries_are_taken_once,
             concurrent_snapshot_calls_replay_each_entry_once,
             stale_replays_are_running_and_old,

@@ -162,14 +162,6 @@ impl crate::AdminStore for Counting {
     ) -> Result<(crate::ReplayRecord, bool), StoreError> {
         self.inner.create_replay(replay).await
     }
-    async fn replay_ids(
-        &self,
-        id: uuid::Uuid,
-        position: u64,
-        limit: usize,
-    ) -> Result<Vec<JobId>, StoreError> {
-        self.inner.replay_ids(id, position, limit).await
-    }
     async fn update_replay(
         &self,
         id: uuid::Uuid,

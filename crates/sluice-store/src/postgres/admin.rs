@@ -351,29 +351,6 @@ impl AdminStore for PgStore {
         .await
     }
 
-    async fn replay_ids(
-        &self,
-        id: Uuid,
-        position: u64,
-        limit: usize,
-    ) -> Result<Vec<JobId>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let pool = &self.pool;
-        let ids: Vec<Uuid> = self
-            .run("replay ids", move || async move {
-                Ok(sqlx::query_scalar(include_str!("sql/replay_ids_page.sql"))
-                    .bind(id)
-                    .bind(to_i64(position))
-                    .bind(limit_i64(limit))
-                    .fetch_all(pool)
-                    .await?)
-            })
-            .await?;
-        Ok(ids.into_iter().map(JobId::from).collect())
-    }
-
     async fn update_replay(
         &self,
         id: Uuid,

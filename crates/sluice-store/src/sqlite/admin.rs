@@ -406,25 +406,6 @@ impl AdminStore for SqliteStore {
         Ok((record, true))
     }
 
-    async fn replay_ids(
-        &self,
-        id: uuid::Uuid,
-        position: u64,
-        limit: usize,
-    ) -> Result<Vec<JobId>, StoreError> {
-        if limit == 0 {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = sqlx::query_scalar(include_str!("sql/replay_ids_page.sql"))
-            .bind(id.to_string())
-            .bind(to_i64(position))
-            .bind(limit_i64(limit))
-            .fetch_all(&self.reader)
-            .await
-            .map_err(map_err)?;
-        ids.iter().map(|s| job_id(s)).collect()
-    }
-
     async fn update_replay(
         &self,
         id: uuid::Uuid,
