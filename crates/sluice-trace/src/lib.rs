@@ -95,6 +95,14 @@ where
 {
     tracing_opentelemetry::layer()
         .with_tracer(provider.tracer("sluice"))
+        // Per span and per poll of an instrumented future, these cost more
+        // than they tell: the thread a task happened to start on, busy and
+        // idle time (two clock reads per poll), and making the span the
+        // current OpenTelemetry context on every enter (sluice propagates
+        // trace context from the `tracing` span itself). Code location stays.
+        .with_threads(false)
+        .with_tracked_inactivity(false)
+        .with_context_activation(false)
         .with_filter(filter_fn(|m| {
             m.target().starts_with("sluice") && (m.is_span() || *m.level() <= Level::INFO)
         }))
