@@ -42,7 +42,7 @@ impl Default for CircuitConfig {
 impl CircuitConfig {
     /// Checks every value; the error names the key (relative to the table).
     pub fn validate(&self) -> Result<(), (String, CoreError)> {
-        let err = |key: &str, m: String| Err((key.to_string(), CoreError::InvalidPolicy(m)));
+        let err = |key: &str, m: String| Err((key.to_string(), CoreError::InvalidValue(m)));
         if !(self.failure_ratio > 0.0 && self.failure_ratio <= 1.0) {
             return err(
                 "failure_ratio",

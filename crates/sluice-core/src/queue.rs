@@ -122,7 +122,7 @@ impl QueueConfig {
 
     /// Checks every value; the error names the key (relative to the queue).
     pub fn validate(&self) -> Result<(), (String, CoreError)> {
-        let err = |key: &str, m: String| Err((key.to_string(), CoreError::InvalidPolicy(m)));
+        let err = |key: &str, m: String| Err((key.to_string(), CoreError::InvalidValue(m)));
         if !valid_queue_name(&self.name) {
             return err(
                 "name",
@@ -172,8 +172,11 @@ impl QueueConfig {
             }
         }
         if let HandlerConfig::Http { url, timeout_ms } = &self.handler {
-            if !(url.starts_with("http://") || url.starts_with("https://")) {
-                return err("handler.url", "must be an http:// or https:// URL".into());
+            // the worker's HTTP client takes any URL this accepts
+            match url::Url::parse(url) {
+                Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => {}
+                Ok(_) => return err("handler.url", "must be an http:// or https:// URL".into()),
+                Err(e) => return err("handler.url", format!("not a URL: {e}")),
             }
             if *timeout_ms == 0 || *timeout_ms > 3_600_000 {
                 return err(
@@ -227,6 +230,23 @@ mod tests {
             timeout_ms: 10,
         };
         assert_eq!(q.validate().unwrap_err().0, "handler.url");
+        for bad in [
+            "http://",
+            "https://exa mple.com/",
+            "http//x",
+            "http://[::1/",
+        ] {
+            q.handler = HandlerConfig::Http {
+                url: bad.into(),
+                timeout_ms: 10,
+            };
+            assert_eq!(q.validate().unwrap_err().0, "handler.url", "{bad}");
+        }
+        q.handler = HandlerConfig::Http {
+            url: "http://127.0.0.1:9000/hook?x=1".into(),
+            timeout_ms: 10,
+        };
+        q.validate().unwrap();
         let mut q = QueueConfig::named("q");
         q.rate_limit = Some(RateLimit {
             per_second: 0.0,
