@@ -329,7 +329,7 @@ async fn an_abandoned_replay_is_resumed_from_its_position() {
     };
     let (rec, created) = t.store.create_replay(new).await.unwrap();
     assert!(created);
-    t.store.replay_dead_letters(&ids[..1], 3).await.unwrap();
+    t.store.replay_from_snapshot(rec.id, 0, 1, 3).await.unwrap();
     t.store.update_replay(rec.id, 1, 1, 0, None).await.unwrap();
 
     t.state.set_replay_stale_after(Duration::from_millis(300));

@@ -157,28 +157,22 @@ pub trait AdminStore: Send + Sync {
     /// not yet on the broker (there is no job left to publish).
     async fn delete_dead_letter(&self, id: JobId) -> Result<(), StoreError>;
 
-    /// Replays each dead letter (in one transaction): back to the outbox with
-    /// the same job id, status `pending`, `replay_count + 1` and a fresh
-    /// attempt budget (attempts restart at 0), the dead letter removed. A job
-    /// not dead, or already replayed `max_replays` times, is skipped with the
-    /// reason. Notifies the relay after commit. A dead-letter publication of
-    /// the job still in the outbox is left alone and published as usual
-    /// (an outside consumer may see it after the replay; it carries the same
-    /// job id and the error of that death), and never changes the job.
-    async fn replay_dead_letters(
-        &self,
-        ids: &[JobId],
-        max_replays: u32,
-    ) -> Result<Vec<Result<(), ReplaySkip>>, StoreError>;
-
     /// Replays the entries of `replay`'s snapshot at positions
-    /// `from..from + limit` (fewer at its end, none past it) as
-    /// [`replay_dead_letters`](Self::replay_dead_letters) does, taking each
-    /// entry in the same transaction: an entry is replayed at most once
-    /// however many calls cover it (a runner resumed from an older recorded
-    /// position, or two runners of one replay at once), and one that an
-    /// earlier call took comes back as [`ReplaySkip::Taken`]. Returns every
-    /// entry of the range, in snapshot order.
+    /// `from..from + limit` (fewer at its end, none past it), in one
+    /// transaction and in snapshot order (a job replayed earlier in the range
+    /// is no longer dead for an entry after it). Each dead letter goes back
+    /// to the outbox with the same job id, status `pending`,
+    /// `replay_count + 1` and a fresh attempt budget (attempts restart at 0),
+    /// the dead letter removed. A job not dead, or already replayed
+    /// `max_replays` times, is skipped with the reason. Each entry is taken
+    /// in the same transaction: it is replayed at most once however many
+    /// calls cover it (a runner resumed from an older recorded position, or
+    /// two runners of one replay at once), and one that an earlier call took
+    /// comes back as [`ReplaySkip::Taken`]. Notifies the relay after commit.
+    /// A dead-letter publication of the job still in the outbox is left alone
+    /// and published as usual (an outside consumer may see it after the
+    /// replay; it carries the same job id and the error of that death), and
+    /// never changes the job. Returns every entry of the range.
     async fn replay_from_snapshot(
         &self,
         replay: uuid::Uuid,

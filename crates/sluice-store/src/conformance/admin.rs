@@ -387,7 +387,7 @@ pub async fn delete_dead_letter_removes_job(store: Arc<dyn Store>) {
     );
     assert_eq!(store.count_dead_letters(&everything()).await.unwrap(), 1);
     assert_eq!(
-        store.replay_dead_letters(&[id], 5).await.unwrap(),
+        replay(store, &[id], 5).await.unwrap(),
         vec![Err(ReplaySkip::NotDead)]
     );
     // Only the untouched job's row is due.
@@ -402,7 +402,7 @@ pub async fn delete_dead_letter_removes_job(store: Arc<dyn Store>) {
 /// run: pending, replay_count 1, attempts 0, the dead letter gone.
 pub async fn replay_returns_job_to_outbox(store: Arc<dyn Store>) {
     let store = &*store;
-    assert!(store.replay_dead_letters(&[], 1).await.unwrap().is_empty());
+    assert!(replay(store, &[], 1).await.unwrap().is_empty());
     let id = kill(store, "q", "boom").await;
     let other = kill(store, "q", "other").await;
     let alive = enqueue(store, vec![new_job("q")]).await[0];
@@ -413,10 +413,7 @@ pub async fn replay_returns_job_to_outbox(store: Arc<dyn Store>) {
     tokio::pin!(notified);
     notified.as_mut().enable();
     let unknown = JobId::new();
-    let res = store
-        .replay_dead_letters(&[id, alive, unknown, id], 1)
-        .await
-        .unwrap();
+    let res = replay(store, &[id, alive, unknown, id], 1).await.unwrap();
     assert_eq!(
         res,
         vec![
@@ -472,14 +469,14 @@ pub async fn replay_returns_job_to_outbox(store: Arc<dyn Store>) {
 
     // Replayed already: no longer dead.
     assert_eq!(
-        store.replay_dead_letters(&[id], 5).await.unwrap(),
+        replay(store, &[id], 5).await.unwrap(),
         vec![Err(ReplaySkip::NotDead)]
     );
     finish(store, &a, Outcome::Succeeded).await.unwrap();
     let job = store.get_job(id).await.unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
     assert_eq!(
-        store.replay_dead_letters(&[id], 5).await.unwrap(),
+        replay(store, &[id], 5).await.unwrap(),
         vec![Err(ReplaySkip::NotDead)]
     );
 }
@@ -490,7 +487,7 @@ pub async fn replay_limit_and_history_across_runs(store: Arc<dyn Store>) {
     let store = &*store;
     let id = kill(store, "q", "first death").await;
     assert_eq!(
-        store.replay_dead_letters(&[id], 0).await.unwrap(),
+        replay(store, &[id], 0).await.unwrap(),
         vec![Err(ReplaySkip::LimitReached(0))]
     );
     assert_eq!(
@@ -498,10 +495,7 @@ pub async fn replay_limit_and_history_across_runs(store: Arc<dyn Store>) {
         JobStatus::Dead,
         "skip changes nothing"
     );
-    assert_eq!(
-        store.replay_dead_letters(&[id], 1).await.unwrap(),
-        vec![Ok(())]
-    );
+    assert_eq!(replay(store, &[id], 1).await.unwrap(), vec![Ok(())]);
     die(store, id, "second death").await;
 
     let detail = store.get_dead_letter(id).await.unwrap();
@@ -529,7 +523,7 @@ pub async fn replay_limit_and_history_across_runs(store: Arc<dyn Store>) {
     );
 
     assert_eq!(
-        store.replay_dead_letters(&[id], 1).await.unwrap(),
+        replay(store, &[id], 1).await.unwrap(),
         vec![Err(ReplaySkip::LimitReached(1))]
     );
     let job = store.get_job(id).await.unwrap();
@@ -538,10 +532,7 @@ pub async fn replay_limit_and_history_across_runs(store: Arc<dyn Store>) {
     assert!(claim(store, 100, LONG).await.rows.is_empty());
 
     // Under a higher limit it goes again, as run 2.
-    assert_eq!(
-        store.replay_dead_letters(&[id], 2).await.unwrap(),
-        vec![Ok(())]
-    );
+    assert_eq!(replay(store, &[id], 2).await.unwrap(), vec![Ok(())]);
     let job = store.get_job(id).await.unwrap();
     assert_eq!(
         (job.status, job.replay_count, job.attempts),
@@ -783,10 +774,7 @@ pub async fn replay_and_delete_with_a_pending_dead_letter_row(store: Arc<dyn Sto
     )
     .await
     .unwrap();
-    assert_eq!(
-        store.replay_dead_letters(&[id], 3).await.unwrap(),
-        vec![Ok(())]
-    );
+    assert_eq!(replay(store, &[id], 3).await.unwrap(), vec![Ok(())]);
     let job = store.get_job(id).await.unwrap();
     assert_eq!(
         (job.status, job.attempts, job.replay_count),

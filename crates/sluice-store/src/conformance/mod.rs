@@ -246,6 +246,29 @@ pub(crate) fn row_ids(rows: &[OutboxRow]) -> Vec<i64> {
     rows.iter().map(|r| r.row_id).collect()
 }
 
+/// Replays `ids` as one replay request does: a snapshot of them, replayed
+/// in one call; each entry's outcome in order.
+pub(crate) async fn replay(
+    store: &dyn Store,
+    ids: &[JobId],
+    max_replays: u32,
+) -> Result<Vec<Result<(), crate::ReplaySkip>>, StoreError> {
+    let request = crate::NewReplay {
+        id: uuid::Uuid::new_v4(),
+        request: json!({"ids": ids.len()}),
+        ids: ids.to_vec(),
+        rate_per_second: None,
+        max_replays,
+        idempotency: None,
+        actor: "conformance".into(),
+    };
+    let (rec, _) = store.create_replay(request).await?;
+    let entries = store
+        .replay_from_snapshot(rec.id, 0, ids.len(), max_replays)
+        .await?;
+    Ok(entries.into_iter().map(|(_, r)| r).collect())
+}
+
 pub(crate) async fn status_of(store: &dyn Store, id: JobId) -> JobStatus {
     store.get_job(id).await.expect("job exists").status
 }

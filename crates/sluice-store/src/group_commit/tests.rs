@@ -138,13 +138,6 @@ impl crate::AdminStore for Counting {
     async fn delete_dead_letter(&self, id: JobId) -> Result<(), StoreError> {
         self.inner.delete_dead_letter(id).await
     }
-    async fn replay_dead_letters(
-        &self,
-        ids: &[JobId],
-        max_replays: u32,
-    ) -> Result<Vec<Result<(), crate::ReplaySkip>>, StoreError> {
-        self.inner.replay_dead_letters(ids, max_replays).await
-    }
     async fn replay_from_snapshot(
         &self,
         replay: uuid::Uuid,

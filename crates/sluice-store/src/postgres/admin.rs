@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::replay::{replay_snapshot_tx, replay_tx};
+use super::replay::replay_snapshot_tx;
 use super::rows::{corrupt, get, job_id, json, pg_text, to_u32};
 use super::{Fail, PgStore};
 use crate::{
@@ -297,26 +297,6 @@ impl AdminStore for PgStore {
             return Err(StoreError::NotFound);
         }
         Ok(())
-    }
-
-    async fn replay_dead_letters(
-        &self,
-        ids: &[JobId],
-        max_replays: u32,
-    ) -> Result<Vec<Result<(), ReplaySkip>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pool = &self.pool;
-        let results = self
-            .run("replay dead letters", move || {
-                replay_tx(pool, ids, max_replays)
-            })
-            .await?;
-        if results.iter().any(Result::is_ok) {
-            self.wake_relays();
-        }
-        Ok(results)
     }
 
     async fn replay_from_snapshot(

@@ -1,7 +1,6 @@
-//! Replays of dead letters on PostgreSQL: any list of jobs in one
-//! transaction of a few statements whatever its size, with one `NOTIFY`,
-//! and a replay's snapshot taken entry by entry in the same transaction as
-//! the replays it makes.
+//! Replays of dead letters on PostgreSQL: a range of a replay's snapshot,
+//! taken entry by entry in the transaction that replays it, in a few
+//! statements whatever its size, with one `NOTIFY`.
 
 use std::collections::HashMap;
 
@@ -12,18 +11,6 @@ use uuid::Uuid;
 use super::rows::{corrupt, get, job_id, to_u32};
 use super::Fail;
 use crate::ReplaySkip;
-
-/// [`crate::AdminStore::replay_dead_letters`] in one transaction.
-pub(super) async fn replay_tx(
-    pool: &PgPool,
-    ids: &[JobId],
-    max_replays: u32,
-) -> Result<Vec<Result<(), ReplaySkip>>, Fail> {
-    let mut tx = pool.begin().await?;
-    let results = replay_in(&mut tx, ids, max_replays).await?;
-    tx.commit().await?;
-    Ok(results)
-}
 
 /// [`crate::AdminStore::replay_from_snapshot`] in one transaction: the
 /// range's entries are locked, those not taken yet are marked taken and
@@ -70,8 +57,8 @@ pub(super) async fn replay_snapshot_tx(
     Ok(results)
 }
 
-/// Replays `ids` inside the caller's transaction `tx`; see
-/// [`crate::AdminStore::replay_dead_letters`].
+/// Replays `ids` inside the caller's transaction `tx`, in order; see
+/// [`crate::AdminStore::replay_from_snapshot`].
 async fn replay_in(
     tx: &mut PgConnection,
     ids: &[JobId],

@@ -274,27 +274,6 @@ impl AdminStore for SqliteStore {
         tx.commit().await.map_err(map_err)
     }
 
-    async fn replay_dead_letters(
-        &self,
-        ids: &[JobId],
-        max_replays: u32,
-    ) -> Result<Vec<Result<(), ReplaySkip>>, StoreError> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut tx = self.begin_write().await?;
-        let now = now_ms();
-        let mut results = Vec::with_capacity(ids.len());
-        for &id in ids {
-            results.push(replay_one(&mut tx, id, max_replays, now).await?);
-        }
-        tx.commit().await.map_err(map_err)?;
-        if results.iter().any(Result::is_ok) {
-            self.wake_relays();
-        }
-        Ok(results)
-    }
-
     async fn replay_from_snapshot(
         &self,
         replay: uuid::Uuid,
