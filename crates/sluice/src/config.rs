@@ -263,15 +263,19 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     // so SLUICE_TEST_* and the like are ignored
     let env = Env::prefixed("SLUICE_").split("__").filter(|k| {
         let k = k.as_str().to_ascii_lowercase();
-        SECTIONS
-            .iter()
-            .any(|s| k == *s || k.starts_with(&format!("{s}.")))
+        k != "admin.token"
+            && SECTIONS
+                .iter()
+                .any(|s| k == *s || k.starts_with(&format!("{s}.")))
     });
     fig = fig.merge(env);
     let mut config: Config = fig.extract().map_err(|e| {
         let msgs: Vec<String> = e.into_iter().map(|e| describe(&e)).collect();
         anyhow::anyhow!("config error in {source}: {}", msgs.join("; "))
     })?;
+    if let Some(token) = admin_token_from_env() {
+        config.admin.token = Some(token);
+    }
     if config.queues.is_empty() {
         config.queues.push(QueueConfig::named("default"));
     }
@@ -281,17 +285,42 @@ pub fn load(path: Option<&Path>) -> anyhow::Result<(Config, String)> {
     Ok((config, source))
 }
 
-fn describe(e: &figment::Error) -> String {
+/// The variable that sets `admin.token`.
+const ADMIN_TOKEN_VAR: &str = "SLUICE_ADMIN__TOKEN";
+
+/// `SLUICE_ADMIN__TOKEN` exactly as set. It bypasses figment, which reads an
+/// environment value as TOML: an all-digit token would arrive as a number
+/// (refused as "not a string", with its value in the error, or stripped of
+/// leading zeros).
+pub(crate) fn admin_token_from_env() -> Option<String> {
+    std::env::vars_os().find_map(|(k, v)| {
+        let k = k.into_string().ok()?;
+        if k.eq_ignore_ascii_case(ADMIN_TOKEN_VAR) {
+            v.into_string().ok()
+        } else {
+            None
+        }
+    })
+}
+
+/// One extraction error, naming its key and where the value came from; the
+/// value of a secret key is never shown.
+pub(crate) fn describe(e: &figment::Error) -> String {
     let key = e.path.join(".");
     let origin = e
         .metadata
         .as_ref()
         .map(|m| m.name.to_string())
         .unwrap_or_default();
+    let what = if key == "admin.token" {
+        "must be a string".to_string()
+    } else {
+        e.kind.to_string()
+    };
     match (key.is_empty(), origin.is_empty()) {
-        (true, _) => e.kind.to_string(),
-        (false, true) => format!("key `{key}`: {}", e.kind),
-        (false, false) => format!("key `{key}` ({origin}): {}", e.kind),
+        (true, _) => what,
+        (false, true) => format!("key `{key}`: {what}"),
+        (false, false) => format!("key `{key}` ({origin}): {what}"),
     }
 }
 

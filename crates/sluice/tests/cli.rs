@@ -43,6 +43,11 @@ fn listen_addr(line: &str) -> Option<SocketAddr> {
 /// Starts `sluice serve` on ephemeral ports in `dir`; waits (at most 60 s)
 /// for both "listening on" lines.
 fn start(dir: &Path) -> Server {
+    start_with(dir, &[])
+}
+
+/// [`start`] with these environment variables set.
+fn start_with(dir: &Path, env: &[(&str, &str)]) -> Server {
     let mut child = Command::new(BIN)
         .args([
             "serve",
@@ -55,6 +60,7 @@ fn start(dir: &Path) -> Server {
         .env("NO_COLOR", "1")
         .env("RUST_LOG", "info")
         .env_remove("SLUICE_ADMIN__TOKEN")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -106,6 +112,11 @@ fn post_job(addr: SocketAddr, n: u32) -> u16 {
 /// Runs the CLI in `dir` against the server (token from the token file);
 /// bounded by 60 s.
 fn cli(dir: &Path, server: &Server, args: &[&str]) -> Output {
+    cli_with(dir, server, &[], args)
+}
+
+/// [`cli`] with these environment variables set.
+fn cli_with(dir: &Path, server: &Server, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut child = Command::new(BIN)
         .args(args)
         .current_dir(dir)
@@ -113,6 +124,7 @@ fn cli(dir: &Path, server: &Server, args: &[&str]) -> Output {
         .env("SLUICE_ADMIN_URL", format!("http://{}", server.admin))
         .env_remove("SLUICE_ADMIN__TOKEN")
         .env_remove("RUST_LOG")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -276,4 +288,32 @@ fn cli_over_a_running_server() {
     let o = cli(dir.path(), &server, &["queues", "--token", "wrong-token"]);
     assert!(!o.status.success());
     assert!(stderr(&o).contains("Unauthorized"), "{}", stderr(&o));
+}
+
+/// An all-digit token set through `SLUICE_ADMIN__TOKEN` is taken as written
+/// (leading zeros included) by the server and by the CLI, not read as a
+/// number and refused.
+#[test]
+fn an_all_digit_admin_token_from_the_environment_is_a_token() {
+    const TOKEN: &str = "0012345678901234567";
+    let dir = tempfile::tempdir().unwrap();
+    let server = start_with(dir.path(), &[("SLUICE_ADMIN__TOKEN", TOKEN)]);
+    let o = cli(dir.path(), &server, &["queues", "--token", TOKEN]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli_with(
+        dir.path(),
+        &server,
+        &[("SLUICE_ADMIN__TOKEN", TOKEN)],
+        &["queues"],
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = cli(
+        dir.path(),
+        &server,
+        &["queues", "--token", "12345678901234567"],
+    );
+    assert!(
+        !o.status.success(),
+        "a token without its leading zeros was accepted"
+    );
 }

@@ -10,7 +10,7 @@ use figment::providers::{Env, Format, Toml};
 use figment::Figment;
 use serde::Deserialize;
 
-use crate::admin_token;
+use crate::{admin_token, config};
 
 #[derive(Debug, Default, Deserialize)]
 struct Light {
@@ -38,7 +38,9 @@ pub struct Target {
     pub token: String,
 }
 
-const ENV_KEYS: &[&str] = &["data_dir", "http.admin_listen", "admin.token"];
+/// `admin.token` comes from its variable as set (see
+/// [`crate::config::admin_token_from_env`]).
+const ENV_KEYS: &[&str] = &["data_dir", "http.admin_listen"];
 
 /// The admin URL and token: flags (and their env vars) first, then the
 /// config file and `SLUICE_*` env, then `<data_dir>/admin-token`.
@@ -92,12 +94,20 @@ fn load(config: Option<&Path>) -> anyhow::Result<Light> {
             .split("__")
             .filter(|k| ENV_KEYS.contains(&k.as_str().to_ascii_lowercase().as_str())),
     );
-    fig.extract()
-        .map_err(|e| anyhow::anyhow!("{e}"))
+    let mut light: Light = fig
+        .extract()
+        .map_err(|e| {
+            let msgs: Vec<String> = e.into_iter().map(|e| config::describe(&e)).collect();
+            anyhow::anyhow!("{}", msgs.join("; "))
+        })
         .with_context(|| match &file {
             Some(f) => format!("config error in {}", f.display()),
             None => "config error in the environment".to_string(),
-        })
+        })?;
+    if let Some(token) = config::admin_token_from_env() {
+        light.admin.token = Some(token);
+    }
+    Ok(light)
 }
 
 /// `http://ADDR` for a listen address; an unspecified IP (`0.0.0.0`, `::`)

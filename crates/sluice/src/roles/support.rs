@@ -12,25 +12,66 @@ use sluice_broker::Broker;
 use sluice_store::Store;
 use tokio::net::TcpListener;
 
-/// Hides the password of a URL (`scheme://user:****@host`).
+/// Hides the secrets of a URL: the password of its user info (everything
+/// between the first `:` and the last `@` before the query, so that a
+/// password with an unencoded `@` or `/` is hidden whole) and the value of
+/// every query parameter whose name says secret (`password`, `sslpassword`,
+/// `token`, …), as in `scheme://user:****@host/db?password=****`.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
-    let rest = &url[scheme_end + 3..];
-    let Some(at) = rest.find('@') else {
-        return url.to_string();
+    let (head, rest) = url.split_at(scheme_end + 3);
+    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
+    let mut out = String::with_capacity(url.len());
+    out.push_str(head);
+    let tail = match rest[..before_query].rfind('@') {
+        Some(at) => {
+            let (userinfo, tail) = rest.split_at(at);
+            match userinfo.split_once(':') {
+                Some((user, _)) => {
+                    out.push_str(user);
+                    out.push_str(":****");
+                }
+                None => out.push_str(userinfo),
+            }
+            tail
+        }
+        None => rest,
     };
-    let userinfo = &rest[..at];
-    match userinfo.find(':') {
-        Some(colon) => format!(
-            "{}{}:****{}",
-            &url[..scheme_end + 3],
-            &userinfo[..colon],
-            &rest[at..]
-        ),
-        None => url.to_string(),
+    let (path, fragment) = match tail.find('#') {
+        Some(i) => tail.split_at(i),
+        None => (tail, ""),
+    };
+    match path.split_once('?') {
+        Some((path, query)) => {
+            out.push_str(path);
+            out.push('?');
+            for (i, pair) in query.split('&').enumerate() {
+                if i > 0 {
+                    out.push('&');
+                }
+                match pair.split_once('=') {
+                    Some((name, _)) if secret_parameter(name) => {
+                        out.push_str(name);
+                        out.push_str("=****");
+                    }
+                    _ => out.push_str(pair),
+                }
+            }
+        }
+        None => out.push_str(path),
     }
+    out.push_str(fragment);
+    out
+}
+
+/// Whether a URL query parameter of this name carries a secret.
+fn secret_parameter(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    ["pass", "pwd", "secret", "token", "key"]
+        .iter()
+        .any(|s| name.contains(s))
 }
 
 pub struct StoreCheck(pub Arc<dyn Store>);
@@ -130,5 +171,28 @@ mod tests {
         );
         assert_eq!(redact("sqlite://./x.db"), "sqlite://./x.db");
         assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+    }
+
+    #[test]
+    fn an_unencoded_at_sign_in_a_password_hides_all_of_it() {
+        // URL parsers take the last `@` of the authority as its end
+        let r = redact("postgres://u:p@ss@h:5432/db");
+        assert_eq!(r, "postgres://u:****@h:5432/db");
+        assert_eq!(redact("postgres://u:a/b@h/db"), "postgres://u:****@h/db");
+    }
+
+    #[test]
+    fn secret_query_parameters_are_redacted() {
+        let r = redact("postgres://app@db/sluice?sslmode=require&password=s3cret&PassWord=x#f");
+        assert_eq!(
+            r,
+            "postgres://app@db/sluice?sslmode=require&password=****&PassWord=****#f"
+        );
+        let r = redact("postgres://db/x?sslpassword=a&application_name=sluice");
+        assert_eq!(
+            r,
+            "postgres://db/x?sslpassword=****&application_name=sluice"
+        );
+        assert_eq!(redact("amqp://h/%2f?token=t"), "amqp://h/%2f?token=****");
     }
 }
