@@ -133,17 +133,25 @@ fn parse_job(
             "unknown field",
         ));
     }
-    if payload.is_none() {
-        errors.push(violation(at("payload"), job, "is required"));
+    match &payload {
+        None => errors.push(violation(at("payload"), job, "is required")),
+        Some(p) if sluice_core::json_holds_nul(p) => errors.push(violation(
+            at("payload"),
+            job,
+            "must not hold a NUL character (\\u0000) in any string",
+        )),
+        Some(_) => {}
     }
     let key = match key {
         None => None,
-        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_KEY_LEN => Some(s),
+        Some(Value::String(s)) if !s.is_empty() && s.len() <= MAX_KEY_LEN && !s.contains('\0') => {
+            Some(s)
+        }
         Some(_) => {
             errors.push(violation(
                 at("key"),
                 job,
-                &format!("must be a string of 1 to {MAX_KEY_LEN} bytes"),
+                &format!("must be a string of 1 to {MAX_KEY_LEN} bytes without NUL characters"),
             ));
             None
         }
@@ -300,6 +308,15 @@ mod tests {
             ]
         );
         assert!(single(json!([1])).is_err());
+        // PostgreSQL holds no NUL character, so no backend takes one
+        assert_eq!(
+            pointers(single(json!({"payload": {"a": ["\u{0}"]}, "key": "a\u{0}b"})).unwrap_err()),
+            ["#/payload", "#/key"]
+        );
+        assert_eq!(
+            pointers(single(json!({"payload": {"k\u{0}": 1}})).unwrap_err()),
+            ["#/payload"]
+        );
         assert!(single(json!({"payload": 1, "max_attempts": 1001})).is_err());
         assert!(single(json!({"payload": 1, "max_attempts": 2.5})).is_err());
         assert!(single(json!({"payload": 1, "delay_seconds": MAX_DELAY_SECONDS + 1.0})).is_err());

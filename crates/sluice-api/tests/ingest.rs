@@ -467,6 +467,13 @@ async fn invalid_fields_are_422_with_the_list() {
         StatusCode::UNPROCESSABLE_ENTITY,
     );
     assert_eq!(pointers(&p), ["#"]);
+    // a NUL character (which PostgreSQL cannot store) in the payload or key
+    let body = json!({"payload": {"note": "a\u{0}b"}, "key": "k\u{0}"});
+    let p = assert_problem(
+        &post_json(&t.app, JOBS, &body).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(pointers(&p), ["#/payload", "#/key"]);
     assert_eq!(total_jobs(&t.store).await, 0);
 }
 

@@ -11,6 +11,7 @@ mod queue;
 mod rate;
 mod retry;
 mod status;
+mod text;
 
 pub use circuit::CircuitConfig;
 pub use envelope::{
@@ -26,6 +27,7 @@ pub use queue::{
 pub use rate::TokenBucket;
 pub use retry::{Jitter, RetryPolicy};
 pub use status::JobStatus;
+pub use text::{json_holds_nul, json_without_nul, without_nul};
 
 /// Milliseconds since the Unix epoch, the time unit every store column uses.
 pub type EpochMs = i64;

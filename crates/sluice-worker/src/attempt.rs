@@ -1,12 +1,16 @@
 //! One attempt: running the handler under its timeout and deciding the
 //! outcome from the queue's retry policy.
 
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::FutureExt;
 use metrics::{Counter, Histogram};
 use sluice_broker::AckToken;
-use sluice_core::{decide, now_ms, Decision, Failure, FailureKind, JobId, RetryPolicy};
+use sluice_core::{
+    decide, now_ms, without_nul, Decision, Failure, FailureKind, JobId, RetryPolicy,
+};
 use sluice_store::{ActiveAttempt, Completion, LeaseToken, Outcome};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
@@ -127,14 +131,23 @@ impl Attempts {
         self.started.increment(1);
         let timeout = self.timeout;
         let t0 = Instant::now();
-        let result = match tokio::time::timeout(timeout, self.handler.handle(ctx)).await {
-            Ok(r) => r,
+        // a panicking handler fails its attempt like any transient failure,
+        // instead of leaving the job and its message unfinished
+        let handled = AssertUnwindSafe(self.handler.handle(ctx)).catch_unwind();
+        let result = match tokio::time::timeout(timeout, handled).await {
+            Ok(Ok(r)) => r,
+            Ok(Err(_)) => Err(Failure::transient("handler panicked")),
             Err(_) => Err(Failure::transient(format!(
                 "handler timed out after {} ms",
                 timeout.as_millis()
             ))
             .overloaded()),
-        };
+        }
+        // an error text (a downstream's body) is stored: no NUL in it
+        .map_err(|mut f| {
+            f.message = without_nul(f.message);
+            f
+        });
         match result {
             Ok(()) => &self.handled_ok,
             Err(_) => &self.handled_failed,

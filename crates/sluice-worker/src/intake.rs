@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 use sluice_broker::Delivery;
-use sluice_core::{decode_message, now_ms, relayed_job, JobId, RawMessage, SLUICE_SOURCE};
+use sluice_core::{
+    decode_message, json_holds_nul, json_without_nul, now_ms, relayed_job, without_nul, JobId,
+    RawMessage, SLUICE_SOURCE,
+};
 use sluice_store::{NewJob, StartRequest};
 
 /// A delivery paired with what to ask the store.
@@ -60,21 +63,34 @@ pub(crate) fn intake(
         },
         Ok(env) => {
             let id = env.job_id();
-            let poison = validator.and_then(|v| {
-                let errors: Vec<String> = v
-                    .iter_errors(&env.data)
-                    .take(5)
-                    .map(|e| format!("{}: {}", e.instance_path(), e))
-                    .collect();
-                (!errors.is_empty())
-                    .then(|| format!("payload fails the queue schema: {}", errors.join("; ")))
-            });
-            let key = env.sluicekey.clone().or_else(|| d.key.clone());
+            // a NUL character, which the HTTP API refuses, makes the job
+            // dead at once, stored with U+FFFD in its place
+            let (payload, poison) = if json_holds_nul(&env.data) {
+                let reason =
+                    "payload holds a NUL character (\\u0000), which sluice does not accept";
+                (json_without_nul(env.data), Some(reason.to_string()))
+            } else {
+                let poison = validator.and_then(|v| {
+                    let errors: Vec<String> = v
+                        .iter_errors(&env.data)
+                        .take(5)
+                        .map(|e| format!("{}: {}", e.instance_path(), e))
+                        .collect();
+                    (!errors.is_empty()).then(|| {
+                        let reason =
+                            format!("payload fails the queue schema: {}", errors.join("; "));
+                        without_nul(reason)
+                    })
+                });
+                (env.data, poison)
+            };
+            let key = env.sluicekey.or_else(|| d.key.clone()).map(without_nul);
+            let traceparent = env.traceparent.map(without_nul);
             Intake {
                 request: StartRequest {
                     job_id: id,
                     attempt: None,
-                    create: Some(new_job(id, env.data, key, env.traceparent)),
+                    create: Some(new_job(id, payload, key, traceparent)),
                 },
                 poison,
             }
@@ -84,15 +100,66 @@ pub(crate) fn intake(
             let body = String::from_utf8_lossy(&d.body)
                 .chars()
                 .take(64 * 1024)
+                .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
                 .collect::<String>();
+            let key = d.key.clone().map(without_nul);
             Intake {
                 request: StartRequest {
                     job_id: id,
                     attempt: None,
-                    create: Some(new_job(id, Value::String(body), d.key.clone(), None)),
+                    create: Some(new_job(id, Value::String(body), key, None)),
                 },
-                poison: Some(e.to_string()),
+                poison: Some(without_nul(e.to_string())),
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_broker::AckToken;
+
+    fn plain(body: &[u8], key: Option<&str>) -> Delivery {
+        Delivery {
+            token: AckToken(1),
+            topic: "sluice.q".into(),
+            key: key.map(str::to_string),
+            attributes: BTreeMap::new(),
+            content_type: Some("application/json".into()),
+            body: body.to_vec(),
+            position: "sluice.q/0/7".into(),
+            redeliveries: 0,
+        }
+    }
+
+    fn created(i: &Intake) -> &NewJob {
+        i.request.create.as_ref().expect("a new job")
+    }
+
+    /// PostgreSQL refuses NUL in text and jsonb: a direct producer's NUL
+    /// never reaches the store (where it would fail the message for ever).
+    #[test]
+    fn nul_characters_of_direct_producers_never_reach_the_store() {
+        // a binary key (a Java LongSerializer's 42) of a good message
+        let i = intake(&plain(br#"{"a":1}"#, Some("\0\0*")), "q", 5, None);
+        assert!(i.poison.is_none());
+        assert_eq!(created(&i).key.as_deref(), Some("\u{FFFD}\u{FFFD}*"));
+        // a payload with a NUL string: dead at once, stored without it
+        let i = intake(&plain(br#"{"a":"x\u0000y"}"#, Some("k\0")), "q", 5, None);
+        assert!(
+            i.poison.as_deref().unwrap().contains("NUL"),
+            "{:?}",
+            i.poison
+        );
+        assert_eq!(created(&i).payload, serde_json::json!({"a": "x\u{FFFD}y"}));
+        assert_eq!(created(&i).key.as_deref(), Some("k\u{FFFD}"));
+        // not JSON, with a NUL byte: dead as before, its text without it
+        let i = intake(&plain(b"not json \0", None), "q", 5, None);
+        assert!(i.poison.is_some());
+        assert_eq!(
+            created(&i).payload,
+            Value::String("not json \u{FFFD}".into())
+        );
     }
 }

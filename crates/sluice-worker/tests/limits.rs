@@ -93,3 +93,30 @@ async fn an_attempt_past_its_timeout_fails_transiently_and_is_retried() {
     let error = job.last_error.unwrap_or_default();
     assert!(error.contains("timed out after 300 ms"), "{error}");
 }
+
+/// Panics on the first attempt, succeeds on the next.
+struct PanicsOnce;
+
+#[async_trait]
+impl Handler for PanicsOnce {
+    async fn handle(&self, job: &JobContext) -> Result<(), Failure> {
+        if job.attempt == 1 {
+            panic!("a bug in a Rust handler");
+        }
+        Ok(())
+    }
+}
+
+/// A handler's panic fails its attempt transiently: the job is retried
+/// instead of staying unfinished with its message never acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_fails_its_attempt_and_is_retried() {
+    let rig = Rig::new(queue("panics", HandlerConfig::Log)).await;
+    rig.start_with(Arc::new(PanicsOnce), None, WorkerOptions::default());
+    let id = rig.submit(json!({}), BTreeMap::new()).await;
+    let job = rig.wait_final(id).await;
+    assert_eq!(job.status, JobStatus::Succeeded);
+    assert_eq!(job.attempts, 2);
+    let error = job.last_error.unwrap_or_default();
+    assert!(error.contains("handler panicked"), "{error}");
+}
