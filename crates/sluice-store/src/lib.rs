@@ -140,6 +140,19 @@ pub trait AttemptStore: Send + Sync {
     /// status, attempt count and `updated_at`). Relays are notified after a
     /// commit that added outbox rows.
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>>;
+
+    /// Undoes the start of attempt `attempt` whose handler never ran (a job
+    /// started ahead of a free slot whose lease ran short while it waited):
+    /// while `lease` still holds the job at that attempt, the lease is
+    /// dropped and the attempt no longer counted, so the job's message,
+    /// delivered again, starts that same attempt at once. Returns whether
+    /// it was undone; an attempt whose lease was lost is left alone.
+    async fn abandon_attempt(
+        &self,
+        job_id: JobId,
+        lease: &LeaseToken,
+        attempt: u32,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Counts per queue and status, for metrics and operators.

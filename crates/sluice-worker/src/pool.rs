@@ -401,6 +401,7 @@ impl Worker {
                     let back = started.back_tx.clone();
                     let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
                     let attempts = started.attempts.clone();
+                    let store = self.store.clone();
                     let tx = started.done_tx.clone();
                     let recorder = started.recorder.clone();
                     // the probe is the first job this batch starts
@@ -424,12 +425,18 @@ impl Worker {
                         waiting.fetch_sub(1, Ordering::Relaxed);
                         // A job that waited for its slot until its lease can
                         // no longer cover the handler is not run: another
-                        // worker may have taken it over. Its delivery goes
-                        // back to the broker, which hands it out again.
+                        // worker may take it over. Its start is undone in
+                        // the store (the attempt never ran, so it must not
+                        // count), then its delivery goes back to the broker,
+                        // which hands it out again.
                         if waited && now_ms().saturating_add(timeout_ms) > active.lease_until {
                             limiter.lock().expect("limiter lock").abandoned();
                             if probe {
                                 recorder.probe_handed_back();
+                            }
+                            let job = active.job.id;
+                            if let Err(e) = store.abandon_attempt(job, &active.lease, active.attempt).await {
+                                tracing::warn!(job_id = %job, error = %e, "cannot undo the start of a job handed back; it is taken over once its lease lapses, its attempt counted");
                             }
                             let _ = back.send(d.token);
                             return;

@@ -174,6 +174,37 @@ pub async fn start_takes_over_expired_attempt(store: Arc<dyn Store>) {
     assert_eq!((after.status, after.attempts), (JobStatus::Succeeded, 2));
 }
 
+/// An abandoned start (its handler never ran) no longer counts: the same
+/// message starts that attempt again at once. A lease lost to a takeover
+/// abandons nothing.
+pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let a = started(start(store, job.id, Some(1), LONG).await);
+    let wrong = LeaseToken::new();
+    assert!(!store.abandon_attempt(job.id, &wrong, 1).await.unwrap());
+    assert!(!store.abandon_attempt(job.id, &a.lease, 2).await.unwrap());
+    assert!(store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
+    let after = store.get_job(job.id).await.unwrap();
+    assert_eq!(after.attempts, 0, "the abandoned attempt is not counted");
+    assert!(!store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
+    assert!(matches!(
+        finish(store, &a, Outcome::Succeeded).await,
+        Err(StoreError::LeaseLost)
+    ));
+    let b = started(start(store, job.id, Some(1), SHORT).await);
+    assert_eq!((b.attempt, b.job.attempts), (1, 1));
+    // taken over once its lease lapsed: the old holder abandons nothing
+    sleep_past(b.lease_until).await;
+    let c = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(c.attempt, 2);
+    assert!(!store.abandon_attempt(job.id, &b.lease, 1).await.unwrap());
+    finish(store, &c, Outcome::Succeeded).await.unwrap();
+    let done = store.get_job(job.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 2));
+}
+
 /// A completion after the lease expired is accepted when nobody took over.
 pub async fn late_completion_without_takeover_is_accepted(store: Arc<dyn Store>) {
     let store = &*store;

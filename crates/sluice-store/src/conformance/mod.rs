@@ -39,8 +39,8 @@ use serde_json::json;
 use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 
 use crate::{
-    ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, LostJob, NewJob, OutboxClaim,
-    OutboxKind, OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
+    ActiveAttempt, Completion, EnqueueRequest, Enqueued, Idempotency, LeaseToken, LostJob, NewJob,
+    OutboxClaim, OutboxKind, OutboxRow, Outcome, StartOutcome, StartRequest, Store, StoreError,
 };
 
 /// The longest any one case may run.
@@ -116,6 +116,7 @@ macro_rules! store_conformance {
             a_batch_of_starts_answers_each_in_order,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,
+            an_abandoned_attempt_starts_again_as_the_same_attempt,
             late_completion_without_takeover_is_accepted,
             start_missing_and_create_for_direct_producers,
             finish_success,

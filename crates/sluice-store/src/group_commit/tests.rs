@@ -108,6 +108,14 @@ impl AttemptStore for Counting {
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
         self.inner.finish_attempts(completions).await
     }
+    async fn abandon_attempt(
+        &self,
+        job_id: JobId,
+        lease: &crate::LeaseToken,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
+        self.inner.abandon_attempt(job_id, lease, attempt).await
+    }
 }
 
 #[async_trait]

@@ -16,7 +16,9 @@ use uuid::Uuid;
 use super::rows::{corrupt, get, pg_text, to_u32};
 use super::start::{plain, start_next, start_tx};
 use super::{millis, split_on_failure, Fail, PgStore};
-use crate::{AttemptStore, Completion, Outcome, StartOutcome, StartRequest, StoreError};
+use crate::{
+    AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest, StoreError,
+};
 
 #[async_trait]
 impl AttemptStore for PgStore {
@@ -81,6 +83,26 @@ impl AttemptStore for PgStore {
             self.finish_batch(std::slice::from_ref(&cs[i]))
         })
         .await
+    }
+
+    async fn abandon_attempt(
+        &self,
+        job_id: JobId,
+        lease: &LeaseToken,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
+        let pool = &self.pool;
+        let done = self
+            .run("abandon attempt", move || async move {
+                Ok(sqlx::query(include_str!("sql/attempt_abandon.sql"))
+                    .bind(job_id.as_uuid())
+                    .bind(&lease.0)
+                    .bind(i64::from(attempt))
+                    .execute(pool)
+                    .await?)
+            })
+            .await?;
+        Ok(done.rows_affected() > 0)
     }
 }
 

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_core::{now_ms, EpochMs, JobStatus};
+use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{insert_dead_letter_outbox, insert_job, insert_outbox, job_row, to_u32};
@@ -43,6 +43,25 @@ impl AttemptStore for SqliteStore {
             }
             Err(e) => completions.iter().map(|_| Err(dup_err(&e))).collect(),
         }
+    }
+
+    async fn abandon_attempt(
+        &self,
+        job_id: JobId,
+        lease: &LeaseToken,
+        attempt: u32,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let undone = sqlx::query(include_str!("sql/attempt_abandon.sql"))
+            .bind(job_id.to_string())
+            .bind(&lease.0)
+            .bind(i64::from(attempt))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        tx.commit().await.map_err(map_err)?;
+        Ok(undone > 0)
     }
 }
 
