@@ -109,9 +109,10 @@ pub(crate) fn queue_scaling(f: &crate::scaling::ScalingFigures) {
     metrics::gauge!(QUEUE_OLDEST_PENDING_AGE_SECONDS, "queue" => q())
         .set(f.oldest_pending_age_seconds);
     metrics::gauge!(OUTBOX_OLDEST_AGE_SECONDS, "queue" => q()).set(f.relay_lag_seconds);
-    if let Some(lag) = f.consumer_lag {
-        metrics::gauge!(QUEUE_CONSUMER_LAG_MESSAGES, "queue" => q()).set(lag as f64);
-    }
+    // NaN while the broker cannot tell: the last known lag would be a stale
+    // figure that autoscaling and alerts take for a current one
+    let lag = f.consumer_lag.map_or(f64::NAN, |lag| lag as f64);
+    metrics::gauge!(QUEUE_CONSUMER_LAG_MESSAGES, "queue" => q()).set(lag);
 }
 
 /// Counts `n` newly stored jobs of a configured queue.
@@ -148,5 +149,45 @@ fn method_label(m: &Method) -> &'static str {
         Method::HEAD => "HEAD",
         Method::OPTIONS => "OPTIONS",
         _ => "other",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use metrics_exporter_prometheus::PrometheusBuilder;
+
+    use super::*;
+    use crate::scaling::ScalingFigures;
+
+    /// The consumer lag sample of queue `q` in `text`.
+    fn lag(text: &str) -> Option<String> {
+        text.lines()
+            .find(|l| l.starts_with("sluice_queue_consumer_lag_messages{") && l.contains("\"q\""))
+            .and_then(|l| l.rsplit(' ').next())
+            .map(str::to_string)
+    }
+
+    #[test]
+    fn a_consumer_lag_the_broker_cannot_tell_is_nan_not_the_last_one() {
+        let recorder = PrometheusBuilder::new().build_recorder();
+        let handle = recorder.handle();
+        let _guard = metrics::set_default_local_recorder(&recorder);
+        let mut f = ScalingFigures {
+            queue: "q".into(),
+            backlog: 0,
+            pending: 0,
+            published: 0,
+            in_flight: 0,
+            retrying: 0,
+            dead: 0,
+            oldest_pending_age_seconds: 0.0,
+            relay_lag_seconds: 0.0,
+            consumer_lag: Some(5),
+        };
+        queue_scaling(&f);
+        assert_eq!(lag(&handle.render()).as_deref(), Some("5"));
+        f.consumer_lag = None;
+        queue_scaling(&f);
+        assert_eq!(lag(&handle.render()).as_deref(), Some("NaN"));
     }
 }
