@@ -70,18 +70,7 @@ pub(crate) fn intake(
                     "payload holds a NUL character (\\u0000), which sluice does not accept";
                 (json_without_nul(env.data), Some(reason.to_string()))
             } else {
-                let poison = validator.and_then(|v| {
-                    let errors: Vec<String> = v
-                        .iter_errors(&env.data)
-                        .take(5)
-                        .map(|e| format!("{}: {}", e.instance_path(), e))
-                        .collect();
-                    (!errors.is_empty()).then(|| {
-                        let reason =
-                            format!("payload fails the queue schema: {}", errors.join("; "));
-                        without_nul(reason)
-                    })
-                });
+                let poison = validator.and_then(|v| schema_violation(v, &env.data));
                 (env.data, poison)
             };
             let key = env.sluicekey.or_else(|| d.key.clone()).map(without_nul);
@@ -113,6 +102,22 @@ pub(crate) fn intake(
             }
         }
     }
+}
+
+/// Why `payload` fails the queue's schema (its first five violations), or
+/// `None` when it passes.
+pub(crate) fn schema_violation(schema: &jsonschema::Validator, payload: &Value) -> Option<String> {
+    let errors: Vec<String> = schema
+        .iter_errors(payload)
+        .take(5)
+        .map(|e| format!("{}: {}", e.instance_path(), e))
+        .collect();
+    (!errors.is_empty()).then(|| {
+        without_nul(format!(
+            "payload fails the queue schema: {}",
+            errors.join("; ")
+        ))
+    })
 }
 
 #[cfg(test)]

@@ -16,7 +16,7 @@ use crate::ahead::start_ahead;
 use crate::attempt::{done, Attempts};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
-use crate::intake::{intake, Intake};
+use crate::intake::{intake, schema_violation, Intake};
 use crate::limit::Limiter;
 use crate::pause::PauseState;
 use crate::report::report_limit;
@@ -384,7 +384,16 @@ impl Worker {
         for ((d, i), outcome) in batch.deliveries.into_iter().zip(intakes).zip(outcomes) {
             match outcome {
                 Ok(StartOutcome::Started(active)) => {
-                    if let Some(reason) = i.poison {
+                    // a replayed job meets the queue's schema again: a
+                    // direct producer's message that died for its payload
+                    // reaches the handler only if the schema now takes it
+                    let poison = i.poison.or_else(|| {
+                        let schema = self.validator.as_deref();
+                        (active.job.replay_count > 0)
+                            .then(|| schema.and_then(|v| schema_violation(v, &active.job.payload)))
+                            .flatten()
+                    });
+                    if let Some(reason) = poison {
                         tracing::warn!(job_id = %active.job.id, queue = %cfg.name, reason = %reason, "undecodable or invalid message dead-lettered");
                         let _ = started.done_tx.send(done(
                             d.token,

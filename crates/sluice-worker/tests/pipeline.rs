@@ -137,6 +137,19 @@ impl Handler for Recorder {
     }
 }
 
+/// CloudEvents binary-mode attributes of event `id` from `/billing`.
+fn binary(id: &str) -> BTreeMap<String, String> {
+    [
+        ("specversion", "1.0"),
+        ("id", id),
+        ("source", "/billing"),
+        ("type", "invoice"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_producers_binary_structured_plain_and_poison() {
     let rig = Rig::new(queue("direct", HandlerConfig::Log)).await;
@@ -145,16 +158,7 @@ async fn direct_producers_binary_structured_plain_and_poison() {
     rig.start(recorder.clone(), Some(schema));
 
     // CloudEvents binary mode with a non-UUID id: the job id is a v5 of source and id
-    let mut attrs = BTreeMap::new();
-    for (k, v) in [
-        ("specversion", "1.0"),
-        ("id", "order-1"),
-        ("source", "/billing"),
-        ("type", "invoice"),
-    ] {
-        attrs.insert(k.to_string(), v.to_string());
-    }
-    rig.publish_direct(attrs, Some("application/json"), br#"{"n": 1}"#)
+    rig.publish_direct(binary("order-1"), Some("application/json"), br#"{"n": 1}"#)
         .await;
     // structured mode with a UUID id: that is the job id
     let uuid_id = JobId::new();
@@ -216,6 +220,74 @@ async fn direct_producers_binary_structured_plain_and_poison() {
     let stats = rig.store.queue_stats().await.unwrap();
     let s = stats.iter().find(|s| s.queue == "direct").unwrap();
     assert_eq!((s.succeeded, s.dead), (3, 2), "{s:?}");
+}
+
+/// Replays `id` from the dead letters, as the admin API does.
+async fn replay(rig: &Rig, id: JobId) {
+    let request = sluice_store::NewReplay {
+        id: uuid::Uuid::new_v4(),
+        request: json!({"ids": 1}),
+        ids: vec![id],
+        rate_per_second: None,
+        max_replays: 3,
+        idempotency: None,
+        actor: "test".into(),
+    };
+    let (r, _) = rig.store.create_replay(request).await.unwrap();
+    let done = rig.store.replay_from_snapshot(r.id, 0, 1, 3).await.unwrap();
+    assert!(matches!(done[..], [(_, Ok(()))]), "{done:?}");
+}
+
+/// Waits (at most 20 s) until `id` is final after its first replay.
+async fn wait_replayed_final(rig: &Rig, id: JobId) -> sluice_store::JobRecord {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = rig.store.get_job(id).await.unwrap();
+        if j.replay_count == 1 && j.status.is_final() {
+            return j;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "replayed job {id} not final in time"
+        );
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}
+
+/// A replayed job meets the queue's schema again: a direct producer's
+/// message that died for its payload dies again at once instead of reaching
+/// the handler, while a replayed job that passes runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replayed_job_that_fails_the_schema_never_reaches_the_handler() {
+    let rig = Rig::new(queue("replayed", HandlerConfig::Log)).await;
+    let recorder = Arc::new(Recorder::default());
+    rig.start(
+        recorder.clone(),
+        Some(json!({"type": "object", "required": ["n"]})),
+    );
+    rig.publish_direct(binary("bad-1"), Some("application/json"), br#"{"m": 3}"#)
+        .await;
+    let bad = JobId::derived("/billing", "bad-1");
+    assert_eq!(rig.wait_final(bad).await.status, JobStatus::Dead);
+    let good = rig
+        .submit(json!({"n": 1, "fail": true}), BTreeMap::new())
+        .await;
+    assert_eq!(rig.wait_final(good).await.status, JobStatus::Dead);
+
+    replay(&rig, bad).await;
+    replay(&rig, good).await;
+    let bad_job = wait_replayed_final(&rig, bad).await;
+    assert_eq!(bad_job.status, JobStatus::Dead);
+    let error = bad_job.last_error.unwrap_or_default();
+    assert!(error.contains("schema"), "{error}");
+    let good_job = wait_replayed_final(&rig, good).await;
+    assert_eq!(good_job.status, JobStatus::Dead, "asked to fail again");
+    let handled: Vec<JobId> = recorder.0.lock().unwrap().iter().map(|c| c.id).collect();
+    assert!(
+        !handled.contains(&bad),
+        "a schema-failing payload reached the handler"
+    );
+    assert_eq!(handled.iter().filter(|id| **id == good).count(), 2);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
