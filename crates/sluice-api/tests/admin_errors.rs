@@ -36,6 +36,11 @@ async fn bad_input_is_refused_and_changes_nothing() {
             .await,
         StatusCode::BAD_REQUEST,
     );
+    // PostgreSQL holds no NUL character: a filter with one is bad input
+    assert_problem(
+        &t.get("/admin/v1/dead-letters?error_contains=a%00b").await,
+        StatusCode::BAD_REQUEST,
+    );
     for uri in [
         format!("/admin/v1/dead-letters/{unknown}"),
         "/admin/v1/dead-letters/not-a-uuid".to_string(),
@@ -77,6 +82,7 @@ async fn bad_input_is_refused_and_changes_nothing() {
         json!({"ids": ["not-a-uuid"]}),
         json!({"queue": "bad name"}),
         json!({"error_contains": long}),
+        json!({"error_contains": "a\u{0}b"}),
         json!({"colour": "red"}),
         json!({"dry_run": "yes"}),
         json!([1, 2]),

@@ -110,7 +110,8 @@ pub(crate) fn schema_violation(schema: &jsonschema::Validator, payload: &Value) 
     let errors: Vec<String> = schema
         .iter_errors(payload)
         .take(5)
-        .map(|e| format!("{}: {}", e.instance_path(), e))
+        // masked: the rule, not the value (the reason is logged)
+        .map(|e| format!("{}: {}", e.instance_path(), e.masked()))
         .collect();
     (!errors.is_empty()).then(|| {
         without_nul(format!(

@@ -71,12 +71,14 @@ pub(crate) fn queue_filter(q: Option<&str>) -> Result<Option<String>, ApiError> 
     }
 }
 
-/// An `error_contains` filter: at most [`MAX_ERROR_FILTER_LEN`] bytes.
+/// An `error_contains` filter: at most [`MAX_ERROR_FILTER_LEN`] bytes, no
+/// NUL character (no stored error holds one).
 pub(crate) fn error_filter(e: Option<&str>) -> Result<Option<String>, ApiError> {
     match e {
         Some(e) if e.len() > MAX_ERROR_FILTER_LEN => Err(bad(&format!(
             "error_contains must be at most {MAX_ERROR_FILTER_LEN} bytes"
         ))),
+        Some(e) if e.contains('\0') => Err(bad("error_contains must not hold a NUL character")),
         Some(e) if !e.is_empty() => Ok(Some(e.to_string())),
         _ => Ok(None),
     }

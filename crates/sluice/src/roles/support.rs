@@ -12,30 +12,31 @@ use sluice_broker::Broker;
 use sluice_store::Store;
 use tokio::net::TcpListener;
 
-/// Hides the secrets of a URL: the password of its user info (everything
-/// between the first `:` and the last `@` before the query, so that a
-/// password with an unencoded `@` or `/` is hidden whole) and the value of
-/// every query parameter whose name says secret (`password`, `sslpassword`,
-/// `token`, …), as in `scheme://user:****@host/db?password=****`.
+/// Hides the secrets of a URL: the password of its user info and the value
+/// of every query parameter whose name says secret (`password`,
+/// `sslpassword`, `token`, …), as in `scheme://user:****@host/db?password=****`.
+/// The password runs from the first `:` after a plain user name to the last
+/// `@` of the URL, so a password with an unencoded `@`, `/`, `?` or `#`
+/// (which URL parsers reject or split elsewhere) is hidden whole; an `@` in
+/// a path or query hides more than the password, never less.
 pub fn redact(url: &str) -> String {
     let Some(scheme_end) = url.find("://") else {
         return url.to_string();
     };
     let (head, rest) = url.split_at(scheme_end + 3);
-    let before_query = rest.find(['?', '#']).unwrap_or(rest.len());
     let mut out = String::with_capacity(url.len());
     out.push_str(head);
-    let tail = match rest[..before_query].rfind('@') {
+    let password_end = rest.rmatch_indices('@').map(|(at, _)| at).find(|&at| {
+        rest[..at]
+            .split_once(':')
+            .is_some_and(|(user, _)| !user.contains(['/', '?', '#', '[', ']', '@']))
+    });
+    let tail = match password_end {
         Some(at) => {
-            let (userinfo, tail) = rest.split_at(at);
-            match userinfo.split_once(':') {
-                Some((user, _)) => {
-                    out.push_str(user);
-                    out.push_str(":****");
-                }
-                None => out.push_str(userinfo),
-            }
-            tail
+            let user = rest[..at].split_once(':').map_or("", |(user, _)| user);
+            out.push_str(user);
+            out.push_str(":****");
+            &rest[at..]
         }
         None => rest,
     };
@@ -175,10 +176,18 @@ mod tests {
 
     #[test]
     fn an_unencoded_at_sign_in_a_password_hides_all_of_it() {
-        // URL parsers take the last `@` of the authority as its end
+        // whatever ends the authority for URL parsers, the password is hidden whole
         let r = redact("postgres://u:p@ss@h:5432/db");
         assert_eq!(r, "postgres://u:****@h:5432/db");
         assert_eq!(redact("postgres://u:a/b@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact("postgres://u:p?s#s@h/db"), "postgres://u:****@h/db");
+        assert_eq!(redact("postgres://u:p@s/s@h/db"), "postgres://u:****@h/db");
+        // an IPv6 host, and an `@` in a path with no user info
+        assert_eq!(
+            redact("postgres://u:p@[::1]:5432/db"),
+            "postgres://u:****@[::1]:5432/db"
+        );
+        assert_eq!(redact("http://[::1]:8080/a@b"), "http://[::1]:8080/a@b");
     }
 
     #[test]
