@@ -11,7 +11,7 @@ use sluice_broker::AckToken;
 use sluice_core::{
     decide, now_ms, without_nul, Decision, Failure, FailureKind, JobId, RetryPolicy,
 };
-use sluice_store::{ActiveAttempt, Completion, LeaseToken, Outcome};
+use sluice_store::{ActiveAttempt, Completion, LeaseToken, Outcome, Store};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
@@ -41,9 +41,11 @@ pub(crate) fn done(
 }
 
 /// How one pool runs its attempts: its handler, retry policy and timeout,
-/// and its queue's metrics, registered once rather than looked up per job.
+/// the store (to undo a start that never ran), and its queue's metrics,
+/// registered once rather than looked up per job.
 pub(crate) struct Attempts {
     handler: Arc<dyn Handler>,
+    store: Arc<dyn Store>,
     policy: RetryPolicy,
     timeout: Duration,
     queue: String,
@@ -56,6 +58,7 @@ pub(crate) struct Attempts {
 impl Attempts {
     pub(crate) fn new(
         handler: Arc<dyn Handler>,
+        store: Arc<dyn Store>,
         policy: RetryPolicy,
         timeout: Duration,
         queue: &str,
@@ -64,6 +67,7 @@ impl Attempts {
         let handled = |outcome: &'static str| metrics::histogram!("sluice_handler_duration_seconds", "queue" => label(), "outcome" => outcome);
         Self {
             handler,
+            store,
             policy,
             timeout,
             queue: queue.to_string(),
@@ -71,6 +75,22 @@ impl Attempts {
             start_delay: metrics::histogram!("sluice_job_start_delay_seconds", "queue" => label()),
             handled_ok: handled("success"),
             handled_failed: handled("failure"),
+        }
+    }
+
+    /// Undoes the start of an attempt whose handler will not run (its lease
+    /// ran short while it waited for a slot), so that it does not count;
+    /// its message is then handed back to the broker. When the store cannot
+    /// be reached the attempt stays counted, and the job is taken over once
+    /// its lease lapses.
+    pub(crate) async fn abandon(&self, active: &ActiveAttempt) {
+        let job = active.job.id;
+        let undone = self
+            .store
+            .abandon_attempt(job, &active.lease, active.attempt)
+            .await;
+        if let Err(e) = undone {
+            tracing::warn!(job_id = %job, error = %e, "cannot undo the start of a job handed back; it is taken over once its lease lapses, its attempt counted");
         }
     }
 

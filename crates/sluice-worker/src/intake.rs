@@ -89,8 +89,8 @@ pub(crate) fn intake(
             let body = String::from_utf8_lossy(&d.body)
                 .chars()
                 .take(64 * 1024)
-                .map(|c| if c == '\0' { '\u{FFFD}' } else { c })
                 .collect::<String>();
+            let body = without_nul(body);
             let key = d.key.clone().map(without_nul);
             Intake {
                 request: StartRequest {

@@ -162,6 +162,7 @@ impl Worker {
         let flusher = tokio::spawn(flusher.run(done_rx, ack_tx));
         let attempts = Arc::new(Attempts::new(
             self.queue.handler.clone(),
+            self.store.clone(),
             cfg.backoff.clone(),
             self.timeout,
             &cfg.name,
@@ -410,7 +411,6 @@ impl Worker {
                     let back = started.back_tx.clone();
                     let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
                     let attempts = started.attempts.clone();
-                    let store = self.store.clone();
                     let tx = started.done_tx.clone();
                     let recorder = started.recorder.clone();
                     // the probe is the first job this batch starts
@@ -443,10 +443,7 @@ impl Worker {
                             if probe {
                                 recorder.probe_handed_back();
                             }
-                            let job = active.job.id;
-                            if let Err(e) = store.abandon_attempt(job, &active.lease, active.attempt).await {
-                                tracing::warn!(job_id = %job, error = %e, "cannot undo the start of a job handed back; it is taken over once its lease lapses, its attempt counted");
-                            }
+                            attempts.abandon(&active).await;
                             let _ = back.send(d.token);
                             return;
                         }
