@@ -1,5 +1,7 @@
 use std::collections::BTreeMap;
 
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -207,15 +209,41 @@ pub fn decode_message(raw: RawMessage<'_>) -> Result<Envelope, CoreError> {
     }
     let value = parse_json(raw.body)?;
     if ct.starts_with("application/cloudevents+json") {
-        let env: Envelope = serde_json::from_value(value)
-            .map_err(|e| CoreError::Decode(format!("invalid structured CloudEvent: {e}")))?;
-        return env.check();
+        return structured(value);
     }
     let id = JobId::derived(POSITION_SOURCE, raw.position);
     let mut env = Envelope::new(id, "", value);
     env.sluicequeue = None;
     env.source = POSITION_SOURCE.into();
     Ok(env)
+}
+
+/// A structured-mode event. Its data is `data` or else `data_base64`, whose
+/// decoded bytes must be JSON as well: a payload is JSON, so an event
+/// carrying other bytes is refused rather than run with no payload.
+fn structured(mut value: Value) -> Result<Envelope, CoreError> {
+    let encoded = value.as_object_mut().and_then(|o| {
+        let b64 = o.remove("data_base64")?;
+        Some((b64, o.contains_key("data")))
+    });
+    let mut env: Envelope = serde_json::from_value(value)
+        .map_err(|e| CoreError::Decode(format!("invalid structured CloudEvent: {e}")))?;
+    if let Some((b64, with_data)) = encoded {
+        if with_data {
+            return Err(CoreError::Decode(
+                "invalid structured CloudEvent: both data and data_base64".into(),
+            ));
+        }
+        let text = b64.as_str().ok_or_else(|| {
+            CoreError::Decode("invalid structured CloudEvent: data_base64 is not a string".into())
+        })?;
+        let bytes = STANDARD.decode(text).map_err(|e| {
+            CoreError::Decode(format!("invalid structured CloudEvent: data_base64: {e}"))
+        })?;
+        env.data = serde_json::from_slice(&bytes)
+            .map_err(|e| CoreError::Decode(format!("data_base64 is not JSON: {e}")))?;
+    }
+    env.check()
 }
 
 #[cfg(test)]
@@ -306,6 +334,31 @@ mod tests {
         .unwrap();
         assert_eq!(d.data, json!({"x": true}));
         assert_eq!(d.job_id(), JobId::derived("svc", "abc"));
+    }
+
+    #[test]
+    fn structured_data_base64_is_the_payload_when_it_is_json() {
+        let none = BTreeMap::new();
+        let ce = Some("application/cloudevents+json");
+        let event = |rest: &str| {
+            format!(r#"{{"specversion":"1.0","id":"a","source":"s","type":"t"{rest}}}"#)
+        };
+        // {"x":1}
+        let body = event(r#","data_base64":"eyJ4IjoxfQ==""#);
+        let d = decode_message(raw(&none, ce, body.as_bytes())).unwrap();
+        assert_eq!(d.data, json!({"x": 1}));
+        assert_eq!(d.job_id(), JobId::derived("s", "a"));
+        // bytes that are not JSON, not base64, not a string, or both fields
+        for (rest, says) in [
+            (r#","data_base64":"/w==""#, "data_base64 is not JSON"),
+            (r#","data_base64":"%%%""#, "data_base64"),
+            (r#","data_base64":7"#, "not a string"),
+            (r#","data":1,"data_base64":"MQ==""#, "both"),
+        ] {
+            let body = event(rest);
+            let err = decode_message(raw(&none, ce, body.as_bytes())).unwrap_err();
+            assert!(err.to_string().contains(says), "{rest}: {err}");
+        }
     }
 
     #[test]
