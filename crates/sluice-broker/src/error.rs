@@ -19,6 +19,11 @@ pub enum BrokerError {
     /// The topology on the broker differs from what sluice needs.
     #[error("topology mismatch: {0}")]
     Topology(String),
+    /// The subscription has ended for good (its consumer stopped) and will
+    /// deliver nothing more; its deliveries not yet acknowledged go to other
+    /// consumers. Subscribe again, or stop.
+    #[error("subscription closed: {0}")]
+    Closed(String),
 }
 
 impl BrokerError {

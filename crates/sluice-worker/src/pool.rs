@@ -121,7 +121,9 @@ impl Worker {
     /// Runs until `shutdown` is cancelled, then drains: stops receiving, lets
     /// in-flight jobs finish within the grace period, records their outcomes
     /// and acknowledges them. Jobs still running after the grace period are
-    /// abandoned un-acked, so the broker redelivers them.
+    /// abandoned un-acked, so the broker redelivers them. If the subscription
+    /// closes for good ([`BrokerError::Closed`](sluice_broker::BrokerError)),
+    /// it drains the same way and returns that error.
     ///
     /// The pool's per-job series go to the `metrics` recorder in effect
     /// when it starts: it registers them once, at 0 (see docs/metrics.md).
@@ -185,6 +187,9 @@ impl Worker {
         // A received batch whose attempts start (one store round trip)
         // while the next receive runs.
         let mut pending: Option<Batch> = None;
+        // set when the subscription ends for good: the pool drains, then
+        // fails, so that its process does not run on without the queue
+        let mut closed = None;
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
@@ -294,6 +299,11 @@ impl Worker {
                         });
                     }
                 }
+                Some(Err(e @ sluice_broker::BrokerError::Closed(_))) => {
+                    tracing::error!(queue = %cfg.name, error = %e, "subscription closed; the worker stops");
+                    closed = Some(e);
+                    break;
+                }
                 Some(Err(e)) => {
                     errors += 1;
                     let wait = Duration::from_millis(100 * u64::from(errors.min(50)));
@@ -324,7 +334,10 @@ impl Worker {
         reporting.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
         tracing::info!(queue = %cfg.name, "worker stopped");
-        Ok(())
+        match closed {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
     }
 
     /// Acks what is waiting; returns how many were acked.

@@ -103,5 +103,6 @@ fn copy(e: &BrokerError) -> BrokerError {
         BrokerError::Topology(s) => BrokerError::Topology(s.clone()),
         BrokerError::BackendDisabled(s) => BrokerError::BackendDisabled(s),
         BrokerError::Unavailable(s) => BrokerError::Unavailable(s.clone()),
+        BrokerError::Closed(s) => BrokerError::Closed(s.clone()),
     }
 }

@@ -178,7 +178,11 @@ fn unstick(consumer: &BaseConsumer<Context>, shared: &Shared) {
 /// Runs the consumer until the subscription stops it: commits what was
 /// acknowledged, then leaves the group (revoking, so committing nothing more).
 /// `buffer` is how many fetched messages may wait before fetching pauses.
-pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
+pub(crate) fn run(client: BaseConsumer<Context>, shared: Arc<Shared>, buffer: usize) {
+    // however the thread ends (a panic too), the subscription learns it,
+    // after the consumer (declared later, dropped first) has left the group
+    let _stopped = StoppedOnExit(shared.clone());
+    let consumer = client;
     let buffer = buffer.max(1);
     let mut stall_check = std::time::Instant::now();
     let mut last_commit = std::time::Instant::now();
@@ -268,8 +272,19 @@ pub(crate) fn run(consumer: BaseConsumer<Context>, shared: Arc<Shared>, buffer: 
     }
     commit(&consumer, &shared);
     drop(consumer); // closes: leaves the group, revoking every partition
-    shared.stopped.store(true, Ordering::Release);
-    shared.wake.notify_one();
+}
+
+/// Marks the consumer thread ended when dropped, and wakes the subscriber.
+struct StoppedOnExit(Arc<Shared>);
+
+impl Drop for StoppedOnExit {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            tracing::error!(topic = %self.0.topic, "kafka consumer thread panicked; its subscription is closed");
+        }
+        self.0.stopped.store(true, Ordering::Release);
+        self.0.wake.notify_one();
+    }
 }
 
 /// Pauses or resumes every assigned partition whose state differs; returns

@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use rdkafka::message::{BorrowedMessage, Header, Headers, OwnedHeaders};
+use rdkafka::bindings;
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::Message;
 
 use crate::{AckToken, Delivery, OutgoingMessage};
@@ -38,20 +39,11 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
 /// `content-type` header (any case) the content type, and the position is
 /// `topic/partition/offset`.
 pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
-    let mut attributes = BTreeMap::new();
-    let mut content_type = None;
-    if let Some(headers) = msg.headers() {
-        for h in headers.iter() {
-            let value = String::from_utf8_lossy(h.value.unwrap_or_default()).into_owned();
-            if let Some(name) = h.key.strip_prefix(CE_PREFIX) {
-                if !name.is_empty() {
-                    attributes.insert(name.to_string(), value);
-                }
-            } else if h.key.eq_ignore_ascii_case(CONTENT_TYPE) {
-                content_type = Some(value);
-            }
-        }
-    }
+    let (attributes, content_type) = match msg.headers() {
+        // rdkafka makes a `&BorrowedHeaders` by casting librdkafka's pointer
+        Some(h) => attributes_of(raw_headers(std::ptr::from_ref(h).cast())),
+        None => (BTreeMap::new(), None),
+    };
     Delivery {
         token: AckToken(0),
         topic: msg.topic().to_string(),
@@ -64,10 +56,110 @@ pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
     }
 }
 
+/// The CloudEvents attributes and content type among `headers`. A header
+/// whose name is not UTF-8 is neither, and is left out.
+fn attributes_of<'a>(
+    headers: impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)>,
+) -> (BTreeMap<String, String>, Option<String>) {
+    let mut attributes = BTreeMap::new();
+    let mut content_type = None;
+    for (key, value) in headers {
+        let Ok(key) = std::str::from_utf8(key) else {
+            continue;
+        };
+        let value = String::from_utf8_lossy(value.unwrap_or_default()).into_owned();
+        if let Some(name) = key.strip_prefix(CE_PREFIX) {
+            if !name.is_empty() {
+                attributes.insert(name.to_string(), value);
+            }
+        } else if key.eq_ignore_ascii_case(CONTENT_TYPE) {
+            content_type = Some(value);
+        }
+    }
+    (attributes, content_type)
+}
+
+/// Every header's name and value, as bytes, of the librdkafka header list
+/// `list`, which must stay alive and unchanged for `'a`. A producer may name
+/// a header with any bytes, and rdkafka's own accessors (`Headers::iter`,
+/// `get`, `try_get`) panic on a name that is not UTF-8, which would end the
+/// consumer thread on one record; this reads them as librdkafka gives them.
+#[allow(unsafe_code)]
+fn raw_headers<'a>(
+    list: *const bindings::rd_kafka_headers_t,
+) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+    let mut idx = 0;
+    std::iter::from_fn(move || {
+        let mut name: *const std::ffi::c_char = std::ptr::null();
+        let mut value: *const std::ffi::c_void = std::ptr::null();
+        let mut size = 0usize;
+        // SAFETY: `list` is a live header list (the caller's promise);
+        // librdkafka sets `name` to a NUL-terminated string and `value` to
+        // `size` bytes or null, both owned by the list, or returns an error
+        // past the last header.
+        let err = unsafe {
+            bindings::rd_kafka_header_get_all(list, idx, &mut name, &mut value, &mut size)
+        };
+        if err != bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR || name.is_null() {
+            return None;
+        }
+        idx += 1;
+        // SAFETY: as above; the list, and so both, outlive `'a`.
+        Some(unsafe {
+            (
+                std::ffi::CStr::from_ptr(name).to_bytes(),
+                (!value.is_null()).then(|| std::slice::from_raw_parts(value.cast::<u8>(), size)),
+            )
+        })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::message::Headers;
     use sluice_core::JobId;
+
+    /// A record whose header name is not UTF-8 (any bytes are allowed: Go
+    /// clients take names as `[]byte`) is read, that header left out.
+    #[test]
+    #[allow(unsafe_code)]
+    fn a_header_name_that_is_not_utf8_is_left_out() {
+        let headers: [(&[u8], &[u8]); 4] = [
+            (b"\xffk", b"x"),
+            (b"ce_id", b"a"),
+            (b"ce_\xfe", b"y"),
+            (b"Content-Type", b"application/json"),
+        ];
+        // SAFETY: a list made, filled and destroyed here; names and values
+        // are copied in by librdkafka
+        let list = unsafe { bindings::rd_kafka_headers_new(headers.len()) };
+        for (name, value) in headers {
+            let err = unsafe {
+                bindings::rd_kafka_header_add(
+                    list,
+                    name.as_ptr().cast(),
+                    name.len() as isize,
+                    value.as_ptr().cast(),
+                    value.len() as isize,
+                )
+            };
+            assert_eq!(
+                err,
+                bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            );
+        }
+        let read: Vec<_> = raw_headers(list).collect();
+        assert_eq!(read.len(), 4);
+        assert_eq!(read[0], (&b"\xffk"[..], Some(&b"x"[..])));
+        let (attributes, content_type) = attributes_of(raw_headers(list));
+        unsafe { bindings::rd_kafka_headers_destroy(list) };
+        assert_eq!(
+            attributes,
+            BTreeMap::from([("id".to_string(), "a".to_string())])
+        );
+        assert_eq!(content_type.as_deref(), Some("application/json"));
+    }
 
     #[test]
     fn every_attribute_becomes_its_ce_header() {

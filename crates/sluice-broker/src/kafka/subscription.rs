@@ -165,7 +165,10 @@ impl Subscription for KafkaSubscription {
                 return Ok(got);
             }
             if self.shared.stopped.load(Ordering::Acquire) {
-                return Err(BrokerError::Unavailable("kafka consumer stopped".into()));
+                return Err(BrokerError::Closed(format!(
+                    "kafka consumer of {} stopped",
+                    self.shared.topic
+                )));
             }
             let until = due.map_or(deadline, |d| Instant::from_std(d).min(deadline));
             let _ = tokio::time::timeout_at(until, woken).await;

@@ -56,6 +56,18 @@ impl Rig {
         schema: Option<Value>,
         options: WorkerOptions,
     ) {
+        self.start_relay();
+        let wq = WorkerQueue {
+            config: self.queue.clone(),
+            schema,
+            handler,
+        };
+        let worker = Worker::new(self.store.clone(), self.broker.clone(), wq, options).unwrap();
+        tokio::spawn(worker.run(self.shutdown.child_token()));
+    }
+
+    /// Starts the relay alone (stopped with the rig).
+    pub fn start_relay(&self) {
         let relay = sluice_relay::Relay::new(
             self.store.clone(),
             self.broker.publisher(),
@@ -64,13 +76,6 @@ impl Rig {
         )
         .unwrap();
         tokio::spawn(relay.run(self.shutdown.child_token()));
-        let wq = WorkerQueue {
-            config: self.queue.clone(),
-            schema,
-            handler,
-        };
-        let worker = Worker::new(self.store.clone(), self.broker.clone(), wq, options).unwrap();
-        tokio::spawn(worker.run(self.shutdown.child_token()));
     }
 
     pub async fn submit(&self, payload: Value, headers: BTreeMap<String, String>) -> JobId {

@@ -179,6 +179,8 @@ pub async fn run_roles(
     let health = Health::new(checks);
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
+    // the first role that failed, which the process exits with
+    let failed: Arc<std::sync::Mutex<Option<anyhow::Error>>> = Arc::default();
 
     if let Some(broker) = &broker {
         if roles.relay {
@@ -215,9 +217,16 @@ pub async fn run_roles(
                     Worker::new(store.clone(), broker.clone(), wq, config.worker.options())?;
                 let token = shutdown.child_token();
                 let name = q.name.clone();
+                let (stop, failed) = (shutdown.clone(), failed.clone());
+                // a worker that fails stops the process, which exits with
+                // its error for a supervisor to restart it, rather than
+                // running on without the queue
                 tasks.spawn(async move {
                     if let Err(e) = worker.run(token).await {
-                        tracing::error!(queue = %name, error = %e, "worker failed");
+                        tracing::error!(queue = %name, error = %e, "worker failed; stopping");
+                        let e = anyhow::Error::new(e).context(format!("worker of queue {name}"));
+                        failed.lock().expect("failure slot").get_or_insert(e);
+                        stop.cancel();
                     }
                 });
             }
@@ -302,6 +311,11 @@ pub async fn run_roles(
         state.stop_replays(Duration::from_secs(5)).await;
     }
     while tasks.join_next().await.is_some() {}
+    if let Some(e) = failed.lock().expect("failure slot").take() {
+        if result.is_ok() {
+            result = Err(e);
+        }
+    }
     servers_stop.cancel();
     while let Some(r) = servers.join_next().await {
         let r = r.context("server task failed").and_then(|r| r);
