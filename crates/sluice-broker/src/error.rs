@@ -5,9 +5,16 @@ pub enum BrokerError {
     /// retry later.
     #[error("broker unavailable: {0}")]
     Unavailable(String),
-    /// The broker refused the message for good (for example too large).
+    /// The broker refused the message for good for where it goes (an
+    /// unknown or forbidden topic, no route): others to the same place fail
+    /// too until the broker is set up.
     #[error("message rejected: {0}")]
     Rejected(String),
+    /// The broker refused this message itself for good (too large, an
+    /// invalid record): sending it again fails again, while other messages
+    /// to the same place may pass.
+    #[error("message refused: {0}")]
+    Refused(String),
     /// The URL is malformed or names an unknown scheme.
     #[error("invalid broker url: {0}")]
     InvalidUrl(String),

@@ -346,6 +346,26 @@ async fn messages_carry_cloudevents_binary_headers() {
     assert_eq!(headers, expected);
 }
 
+/// A message larger than the producer may send is refused for good (the
+/// relay dead-letters its job), not an unknown outcome to send again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_is_refused() {
+    let Some((broker, _topics)) = open("&partitions=1") else {
+        return;
+    };
+    let topic = declared(&broker, "large").await;
+    let mut m = message(&topic, 0);
+    // librdkafka's message.max.bytes is 1,000,000 by default
+    m.body = format!("\"{}\"", "x".repeat(1_100_000)).into_bytes();
+    let small = message(&topic, 1);
+    let results = broker.publisher().publish(vec![m, small]).await;
+    assert!(
+        matches!(&results[0], Err(BrokerError::Refused(e)) if e.contains("too large")),
+        "{results:?}"
+    );
+    assert!(results[1].is_ok(), "{results:?}");
+}
+
 #[tokio::test]
 async fn bad_kafka_urls_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();

@@ -189,13 +189,16 @@ impl Relay {
         self.publisher.send(messages).await
     }
 
-    /// Marks the published rows and releases the failed ones for a retry.
+    /// Marks the published rows, dead-letters the jobs whose messages the
+    /// broker refused for good, and releases the other failed rows for a
+    /// retry.
     async fn settle(
         &self,
         claim: &OutboxClaim,
         results: Vec<Result<(), BrokerError>>,
     ) -> Result<(), RelayError> {
         let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
+        let mut refused = Vec::new();
         let now = now_ms();
         let lag = metrics::histogram!("sluice_relay_lag_seconds");
         // published rows per queue, counted once per batch
@@ -211,10 +214,38 @@ impl Relay {
                     let created = row.created_at.min(now);
                     lag.record((now - created) as f64 / 1000.0);
                 }
+                // the message itself can never go out: its job is dead (a
+                // dead letter whose message is refused stays in the store)
+                Err(BrokerError::Refused(reason)) => match row.kind {
+                    OutboxKind::Job => {
+                        tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the job's message for good; dead-lettering the job");
+                        let reason = format!("broker refused the message: {reason}");
+                        refused.push((row.row_id, reason));
+                    }
+                    OutboxKind::DeadLetter { .. } => {
+                        tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the dead letter's message for good; it stays in the store only");
+                        ok.push(row.row_id);
+                    }
+                },
                 Err(e) => {
                     tracing::warn!(job_id = %row.job_id, queue = %row.queue, error = %e, "publish failed; will retry");
                     failed.push(row.row_id);
                 }
+            }
+        }
+        if !refused.is_empty() {
+            let dead = self
+                .store
+                .dead_letter_refused(&claim.lease, &refused)
+                .await?;
+            metrics::counter!("sluice_relay_refused_messages_total")
+                .increment(refused.len() as u64);
+            if dead.len() < refused.len() {
+                tracing::warn!(
+                    refused = refused.len(),
+                    dead = dead.len(),
+                    "some refused jobs were not dead-lettered: a worker had started them, or the claim lease expired"
+                );
             }
         }
         for (queue, n) in published {

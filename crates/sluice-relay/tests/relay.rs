@@ -513,3 +513,95 @@ async fn the_next_batch_is_sent_while_the_broker_confirms_one_in_claim_order() {
     );
     assert_eq!(publisher.unconfirmed.load(Ordering::SeqCst), 0);
 }
+
+/// A publisher whose broker refuses for good every message whose body holds
+/// `"big"` (as Kafka refuses one over its size limit), counting them.
+struct Refusing {
+    inner: Arc<dyn Publisher>,
+    refused: Mutex<Vec<(String, JobId)>>,
+}
+
+#[async_trait::async_trait]
+impl Publisher for Refusing {
+    async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
+        let big = |m: &OutgoingMessage| String::from_utf8_lossy(&m.body).contains("\"big\"");
+        let (refused, passed): (Vec<_>, Vec<_>) =
+            messages.iter().enumerate().partition(|(_, m)| big(m));
+        let mut passed_results = self
+            .inner
+            .publish(passed.iter().map(|(_, m)| (*m).clone()).collect())
+            .await
+            .into_iter();
+        let mut results: Vec<Result<(), BrokerError>> = Vec::with_capacity(messages.len());
+        for (i, m) in messages.iter().enumerate() {
+            if refused.iter().any(|(j, _)| *j == i) {
+                self.refused
+                    .lock()
+                    .unwrap()
+                    .push((m.topic.clone(), m.job_id));
+                results.push(Err(BrokerError::Refused("message too large".into())));
+            } else {
+                results.push(passed_results.next().unwrap());
+            }
+        }
+        results
+    }
+}
+
+/// A job whose message the broker refuses for good is dead-lettered at once
+/// with the reason, its dead letter kept in the store even when its message
+/// is refused too; nothing is sent again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_refused_for_good_dead_letters_its_job_once() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
+    let mut big = common::job(0, 0);
+    big.payload = json!({"big": "x".repeat(64)});
+    let small = common::job(1, 0);
+    let (big_id, small_id) = (big.id, small.id);
+    store
+        .enqueue(vec![EnqueueRequest {
+            jobs: vec![big, small],
+            idempotency: None,
+        }])
+        .await
+        .remove(0)
+        .unwrap();
+    let refusing = Arc::new(Refusing {
+        inner: broker.publisher(),
+        refused: Mutex::new(Vec::new()),
+    });
+    let relay = Relay::new(
+        store.clone(),
+        refusing.clone(),
+        std::slice::from_ref(&q),
+        config(Duration::from_secs(1)),
+    )
+    .unwrap();
+    assert_eq!(relay.run_once().await.unwrap(), 2);
+    let job = store.get_job(big_id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Dead);
+    assert!(
+        job.last_error
+            .as_deref()
+            .unwrap_or_default()
+            .contains("message too large"),
+        "{job:?}"
+    );
+    let letter = store.get_dead_letter(big_id).await.unwrap().dead_letter;
+    assert!(letter.last_error.contains("message too large"));
+    assert_eq!(
+        store.get_job(small_id).await.unwrap().status,
+        JobStatus::Published
+    );
+    // the dead letter's own message is refused too: it stays in the store
+    assert_eq!(relay.run_once().await.unwrap(), 1);
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    assert_eq!(relay.run_once().await.unwrap(), 0, "refused rows come back");
+    assert_eq!(
+        *refusing.refused.lock().unwrap(),
+        vec![(q.topic(), big_id), (q.dlq_topic(), big_id)]
+    );
+    assert_eq!(store.get_job(big_id).await.unwrap().status, JobStatus::Dead);
+    assert!(store.get_dead_letter(big_id).await.is_ok());
+}

@@ -85,6 +85,19 @@ pub trait OutboxStore: Send + Sync {
         available_at: EpochMs,
     ) -> Result<usize, StoreError>;
 
+    /// Dead-letters the jobs of these job rows of the claim, which the broker
+    /// refused for good (too large, invalid), each with its reason: the row
+    /// is removed, and its job, if no worker has started this attempt of it,
+    /// becomes `dead` with the reason as its error, gets a dead letter and a
+    /// dead letter's row (published to the queue's dead-letter topic as
+    /// usual; relays are notified). Rows no longer held by `lease`, and dead
+    /// letters' rows, are left alone. Returns the jobs dead-lettered.
+    async fn dead_letter_refused(
+        &self,
+        lease: &LeaseToken,
+        refused: &[(i64, String)],
+    ) -> Result<Vec<JobId>, StoreError>;
+
     /// The earliest `available_at` of an unleased row, if any: when the relay
     /// should look again.
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError>;

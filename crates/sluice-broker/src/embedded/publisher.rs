@@ -99,6 +99,7 @@ impl Publisher for EmbeddedPublisher {
 fn copy(e: &BrokerError) -> BrokerError {
     match e {
         BrokerError::Rejected(s) => BrokerError::Rejected(s.clone()),
+        BrokerError::Refused(s) => BrokerError::Refused(s.clone()),
         BrokerError::InvalidUrl(s) => BrokerError::InvalidUrl(s.clone()),
         BrokerError::Topology(s) => BrokerError::Topology(s.clone()),
         BrokerError::BackendDisabled(s) => BrokerError::BackendDisabled(s),

@@ -62,7 +62,8 @@ impl KafkaPublisher {
 /// How long a message waits before it is offered again to a full queue.
 const QUEUE_FULL_WAIT: Duration = Duration::from_millis(10);
 
-/// Refusals for good are [`BrokerError::Rejected`]; everything else
+/// Refusals for good are [`BrokerError::Refused`] (the message itself) or
+/// [`BrokerError::Rejected`] (its topic); everything else
 /// (timeouts included) is an unknown outcome, [`BrokerError::Unavailable`].
 fn classify(topic: &str, e: KafkaError) -> BrokerError {
     use RDKafkaErrorCode as C;
@@ -74,11 +75,11 @@ fn classify(topic: &str, e: KafkaError) -> BrokerError {
             code @ (C::MessageSizeTooLarge
             | C::InvalidMessage
             | C::InvalidMessageSize
-            | C::InvalidRecord
-            | C::InvalidTopic
-            | C::TopicAuthorizationFailed
-            | C::PolicyViolation),
-        ) => BrokerError::Rejected(format!("kafka refused the message for {topic:?}: {code}")),
+            | C::InvalidRecord),
+        ) => BrokerError::Refused(format!("kafka refused the message for {topic:?}: {code}")),
+        Some(code @ (C::InvalidTopic | C::TopicAuthorizationFailed | C::PolicyViolation)) => {
+            BrokerError::Rejected(format!("kafka refused the message for {topic:?}: {code}"))
+        }
         _ => BrokerError::Unavailable(format!("kafka publish to {topic:?} not confirmed: {e}")),
     }
 }

@@ -110,6 +110,7 @@ macro_rules! store_conformance {
             next_due_ignores_leased_rows,
             mark_published_sets_published,
             mark_published_never_overwrites_worker_progress,
+            refused_rows_are_dead_lettered,
             redrive_republishes_only_lost_jobs,
             redrive_skips_jobs_changed_since_listed,
             start_fresh_then_duplicate_is_busy,

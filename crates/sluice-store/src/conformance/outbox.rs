@@ -234,6 +234,71 @@ pub async fn mark_published_never_overwrites_worker_progress(store: Arc<dyn Stor
     assert_eq!(status_of(store, d.id).await, JobStatus::Dead);
 }
 
+/// Job rows the broker refused for good are removed and their jobs dead,
+/// with a dead letter and its row, unless a worker already started the
+/// attempt; another lease's refusal, and a dead letter's row, change nothing.
+pub async fn refused_rows_are_dead_lettered(store: Arc<dyn Store>) {
+    let store = &*store;
+    let (a, b, c) = (new_job("q"), new_job("q"), new_job("q"));
+    enqueue(store, vec![a.clone(), b.clone(), c.clone()]).await;
+    let claimed = claim(store, 10, LONG).await;
+    let row = |id: JobId| claimed.rows.iter().find(|r| r.job_id == id).unwrap().row_id;
+    let refused = |id: JobId| (row(id), "message too large".to_string());
+    let other = crate::LeaseToken::new();
+    let none = store.dead_letter_refused(&other, &[refused(a.id)]).await;
+    assert_eq!(none.unwrap(), Vec::<JobId>::new());
+    assert_eq!(status_of(store, a.id).await, JobStatus::Pending);
+    // a worker took b from an earlier copy of its message
+    let running = started(start(store, b.id, Some(1), LONG).await);
+    let dead = store
+        .dead_letter_refused(&claimed.lease, &[refused(a.id), refused(b.id)])
+        .await
+        .unwrap();
+    assert_eq!(dead, vec![a.id]);
+    let job = store.get_job(a.id).await.unwrap();
+    assert_eq!(job.status, JobStatus::Dead);
+    assert_eq!(job.last_error.as_deref(), Some("message too large"));
+    assert_eq!(job.attempts, 0);
+    let letter = store.get_dead_letter(a.id).await.unwrap().dead_letter;
+    assert_eq!(letter.last_error, "message too large");
+    assert_eq!(letter.attempts, 0);
+    // b runs on; its row is gone all the same, c's is still claimed
+    assert_eq!(status_of(store, b.id).await, JobStatus::Published);
+    finish(store, &running, Outcome::Succeeded).await.unwrap();
+    assert_eq!(status_of(store, b.id).await, JobStatus::Succeeded);
+    assert_eq!(
+        store
+            .mark_published(&claimed.lease, &[row(b.id)])
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(mark_all(store, &claimed).await, 1);
+    // the dead letter's row, for the dead-letter topic; refusing it again
+    // leaves it for the relay to settle
+    let letters = claim(store, 10, LONG).await;
+    let got: Vec<_> = letters
+        .rows
+        .iter()
+        .map(|r| (r.job_id, r.kind.clone()))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(
+            a.id,
+            crate::OutboxKind::DeadLetter {
+                error: "message too large".into()
+            }
+        )]
+    );
+    let again = [(letters.rows[0].row_id, "too large".to_string())];
+    let none = store.dead_letter_refused(&letters.lease, &again).await;
+    assert_eq!(none.unwrap(), Vec::<JobId>::new());
+    assert_eq!(mark_all(store, &letters).await, 1);
+    assert_eq!(status_of(store, a.id).await, JobStatus::Dead);
+    assert_eq!(status_of(store, c.id).await, JobStatus::Published);
+}
+
 /// Redrive gives new rows only to jobs published and unchanged since before
 /// the cutoff that no worker started since and that have no row, in the
 /// asked queue; their attempt is the one that was lost, and a redriven job

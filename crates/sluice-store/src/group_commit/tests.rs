@@ -76,6 +76,13 @@ impl OutboxStore for Counting {
     ) -> Result<usize, StoreError> {
         self.inner.release_outbox(lease, ids, at).await
     }
+    async fn dead_letter_refused(
+        &self,
+        lease: &LeaseToken,
+        refused: &[(i64, String)],
+    ) -> Result<Vec<JobId>, StoreError> {
+        self.inner.dead_letter_refused(lease, refused).await
+    }
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
         self.inner.next_due().await
     }

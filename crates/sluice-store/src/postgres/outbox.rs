@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs, JobId};
 use uuid::Uuid;
 
-use super::rows::{corrupt, get, job_id, json, to_u32};
+use super::rows::{corrupt, get, job_id, json, pg_text, to_u32};
 use super::{millis, PgStore};
 use crate::{LeaseToken, LostJob, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
 
@@ -84,6 +84,73 @@ impl OutboxStore for PgStore {
             })
             .await?;
         Ok(usize::try_from(n).unwrap_or(0))
+    }
+
+    async fn dead_letter_refused(
+        &self,
+        lease: &LeaseToken,
+        refused: &[(i64, String)],
+    ) -> Result<Vec<JobId>, StoreError> {
+        if refused.is_empty() {
+            return Ok(Vec::new());
+        }
+        let row_ids: Vec<i64> = refused.iter().map(|(r, _)| *r).collect();
+        let reasons: Vec<String> = refused.iter().map(|(_, e)| pg_text(e)).collect();
+        let (pool, rows, reasons) = (&self.pool, &row_ids, &reasons);
+        let dead: Vec<Uuid> = self
+            .run("dead-letter refused rows", move || async move {
+                let now = now_ms();
+                let mut tx = pool.begin().await?;
+                let rows = sqlx::query(include_str!("sql/outbox_refuse.sql"))
+                    .bind(now)
+                    .bind(&lease.0)
+                    .bind(rows)
+                    .bind(reasons)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                if rows.is_empty() {
+                    tx.commit().await?;
+                    return Ok(Vec::new());
+                }
+                let mut ids: Vec<Uuid> = Vec::with_capacity(rows.len());
+                let (mut queues, mut errors, mut attempts, mut replays) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                for row in &rows {
+                    ids.push(get(row, "id")?);
+                    queues.push(get::<String>(row, "queue")?);
+                    errors.push(get::<String>(row, "reason")?);
+                    attempts.push(get::<i64>(row, "attempts")?);
+                    replays.push(get::<i64>(row, "replay_count")?);
+                }
+                sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
+                    .bind(now)
+                    .bind(&ids)
+                    .bind(&queues)
+                    .bind(&errors)
+                    .bind(&attempts)
+                    .bind(&replays)
+                    .execute(&mut *tx)
+                    .await?;
+                // published to the queue's dead-letter topic by the relay
+                sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
+                    .bind(now)
+                    .bind(&ids)
+                    .bind(&queues)
+                    .bind(&attempts)
+                    .bind(&errors)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(include_str!("sql/outbox_notify.sql"))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(ids)
+            })
+            .await?;
+        if !dead.is_empty() {
+            self.wake_relays();
+        }
+        Ok(dead.into_iter().map(JobId::from).collect())
     }
 
     async fn release_outbox(

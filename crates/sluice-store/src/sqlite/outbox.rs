@@ -9,7 +9,7 @@ use serde_json::Value;
 use sluice_core::{now_ms, EpochMs, JobId};
 use sqlx::Row;
 
-use super::rows::{corrupt, job_id, json_list, outbox_kind, to_u32};
+use super::rows::{corrupt, insert_dead_letter_outbox, job_id, json_list, outbox_kind, to_u32};
 use super::{map_err, millis, SqliteStore};
 use crate::{LeaseToken, LostJob, OutboxClaim, OutboxRow, OutboxStore, StoreError};
 
@@ -146,6 +146,74 @@ impl OutboxStore for SqliteStore {
             .rows_affected();
         tx.commit().await.map_err(map_err)?;
         Ok(usize::try_from(released).unwrap_or(usize::MAX))
+    }
+
+    async fn dead_letter_refused(
+        &self,
+        lease: &LeaseToken,
+        refused: &[(i64, String)],
+    ) -> Result<Vec<JobId>, StoreError> {
+        if refused.is_empty() {
+            return Ok(Vec::new());
+        }
+        let reasons: HashMap<i64, &str> = refused.iter().map(|(r, e)| (*r, e.as_str())).collect();
+        let ids = json_list(&refused.iter().map(|(r, _)| *r).collect::<Vec<_>>());
+        let now = now_ms();
+        let mut tx = self.begin_write().await?;
+        let held = sqlx::query(include_str!("sql/outbox_refused_jobs.sql"))
+            .bind(&ids)
+            .bind(&lease.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut dead = Vec::new();
+        for row in &held {
+            let row_id: i64 = row.try_get("row_id").map_err(map_err)?;
+            let id: String = row.try_get("job_id").map_err(map_err)?;
+            let attempt: i64 = row.try_get("attempt").map_err(map_err)?;
+            let reason = reasons.get(&row_id).copied().unwrap_or_default();
+            let job = sqlx::query(include_str!("sql/job_refuse.sql"))
+                .bind(reason)
+                .bind(now)
+                .bind(&id)
+                .bind(attempt)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let Some(job) = job else { continue };
+            let queue: String = job.try_get("queue").map_err(map_err)?;
+            let attempts: i64 = job.try_get("attempts").map_err(map_err)?;
+            let replay_count: i64 = job.try_get("replay_count").map_err(map_err)?;
+            sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
+                .bind(&id)
+                .bind(&queue)
+                .bind(now)
+                .bind(reason)
+                .bind(attempts)
+                .bind(replay_count)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            let job_id = job_id(&id)?;
+            let died = to_u32(attempts, "attempts")?;
+            insert_dead_letter_outbox(&mut tx, job_id, &queue, died, reason, now).await?;
+            dead.push(job_id);
+        }
+        let held_ids: Vec<i64> = held
+            .iter()
+            .map(|r| r.try_get("row_id").map_err(map_err))
+            .collect::<Result<_, _>>()?;
+        sqlx::query(include_str!("sql/outbox_delete.sql"))
+            .bind(json_list(&held_ids))
+            .bind(&lease.0)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        if !dead.is_empty() {
+            self.wake_relays();
+        }
+        Ok(dead)
     }
 
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
