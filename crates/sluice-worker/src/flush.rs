@@ -71,21 +71,28 @@ impl Flusher {
         }
     }
 
-    /// Runs until every sender of `done` is gone and all is flushed.
+    /// Runs until every sender of `done` is gone and all is flushed: the
+    /// deliveries of recorded outcomes go to `acks`, those whose outcome
+    /// cannot be recorded at all to `back`, to be handed back to the broker.
     pub async fn run(
         self,
         mut done: mpsc::UnboundedReceiver<Done>,
         acks: mpsc::UnboundedSender<Vec<AckToken>>,
+        back: mpsc::UnboundedSender<AckToken>,
     ) {
         while let Some(batch) = gather(&mut done, self.max_batch, self.linger).await {
-            let tokens = self.flush(batch).await;
+            let (tokens, failed) = self.flush(batch).await;
             let _ = acks.send(tokens);
+            for t in failed {
+                let _ = back.send(t);
+            }
         }
     }
 
     /// Writes the batch, retrying what failed transiently, and returns the
-    /// tokens to acknowledge.
-    async fn flush(&self, mut batch: Vec<Done>) -> Vec<AckToken> {
+    /// tokens to acknowledge and those whose outcome failed for good.
+    async fn flush(&self, mut batch: Vec<Done>) -> (Vec<AckToken>, Vec<AckToken>) {
+        let mut failed = Vec::new();
         let mut tokens = Vec::with_capacity(batch.len());
         let mut backoff = Duration::from_millis(50);
         while !batch.is_empty() {
@@ -106,8 +113,12 @@ impl Flusher {
                         tokens.push(d.token);
                     }
                     Err(e) if e.is_transient() => retry.push(d),
+                    // handed back, not left un-acked: an un-acked delivery
+                    // would hold its partition's offset and a slot of the
+                    // window for as long as the subscription lives
                     Err(e) => {
-                        tracing::error!(job_id = %d.completion.job_id, error = %e, "cannot record outcome; message will be redelivered");
+                        tracing::error!(job_id = %d.completion.job_id, error = %e, "cannot record outcome; handing the message back for redelivery");
+                        failed.push(d.token);
                     }
                 }
             }
@@ -122,7 +133,7 @@ impl Flusher {
             }
             batch = retry;
         }
-        tokens
+        (tokens, failed)
     }
 
     fn count(&self, outcome: &Outcome) {

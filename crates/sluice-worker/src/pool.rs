@@ -152,8 +152,9 @@ impl Worker {
             metrics::gauge!("sluice_worker_concurrency_limit_jobs", "queue" => cfg.name.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Vec<AckToken>>();
-        // deliveries of jobs started ahead whose lease ran short while they
-        // waited for a slot, handed back to the broker
+        // deliveries handed back to the broker: of jobs started ahead whose
+        // lease ran short while they waited for a slot, and of outcomes the
+        // store refused for good
         let (back_tx, mut back_rx) = mpsc::unbounded_channel::<AckToken>();
         let flusher = Flusher::new(
             self.store.clone(),
@@ -161,7 +162,7 @@ impl Worker {
             self.options.flush_max,
             self.options.flush_linger,
         );
-        let flusher = tokio::spawn(flusher.run(done_rx, ack_tx));
+        let flusher = tokio::spawn(flusher.run(done_rx, ack_tx, back_tx.clone()));
         let attempts = Arc::new(Attempts::new(
             self.queue.handler.clone(),
             self.store.clone(),
@@ -200,7 +201,7 @@ impl Worker {
                 back.push(t);
             }
             if !back.is_empty() {
-                tracing::debug!(queue = %cfg.name, count = back.len(), "lease ran short waiting for a slot; handing jobs back");
+                tracing::debug!(queue = %cfg.name, count = back.len(), "handing deliveries back to the broker");
                 release(&mut *sub, &back, Duration::ZERO).await;
                 unacked = unacked.saturating_sub(back.len());
             }

@@ -16,7 +16,7 @@ use sluice_worker::{Handler, Worker, WorkerOptions, WorkerQueue};
 use tokio_util::sync::CancellationToken;
 
 pub struct Rig {
-    _dir: tempfile::TempDir,
+    dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn Broker>,
     pub queue: QueueConfig,
@@ -38,7 +38,7 @@ impl Rig {
             .await
             .unwrap();
         Self {
-            _dir: dir,
+            dir,
             store,
             broker,
             queue,
@@ -64,6 +64,11 @@ impl Rig {
         };
         let worker = Worker::new(self.store.clone(), self.broker.clone(), wq, options).unwrap();
         tokio::spawn(worker.run(self.shutdown.child_token()));
+    }
+
+    /// The URL of the rig's SQLite database, to reach behind the store.
+    pub fn store_url(&self) -> String {
+        format!("sqlite://{}/s.db", self.dir.path().display())
     }
 
     /// Starts the relay alone (stopped with the rig).
