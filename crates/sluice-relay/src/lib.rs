@@ -348,6 +348,14 @@ impl Relay {
             }
         }
         self.settle_confirmed(confirming.take()).await;
+        // a batch claimed ahead and never sent goes back at once, rather
+        // than waiting out its lease after every restart
+        if let Some(c) = next.take() {
+            let rows: Vec<i64> = c.rows.iter().map(|r| r.row_id).collect();
+            if let Err(e) = self.store.release_outbox(&c.lease, &rows, now_ms()).await {
+                tracing::warn!(error = %e, rows = rows.len(), "cannot release the rows claimed ahead; they are published once their lease runs out");
+            }
+        }
         tracing::info!("relay stopped");
     }
 

@@ -605,3 +605,56 @@ async fn a_message_refused_for_good_dead_letters_its_job_once() {
     assert_eq!(store.get_job(big_id).await.unwrap().status, JobStatus::Dead);
     assert!(store.get_dead_letter(big_id).await.is_ok());
 }
+
+/// A relay stopped while full batches come releases the batch it claimed
+/// ahead and never sent: every row not yet published can be claimed at
+/// once by the next relay, none waits out a lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stopped_relay_releases_the_batch_it_claimed_ahead() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 100, 0).await;
+    let publisher = Arc::new(SlowPublisher {
+        inner: broker.publisher(),
+        delay: Duration::from_millis(100),
+        in_flight: AtomicUsize::new(0),
+        peak: AtomicUsize::new(0),
+        order: Mutex::new(Vec::new()),
+    });
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 10;
+    let relay = Relay::new(
+        store.clone(),
+        publisher.clone(),
+        std::slice::from_ref(&q),
+        cfg,
+    )
+    .unwrap();
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(relay.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while publisher.order.lock().unwrap().len() < 20 {
+        assert!(Instant::now() < deadline, "the relay published nothing");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("the relay did not stop")
+        .unwrap();
+    let mut unpublished = 0;
+    for id in &ids {
+        if store.get_job(*id).await.unwrap().status == JobStatus::Pending {
+            unpublished += 1;
+        }
+    }
+    assert!(
+        unpublished > 0,
+        "the relay published everything before it stopped"
+    );
+    let claim = store
+        .claim_outbox(1000, Duration::from_secs(30))
+        .await
+        .unwrap();
+    assert_eq!(claim.rows.len(), unpublished, "rows left leased");
+}
