@@ -28,6 +28,8 @@ mod retention;
 mod scaling;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(feature = "testing")]
+pub mod testing;
 
 pub use admin::*;
 pub use circuit::{Circuit, CircuitState, CircuitStore};

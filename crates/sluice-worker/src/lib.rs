@@ -20,6 +20,7 @@ mod pause;
 mod pool;
 mod report;
 mod slots;
+mod stalled;
 
 pub use handler::{Handler, JobContext, LogHandler, NoopHandler};
 pub use http::HttpHandler;

@@ -21,6 +21,7 @@ use crate::limit::Limiter;
 use crate::pause::PauseState;
 use crate::report::report_limit;
 use crate::slots::Slots;
+use crate::stalled::Stalled;
 use crate::{Handler, WorkerError};
 
 /// Deliveries a pool holds per concurrency slot (its prefetch window is
@@ -188,6 +189,8 @@ impl Worker {
         // A received batch whose attempts start (one store round trip)
         // while the next receive runs.
         let mut pending: Option<Batch> = None;
+        // deliveries whose starts the store could not take, to start again
+        let mut stalled = Stalled::default();
         // set when the subscription ends for good: the pool drains, then
         // fails, so that its process does not run on without the queue
         let mut closed = None;
@@ -222,17 +225,28 @@ impl Worker {
                 Gate::Probe => 0,
                 _ => start_ahead(limit, recent, self.options.lease_margin / 4),
             };
-            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len());
+            let now = Instant::now();
+            if pending.is_none() && !paused && gate != Gate::Wait {
+                // a probe runs alone
+                let max = if gate == Gate::Probe { 1 } else { 256 };
+                let again = stalled.take_due(now, max);
+                if !again.is_empty() {
+                    pending = Some(Batch {
+                        deliveries: again,
+                        probe: gate == Gate::Probe,
+                    });
+                }
+            }
+            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len()) + stalled.len();
             let free = (slots.available() + ahead)
                 .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
-            let now = Instant::now();
             let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
             let receive = !(free == 0
                 || unacked >= max_in_flight
                 || paused
                 || gate == Gate::Wait
                 || tokens == 0
-                || (gate == Gate::Probe && pending.is_some()));
+                || (gate == Gate::Probe && (pending.is_some() || stalled.len() > 0)));
             if !receive && pending.is_none() {
                 let nap = match bucket.as_mut() {
                     Some(b) if tokens == 0 => b.wait(now).min(self.options.recv_wait),
@@ -281,7 +295,14 @@ impl Worker {
                     limiter: &limiter,
                 };
                 let released = self
-                    .launch(&mut *sub, batch, &started, &mut tasks, &mut acks)
+                    .launch(
+                        &mut *sub,
+                        batch,
+                        &started,
+                        &mut tasks,
+                        &mut acks,
+                        &mut stalled,
+                    )
                     .await;
                 unacked = unacked.saturating_sub(released);
             }
@@ -313,9 +334,11 @@ impl Worker {
                 }
             }
         }
-        // a batch received but not started: nothing of it is in the store;
-        // left unacked, the broker delivers it again
+        // a batch received but not started (or held after a failed start):
+        // nothing of it is in the store; left unacked, the broker delivers
+        // it again
         drop(pending);
+        drop(stalled);
         tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
         let deadline = Instant::now() + self.options.drain_grace;
         while !tasks.is_empty() {
@@ -386,8 +409,10 @@ impl Worker {
         started: &Started<'_>,
         tasks: &mut JoinSet<()>,
         acks: &mut Vec<AckToken>,
+        stalled: &mut Stalled,
     ) -> usize {
         let mut released = 0;
+        let mut held = 0;
         let mut probe_taken = false;
         let cfg = &self.queue.config;
         let StartedBatch {
@@ -477,6 +502,14 @@ impl Worker {
                     let delay = Duration::from_millis((until - now_ms()).max(0) as u64 + 100);
                     release(sub, &[d.token], delay).await;
                     released += 1;
+                }
+                // kept, not returned to the broker (see Stalled)
+                Err(e) if e.is_transient() => {
+                    if held == 0 {
+                        tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempts; holding the messages to start them again");
+                    }
+                    held += 1;
+                    stalled.hold(d, Instant::now());
                 }
                 Err(e) => {
                     tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempt; releasing message");

@@ -1,265 +1,23 @@
 //! GroupCommit against a counting, gated SQLite store.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
 use serde_json::json;
-use sluice_core::{now_ms, EpochMs};
-use tokio::sync::Notify;
+use sluice_core::now_ms;
 
 use super::*;
-use crate::{sqlite::SqliteStore, LeaseToken, LostJob};
-use crate::{
-    AttemptStore, Completion, NewJob, OutboxClaim, OutboxStore, QueueStats, StartOutcome,
-    StartRequest,
-};
+use crate::sqlite::SqliteStore;
+use crate::testing::Wrapped;
+use crate::NewJob;
 
 /// Counts inner `enqueue` calls, requests and calls in flight at once;
-/// each call first waits for a permit of `gate`.
-struct Counting {
-    inner: SqliteStore,
-    calls: AtomicUsize,
-    requests: AtomicUsize,
-    in_flight: AtomicUsize,
-    peak: AtomicUsize,
-    gate: Arc<tokio::sync::Semaphore>,
-}
-
-impl Counting {
-    async fn new(open_gate: bool) -> Arc<Self> {
-        let permits = if open_gate {
-            tokio::sync::Semaphore::MAX_PERMITS
-        } else {
-            0
-        };
-        Arc::new(Counting {
-            inner: SqliteStore::open("sqlite::memory:").await.unwrap(),
-            calls: AtomicUsize::new(0),
-            requests: AtomicUsize::new(0),
-            in_flight: AtomicUsize::new(0),
-            peak: AtomicUsize::new(0),
-            gate: Arc::new(tokio::sync::Semaphore::new(permits)),
-        })
-    }
-}
-
-#[async_trait]
-impl IngestStore for Counting {
-    async fn enqueue(&self, requests: Vec<EnqueueRequest>) -> Vec<Result<Enqueued, StoreError>> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        self.requests.fetch_add(requests.len(), Ordering::SeqCst);
-        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        self.peak.fetch_max(now, Ordering::SeqCst);
-        let _permit = self.gate.acquire().await.unwrap();
-        let res = self.inner.enqueue(requests).await;
-        self.in_flight.fetch_sub(1, Ordering::SeqCst);
-        res
-    }
-    async fn get_job(&self, id: JobId) -> Result<JobRecord, StoreError> {
-        self.inner.get_job(id).await
-    }
-}
-
-#[async_trait]
-impl OutboxStore for Counting {
-    async fn claim_outbox(&self, limit: usize, lease: Duration) -> Result<OutboxClaim, StoreError> {
-        self.inner.claim_outbox(limit, lease).await
-    }
-    async fn mark_published(&self, lease: &LeaseToken, ids: &[i64]) -> Result<usize, StoreError> {
-        self.inner.mark_published(lease, ids).await
-    }
-    async fn release_outbox(
-        &self,
-        lease: &LeaseToken,
-        ids: &[i64],
-        at: EpochMs,
-    ) -> Result<usize, StoreError> {
-        self.inner.release_outbox(lease, ids, at).await
-    }
-    async fn dead_letter_refused(
-        &self,
-        lease: &LeaseToken,
-        refused: &[(i64, String)],
-    ) -> Result<Vec<JobId>, StoreError> {
-        self.inner.dead_letter_refused(lease, refused).await
-    }
-    async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
-        self.inner.next_due().await
-    }
-    async fn lost_jobs(
-        &self,
-        queue: &str,
-        before: EpochMs,
-        limit: usize,
-    ) -> Result<Vec<LostJob>, StoreError> {
-        self.inner.lost_jobs(queue, before, limit).await
-    }
-    async fn redrive_published(
-        &self,
-        queue: &str,
-        lost: &[LostJob],
-    ) -> Result<Vec<JobId>, StoreError> {
-        self.inner.redrive_published(queue, lost).await
-    }
-}
-
-#[async_trait]
-impl AttemptStore for Counting {
-    async fn start_attempts(
-        &self,
-        requests: Vec<StartRequest>,
-        lease: Duration,
-    ) -> Vec<Result<StartOutcome, StoreError>> {
-        self.inner.start_attempts(requests, lease).await
-    }
-    async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
-        self.inner.finish_attempts(completions).await
-    }
-    async fn abandon_attempt(
-        &self,
-        job_id: JobId,
-        lease: &crate::LeaseToken,
-        attempt: u32,
-    ) -> Result<bool, StoreError> {
-        self.inner.abandon_attempt(job_id, lease, attempt).await
-    }
-}
-
-#[async_trait]
-impl crate::AdminStore for Counting {
-    async fn set_paused(&self, queue: &str, paused: bool) -> Result<(), StoreError> {
-        self.inner.set_paused(queue, paused).await
-    }
-    async fn paused_queues(&self) -> Result<Vec<String>, StoreError> {
-        self.inner.paused_queues().await
-    }
-    async fn list_dead_letters(
-        &self,
-        filter: &crate::DeadLetterFilter,
-        after: Option<crate::DeadLetterCursor>,
-        limit: usize,
-    ) -> Result<Vec<crate::DeadLetter>, StoreError> {
-        self.inner.list_dead_letters(filter, after, limit).await
-    }
-    async fn count_dead_letters(
-        &self,
-        filter: &crate::DeadLetterFilter,
-    ) -> Result<u64, StoreError> {
-        self.inner.count_dead_letters(filter).await
-    }
-    async fn get_dead_letter(&self, id: JobId) -> Result<crate::DeadLetterDetail, StoreError> {
-        self.inner.get_dead_letter(id).await
-    }
-    async fn delete_dead_letter(&self, id: JobId) -> Result<(), StoreError> {
-        self.inner.delete_dead_letter(id).await
-    }
-    async fn replay_from_snapshot(
-        &self,
-        replay: uuid::Uuid,
-        from: u64,
-        limit: usize,
-        max_replays: u32,
-    ) -> Result<Vec<(JobId, Result<(), crate::ReplaySkip>)>, StoreError> {
-        self.inner
-            .replay_from_snapshot(replay, from, limit, max_replays)
-            .await
-    }
-    async fn create_replay(
-        &self,
-        replay: crate::NewReplay,
-    ) -> Result<(crate::ReplayRecord, bool), StoreError> {
-        self.inner.create_replay(replay).await
-    }
-    async fn update_replay(
-        &self,
-        id: uuid::Uuid,
-        position: u64,
-        replayed: u64,
-        skipped: u64,
-        status: Option<&str>,
-    ) -> Result<crate::ReplayRecord, StoreError> {
-        self.inner
-            .update_replay(id, position, replayed, skipped, status)
-            .await
-    }
-    async fn get_replay(&self, id: uuid::Uuid) -> Result<crate::ReplayRecord, StoreError> {
-        self.inner.get_replay(id).await
-    }
-    async fn stale_replays(&self, stale_ms: i64) -> Result<Vec<crate::ReplayRecord>, StoreError> {
-        self.inner.stale_replays(stale_ms).await
-    }
-    async fn record_audit(&self, entry: crate::AuditEntry) -> Result<(), StoreError> {
-        self.inner.record_audit(entry).await
-    }
-    async fn list_audit(&self, limit: usize) -> Result<Vec<crate::AuditEntry>, StoreError> {
-        self.inner.list_audit(limit).await
-    }
-}
-
-#[async_trait]
-impl crate::CircuitStore for Counting {
-    async fn open_circuit(&self, queue: &str, until: i64) -> Result<bool, StoreError> {
-        self.inner.open_circuit(queue, until).await
-    }
-    async fn claim_probe(&self, queue: &str, claim_until: i64) -> Result<bool, StoreError> {
-        self.inner.claim_probe(queue, claim_until).await
-    }
-    async fn close_circuit(&self, queue: &str) -> Result<(), StoreError> {
-        self.inner.close_circuit(queue).await
-    }
-    async fn circuits(&self) -> Result<Vec<crate::Circuit>, StoreError> {
-        self.inner.circuits().await
-    }
-}
-
-#[async_trait]
-impl crate::ConcurrencyStore for Counting {
-    async fn report_concurrency(
-        &self,
-        queue: &str,
-        worker: &str,
-        limit: u32,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.inner
-            .report_concurrency(queue, worker, limit, expires_at)
-            .await
-    }
-    async fn concurrency(&self, now: i64) -> Result<Vec<crate::QueueConcurrency>, StoreError> {
-        self.inner.concurrency(now).await
-    }
-}
-
-#[async_trait]
-impl crate::RetentionStore for Counting {
-    async fn prune_succeeded(&self, before: i64, limit: usize) -> Result<u64, StoreError> {
-        self.inner.prune_succeeded(before, limit).await
-    }
-    async fn prune_idempotency_keys(&self, before: i64, limit: usize) -> Result<u64, StoreError> {
-        self.inner.prune_idempotency_keys(before, limit).await
-    }
-}
-
-#[async_trait]
-impl Store for Counting {
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.inner.ping().await
-    }
-    async fn queue_stats(&self) -> Result<Vec<QueueStats>, StoreError> {
-        self.inner.queue_stats().await
-    }
-    async fn queue_scaling(
-        &self,
-        queues: &[String],
-        now: sluice_core::EpochMs,
-    ) -> Result<Vec<crate::QueueScaling>, StoreError> {
-        self.inner.queue_scaling(queues, now).await
-    }
-    fn outbox_notify(&self) -> Arc<Notify> {
-        self.inner.outbox_notify()
-    }
-    fn backend(&self) -> &'static str {
-        "counting"
+/// each call first waits for a permit of its gate, open or closed.
+async fn counting(open_gate: bool) -> Arc<Wrapped> {
+    let inner: Arc<dyn Store> = Arc::new(SqliteStore::open("sqlite::memory:").await.unwrap());
+    match open_gate {
+        true => Wrapped::new(inner),
+        false => Wrapped::gated(inner, 0),
     }
 }
 
@@ -281,7 +39,7 @@ fn request(n: usize) -> EnqueueRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_enqueues_are_coalesced_and_all_stored() {
-    let counting = Counting::new(true).await;
+    let counting = counting(true).await;
     let gc = Arc::new(GroupCommit::new(counting.clone()));
     const N: usize = 200;
     let mut tasks = Vec::new();
@@ -349,8 +107,8 @@ async fn dropped_caller_does_not_break_the_batch() {
 }
 
 /// A group commit over a [`Counting`] store whose calls wait at its gate.
-async fn gated(options: GroupCommitOptions) -> (Arc<Counting>, Arc<GroupCommit>) {
-    let counting = Counting::new(false).await;
+async fn gated(options: GroupCommitOptions) -> (Arc<Wrapped>, Arc<GroupCommit>) {
+    let counting = counting(false).await;
     let gc = Arc::new(GroupCommit::with_options(counting.clone(), options));
     (counting, gc)
 }
@@ -358,7 +116,7 @@ async fn gated(options: GroupCommitOptions) -> (Arc<Counting>, Arc<GroupCommit>)
 /// Opens the gate of `counting` and waits (bounded) for every task; each
 /// request must have been stored.
 async fn open_and_join(
-    counting: &Counting,
+    counting: &Wrapped,
     tasks: Vec<tokio::task::JoinHandle<Vec<Result<Enqueued, StoreError>>>>,
 ) {
     counting

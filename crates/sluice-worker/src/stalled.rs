@@ -1,0 +1,86 @@
+//! Deliveries whose attempts the store could not start (it was unreachable),
+//! held by the pool and started again after a pause, rather than handed back
+//! to the broker: a broker may count every return against a delivery limit
+//! (RabbitMQ quorum queues: 20 by default from 4.0) and then drop the
+//! message, so an outage of the store must not cost a message its returns.
+
+use std::time::{Duration, Instant};
+
+use sluice_broker::Delivery;
+
+/// How long held deliveries wait before their starts are tried again.
+pub(crate) const STALL_PAUSE: Duration = Duration::from_secs(1);
+
+#[derive(Default)]
+pub(crate) struct Stalled {
+    deliveries: Vec<Delivery>,
+    /// When the held deliveries may be started again.
+    due: Option<Instant>,
+}
+
+impl Stalled {
+    /// Holds `d`, to be started again [`STALL_PAUSE`] after the first
+    /// delivery held since the last take.
+    pub fn hold(&mut self, d: Delivery, now: Instant) {
+        self.due.get_or_insert(now + STALL_PAUSE);
+        self.deliveries.push(d);
+    }
+
+    pub fn len(&self) -> usize {
+        self.deliveries.len()
+    }
+
+    /// Up to `max` held deliveries, oldest first, once their pause is over
+    /// (none before); the rest wait another pause.
+    pub fn take_due(&mut self, now: Instant, max: usize) -> Vec<Delivery> {
+        if self.due.is_none_or(|due| now < due) {
+            return Vec::new();
+        }
+        let n = max.min(self.deliveries.len());
+        let taken: Vec<Delivery> = self.deliveries.drain(..n).collect();
+        self.due = (!self.deliveries.is_empty()).then(|| now + STALL_PAUSE);
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sluice_broker::AckToken;
+
+    fn delivery(n: u64) -> Delivery {
+        Delivery {
+            token: AckToken(n),
+            topic: "t".into(),
+            key: None,
+            attributes: Default::default(),
+            content_type: None,
+            body: Vec::new(),
+            position: format!("t/0/{n}"),
+            redeliveries: 0,
+        }
+    }
+
+    fn tokens(ds: &[Delivery]) -> Vec<u64> {
+        ds.iter().map(|d| d.token.0).collect()
+    }
+
+    #[test]
+    fn held_deliveries_come_back_after_the_pause_in_order_at_most_max() {
+        let t0 = Instant::now();
+        let mut s = Stalled::default();
+        assert!(s.take_due(t0, 10).is_empty());
+        s.hold(delivery(1), t0);
+        s.hold(delivery(2), t0 + Duration::from_millis(500));
+        s.hold(delivery(3), t0 + Duration::from_millis(600));
+        assert_eq!(s.len(), 3);
+        assert!(s.take_due(t0 + STALL_PAUSE / 2, 10).is_empty());
+        let now = t0 + STALL_PAUSE;
+        assert_eq!(tokens(&s.take_due(now, 2)), vec![1, 2]);
+        // the rest wait another pause
+        assert!(s.take_due(now, 2).is_empty());
+        assert_eq!(tokens(&s.take_due(now + STALL_PAUSE, 2)), vec![3]);
+        assert_eq!(s.len(), 0);
+        assert!(s.take_due(now + STALL_PAUSE * 5, 2).is_empty());
+    }
+}
