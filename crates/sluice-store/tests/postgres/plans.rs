@@ -182,3 +182,43 @@ async fn replayed_idempotency_keys_are_read_by_key() {
         .await;
     });
 }
+
+/// The autoscaling figures, read every few seconds by every ingest process,
+/// never scan the jobs table, however many dead jobs it holds (they are
+/// kept until an operator acts): dead jobs are counted from their dead
+/// letters, unfinished ones through their partial index.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn autoscaling_figures_do_not_scan_the_dead_jobs() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..200).map(|_| job("q")).collect()).await;
+        let mut conn = db.admin().await;
+        for sql in [
+            "INSERT INTO jobs (id, queue, status, payload, max_attempts, attempts, \
+             last_error, created_at, updated_at) \
+             SELECT gen_random_uuid(), 'q', 'dead', '{}', 3, 3, 'boom', n, n \
+             FROM generate_series(1, 60000) AS n",
+            "INSERT INTO dead_letters (job_id, queue, died_at, error, attempts, replay_count) \
+             SELECT id, queue, updated_at, last_error, attempts, 0 FROM jobs \
+             WHERE status = 'dead'",
+            "ANALYZE jobs, dead_letters, outbox",
+        ] {
+            conn.execute(sql).await.unwrap();
+        }
+        let queues = vec!["q".to_string()];
+        for mode in ["auto", "force_generic_plan"] {
+            conn.execute(format!("SET plan_cache_mode = {mode}").as_str())
+                .await
+                .unwrap();
+            let plan = plan_of(
+                &mut conn,
+                include_str!("../../src/postgres/sql/queue_scaling.sql"),
+                |q| q.bind(now_ms()).bind(queues.clone()),
+            )
+            .await;
+            assert!(!plan.contains("Seq Scan on jobs"), "{mode}:\n{plan}");
+        }
+        let figures = store.queue_scaling(&queues, now_ms()).await.unwrap();
+        assert_eq!((figures[0].dead, figures[0].pending), (60_000, 200));
+    });
+}

@@ -1,9 +1,12 @@
 -- $1 now, $2 queue names. Autoscaling figures per queue: unfinished jobs by
 -- state (an attempt is in flight while its lease holds; a job stored as
 -- `pending` or `retrying` whose job row has left the outbox was published,
--- as in job_get.sql), and the due outbox rows (job rows are backlog; any due
--- row is relay lag). The halves use the partial index of unfinished jobs and
--- (available_at); succeeded jobs are never read. The outbox's job rows of
+-- as in job_get.sql), dead jobs, and the due outbox rows (job rows are
+-- backlog; any due row is relay lag). The parts use the partial index of
+-- unfinished jobs, the dead letters (one per dead job, never pruned: reading
+-- their narrow rows instead of the dead jobs' keeps this query off a scan of
+-- the jobs table once dead jobs are many) and (available_at); succeeded jobs
+-- are never read. The outbox's job rows of
 -- these queues (an outbox row carries its job's queue) are joined once, not
 -- probed per job. A relay-published job has waited since it was due
 -- (due_at; updated_at for jobs older than that column), as the relay does
@@ -24,7 +27,7 @@ FROM (
            (status = 'published' AND COALESCE(lease_until < $1, true))::int AS published,
            (status = 'published' AND COALESCE(lease_until >= $1, false))::int AS in_flight,
            (status = 'retrying')::int AS retrying,
-           (status = 'dead')::int AS dead,
+           0 AS dead,
            CASE WHEN status = 'published' AND COALESCE(lease_until < $1, true)
                 THEN COALESCE(lease_until, due_at, updated_at) END AS published_since,
            0 AS due_jobs,
@@ -37,8 +40,13 @@ FROM (
         FROM jobs AS j
         LEFT JOIN (SELECT DISTINCT job_id FROM outbox
                    WHERE kind = 'job' AND queue = ANY($2)) AS o ON o.job_id = j.id
-        WHERE j.queue = ANY($2) AND j.status IN ('pending', 'published', 'retrying', 'dead')
+        WHERE j.queue = ANY($2) AND j.status IN ('pending', 'published', 'retrying')
     ) AS j
+    UNION ALL
+    SELECT queue, 0, 0, 0, 0, COUNT(*)::int, NULL, 0, NULL, NULL
+    FROM dead_letters
+    WHERE queue = ANY($2)
+    GROUP BY queue
     UNION ALL
     SELECT queue, 0, 0, 0, 0, 0, NULL,
            (kind = 'job')::int,
