@@ -366,6 +366,85 @@ async fn a_message_too_large_is_refused() {
     assert!(results[1].is_ok(), "{results:?}");
 }
 
+/// Produces one record of `body` to `topic` with a header named `name`
+/// (any bytes: the C API takes a NUL-terminated name, as Go clients' byte
+/// slices can be), which rdkafka's own producer API cannot send.
+#[allow(unsafe_code)]
+fn produce_raw(brokers: &str, topic: &str, name: &[u8], body: &'static [u8]) {
+    use rd::rd_kafka_vtype_t as V;
+    use rdkafka::bindings as rd;
+    use rdkafka::producer::{BaseProducer, Producer};
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .create()
+        .unwrap();
+    let topic = std::ffi::CString::new(topic).unwrap();
+    let name = std::ffi::CString::new(name).unwrap();
+    let value = b"v";
+    let vu = |vtype, u| rd::rd_kafka_vu_t { vtype, u };
+    let vus = [
+        vu(
+            V::RD_KAFKA_VTYPE_TOPIC,
+            rd::rd_kafka_vu_s__bindgen_ty_1 {
+                cstr: topic.as_ptr(),
+            },
+        ),
+        vu(
+            V::RD_KAFKA_VTYPE_VALUE,
+            rd::rd_kafka_vu_s__bindgen_ty_1 {
+                mem: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 {
+                    ptr: body.as_ptr().cast_mut().cast(),
+                    size: body.len(),
+                },
+            },
+        ),
+        vu(
+            V::RD_KAFKA_VTYPE_HEADER,
+            rd::rd_kafka_vu_s__bindgen_ty_1 {
+                header: rd::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                    name: name.as_ptr(),
+                    val: value.as_ptr().cast(),
+                    size: value.len() as isize,
+                },
+            },
+        ),
+    ];
+    // SAFETY: the producer, topic, name and value outlive the call (the
+    // header is copied into the message; the static body may be kept until
+    // delivery); a non-null result is an error the caller owns.
+    let err =
+        unsafe { rd::rd_kafka_produceva(producer.client().native_ptr(), vus.as_ptr(), vus.len()) };
+    assert!(err.is_null(), "produce failed");
+    producer.flush(Duration::from_secs(15)).unwrap();
+}
+
+/// A record whose header name is not UTF-8 is delivered like any other,
+/// that header left out, and the records after it too: rdkafka's header
+/// accessors panic on such a name, which used to end the consumer thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_header_name_that_is_not_utf8_is_delivered() {
+    let Some((broker, _topics)) = open("&partitions=1") else {
+        return;
+    };
+    tokio::time::timeout(LIMIT, async {
+        let topic = declared(&broker, "rawheader").await;
+        let (brokers, t) = (brokers().unwrap(), topic.clone());
+        tokio::task::spawn_blocking(move || produce_raw(&brokers, &t, b"\xffk", br#"{"n":1}"#))
+            .await
+            .unwrap();
+        let after = publish(&broker, &topic, 1).await;
+        let mut sub = subscribe(&broker, &topic, &unique("g"), 10).await;
+        let got = collect(&mut sub, 2, Duration::from_secs(20)).await;
+        assert_eq!(got.len(), 2, "delivered: {got:?}");
+        assert_eq!(got[0].body, br#"{"n":1}"#);
+        assert!(got[0].attributes.is_empty(), "{:?}", got[0].attributes);
+        assert_eq!(id(&got[1]), after[0]);
+        sub.ack(&tokens(&got)).await.unwrap();
+    })
+    .await
+    .expect("test timed out");
+}
+
 #[tokio::test]
 async fn bad_kafka_urls_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
