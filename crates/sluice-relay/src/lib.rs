@@ -233,21 +233,6 @@ impl Relay {
                 }
             }
         }
-        if !refused.is_empty() {
-            let dead = self
-                .store
-                .dead_letter_refused(&claim.lease, &refused)
-                .await?;
-            metrics::counter!("sluice_relay_refused_messages_total")
-                .increment(refused.len() as u64);
-            if dead.len() < refused.len() {
-                tracing::warn!(
-                    refused = refused.len(),
-                    dead = dead.len(),
-                    "some refused jobs were not dead-lettered: a worker had started them, or the claim lease expired"
-                );
-            }
-        }
         for (queue, n) in published {
             metrics::counter!("sluice_relay_published_total", "queue" => self.queue_label(queue))
                 .increment(n);
@@ -259,6 +244,23 @@ impl Relay {
                     lost = ok.len() - marked,
                     "claim lease expired before marking; rows will be published again"
                 );
+            }
+        }
+        // after the published rows are marked: a failure here leaves only
+        // the refused rows leased, to be refused and dead-lettered again
+        if !refused.is_empty() {
+            metrics::counter!("sluice_relay_refused_messages_total")
+                .increment(refused.len() as u64);
+            match self.store.dead_letter_refused(&claim.lease, &refused).await {
+                Ok(dead) if dead.len() < refused.len() => tracing::warn!(
+                    refused = refused.len(),
+                    dead = dead.len(),
+                    "some refused jobs were not dead-lettered: a worker had started them, or the claim lease expired"
+                ),
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, rows = refused.len(), "cannot dead-letter refused jobs; they are refused again after the claim lease")
+                }
             }
         }
         if !failed.is_empty() {

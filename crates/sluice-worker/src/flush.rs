@@ -73,18 +73,20 @@ impl Flusher {
 
     /// Runs until every sender of `done` is gone and all is flushed: the
     /// deliveries of recorded outcomes go to `acks`, those whose outcome
-    /// cannot be recorded at all to `back`, to be handed back to the broker.
+    /// cannot be recorded at all to `back`, to be handed back to the broker
+    /// for `back_after`.
     pub async fn run(
         self,
         mut done: mpsc::UnboundedReceiver<Done>,
         acks: mpsc::UnboundedSender<Vec<AckToken>>,
-        back: mpsc::UnboundedSender<AckToken>,
+        back: mpsc::UnboundedSender<(AckToken, Duration)>,
+        back_after: Duration,
     ) {
         while let Some(batch) = gather(&mut done, self.max_batch, self.linger).await {
             let (tokens, failed) = self.flush(batch).await;
             let _ = acks.send(tokens);
             for t in failed {
-                let _ = back.send(t);
+                let _ = back.send((t, back_after));
             }
         }
     }

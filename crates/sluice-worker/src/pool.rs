@@ -156,14 +156,19 @@ impl Worker {
         // deliveries handed back to the broker: of jobs started ahead whose
         // lease ran short while they waited for a slot, and of outcomes the
         // store refused for good
-        let (back_tx, mut back_rx) = mpsc::unbounded_channel::<AckToken>();
+        // (each with how long the broker should keep it back)
+        let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(AckToken, Duration)>();
         let flusher = Flusher::new(
             self.store.clone(),
             &cfg.name,
             self.options.flush_max,
             self.options.flush_linger,
         );
-        let flusher = tokio::spawn(flusher.run(done_rx, ack_tx, back_tx.clone()));
+        // a delivery whose outcome could not be recorded comes back once
+        // the lease of its attempt may have lapsed: sooner, its start would
+        // find the job still leased and hand it back again
+        let lease = self.timeout + self.options.lease_margin;
+        let flusher = tokio::spawn(flusher.run(done_rx, ack_tx, back_tx.clone(), lease));
         let attempts = Arc::new(Attempts::new(
             self.queue.handler.clone(),
             self.store.clone(),
@@ -199,14 +204,10 @@ impl Worker {
                 acks.extend(t);
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
-            let mut back = Vec::new();
-            while let Ok(t) = back_rx.try_recv() {
-                back.push(t);
-            }
-            if !back.is_empty() {
-                tracing::debug!(queue = %cfg.name, count = back.len(), "handing deliveries back to the broker");
-                release(&mut *sub, &back, Duration::ZERO).await;
-                unacked = unacked.saturating_sub(back.len());
+            while let Ok((t, delay)) = back_rx.try_recv() {
+                tracing::debug!(queue = %cfg.name, delay_ms = delay.as_millis() as u64, "handing a delivery back to the broker");
+                release(&mut *sub, &[t], delay).await;
+                unacked = unacked.saturating_sub(1);
             }
             while tasks.try_join_next().is_some() {}
             let (limit, recent) = {
@@ -226,16 +227,23 @@ impl Worker {
                 _ => start_ahead(limit, recent, self.options.lease_margin / 4),
             };
             let now = Instant::now();
-            if pending.is_none() && !paused && gate != Gate::Wait {
+            // held deliveries whose pause is over start with the next batch
+            // (a received one too: steady traffic must not hold them back)
+            match (&mut pending, gate) {
+                _ if paused => {}
+                (Some(batch), Gate::Run) => batch.deliveries.extend(stalled.take_due(now, 256)),
                 // a probe runs alone
-                let max = if gate == Gate::Probe { 1 } else { 256 };
-                let again = stalled.take_due(now, max);
-                if !again.is_empty() {
-                    pending = Some(Batch {
-                        deliveries: again,
-                        probe: gate == Gate::Probe,
-                    });
+                (None, Gate::Run | Gate::Probe) => {
+                    let max = if gate == Gate::Probe { 1 } else { 256 };
+                    let again = stalled.take_due(now, max);
+                    if !again.is_empty() {
+                        pending = Some(Batch {
+                            deliveries: again,
+                            probe: gate == Gate::Probe,
+                        });
+                    }
                 }
+                _ => {}
             }
             let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len()) + stalled.len();
             let free = (slots.available() + ahead)
@@ -483,7 +491,7 @@ impl Worker {
                                 recorder.probe_handed_back();
                             }
                             attempts.abandon(&active).await;
-                            let _ = back.send(d.token);
+                            let _ = back.send((d.token, Duration::ZERO));
                             return;
                         }
                         let t0 = Instant::now();
@@ -528,7 +536,7 @@ struct Started<'a> {
     /// Jobs launched and waiting for a slot.
     waiting: &'a Arc<AtomicUsize>,
     /// Deliveries to hand back to the broker.
-    back_tx: &'a mpsc::UnboundedSender<AckToken>,
+    back_tx: &'a mpsc::UnboundedSender<(AckToken, Duration)>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     attempts: &'a Arc<Attempts>,
     recorder: Recorder,

@@ -39,11 +39,7 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
 /// `content-type` header (any case) the content type, and the position is
 /// `topic/partition/offset`.
 pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
-    let (attributes, content_type) = match msg.headers() {
-        // rdkafka makes a `&BorrowedHeaders` by casting librdkafka's pointer
-        Some(h) => attributes_of(raw_headers(std::ptr::from_ref(h).cast())),
-        None => (BTreeMap::new(), None),
-    };
+    let (attributes, content_type) = attributes_of(message_headers(msg));
     Delivery {
         token: AckToken(0),
         topic: msg.topic().to_string(),
@@ -79,24 +75,49 @@ fn attributes_of<'a>(
     (attributes, content_type)
 }
 
-/// Every header's name and value, as bytes, of the librdkafka header list
-/// `list`, which must stay alive and unchanged for `'a`. A producer may name
-/// a header with any bytes, and rdkafka's own accessors (`Headers::iter`,
+/// Every header of `msg`, name and value as bytes. A producer may name a
+/// header with any bytes, and rdkafka's own accessors (`Headers::iter`,
 /// `get`, `try_get`) panic on a name that is not UTF-8, which would end the
-/// consumer thread on one record; this reads them as librdkafka gives them.
+/// consumer thread on one record; this reads them as librdkafka gives them,
+/// borrowed from the message.
 #[allow(unsafe_code)]
-fn raw_headers<'a>(
+fn message_headers<'a>(
+    msg: &'a BorrowedMessage<'_>,
+) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
+    let mut list: *mut bindings::rd_kafka_headers_t = std::ptr::null_mut();
+    // SAFETY: `msg.ptr()` is the live message `msg` borrows; librdkafka
+    // sets `list` to the message's own header list (freed with the
+    // message), or returns an error when it has none.
+    let err = unsafe { bindings::rd_kafka_message_headers(msg.ptr(), &mut list) };
+    let list = match err {
+        bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR => list.cast_const(),
+        _ => std::ptr::null(),
+    };
+    // SAFETY: the list belongs to `msg`, which outlives `'a`
+    unsafe { header_list(list) }
+}
+
+/// The headers of the librdkafka header list `list` (none when null), name
+/// and value as bytes.
+///
+/// # Safety
+/// A non-null `list` must stay alive and unchanged for `'a`.
+#[allow(unsafe_code)]
+unsafe fn header_list<'a>(
     list: *const bindings::rd_kafka_headers_t,
 ) -> impl Iterator<Item = (&'a [u8], Option<&'a [u8]>)> {
     let mut idx = 0;
     std::iter::from_fn(move || {
+        if list.is_null() {
+            return None;
+        }
         let mut name: *const std::ffi::c_char = std::ptr::null();
         let mut value: *const std::ffi::c_void = std::ptr::null();
         let mut size = 0usize;
-        // SAFETY: `list` is a live header list (the caller's promise);
-        // librdkafka sets `name` to a NUL-terminated string and `value` to
-        // `size` bytes or null, both owned by the list, or returns an error
-        // past the last header.
+        // SAFETY: `list` is live (the caller's promise); librdkafka sets
+        // `name` to a NUL-terminated string and `value` to `size` bytes or
+        // null, both owned by the list, or returns an error past the last
+        // header.
         let err = unsafe {
             bindings::rd_kafka_header_get_all(list, idx, &mut name, &mut value, &mut size)
         };
@@ -149,10 +170,12 @@ mod tests {
                 bindings::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
             );
         }
-        let read: Vec<_> = raw_headers(list).collect();
+        // SAFETY: the list lives until destroyed below, after its last use
+        let read: Vec<_> = unsafe { header_list(list) }.collect();
         assert_eq!(read.len(), 4);
         assert_eq!(read[0], (&b"\xffk"[..], Some(&b"x"[..])));
-        let (attributes, content_type) = attributes_of(raw_headers(list));
+        let (attributes, content_type) = attributes_of(unsafe { header_list(list) });
+        drop(read);
         unsafe { bindings::rd_kafka_headers_destroy(list) };
         assert_eq!(
             attributes,

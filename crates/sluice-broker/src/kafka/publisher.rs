@@ -71,15 +71,18 @@ fn classify(topic: &str, e: KafkaError) -> BrokerError {
         Some(C::UnknownTopic | C::UnknownTopicOrPartition | C::UnknownTopicId) => {
             BrokerError::Rejected(format!("unknown topic {topic:?}"))
         }
-        Some(
-            code @ (C::MessageSizeTooLarge
-            | C::InvalidMessage
-            | C::InvalidMessageSize
-            | C::InvalidRecord),
-        ) => BrokerError::Refused(format!("kafka refused the message for {topic:?}: {code}")),
-        Some(code @ (C::InvalidTopic | C::TopicAuthorizationFailed | C::PolicyViolation)) => {
-            BrokerError::Rejected(format!("kafka refused the message for {topic:?}: {code}"))
+        // too large wherever it goes; an invalid record may be about the
+        // topic (a keyless record on a compacted one), so it is retried
+        Some(code @ (C::MessageSizeTooLarge | C::InvalidMessageSize)) => {
+            BrokerError::Refused(format!("kafka refused the message for {topic:?}: {code}"))
         }
+        Some(
+            code @ (C::InvalidMessage
+            | C::InvalidRecord
+            | C::InvalidTopic
+            | C::TopicAuthorizationFailed
+            | C::PolicyViolation),
+        ) => BrokerError::Rejected(format!("kafka refused the message for {topic:?}: {code}")),
         _ => BrokerError::Unavailable(format!("kafka publish to {topic:?} not confirmed: {e}")),
     }
 }
