@@ -21,7 +21,7 @@ mod scaling;
 mod support;
 
 pub use support::redact;
-use support::{bind, open_store, wait_for_signal, BrokerCheck, StoreCheck};
+use support::{bind, open_store, wait_for_signal, BrokerCheck, FirstFailure, StoreCheck};
 
 /// Which roles a process runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,7 +180,7 @@ pub async fn run_roles(
     let shutdown = CancellationToken::new();
     let mut tasks = JoinSet::new();
     // the first role that failed, which the process exits with
-    let failed: Arc<std::sync::Mutex<Option<anyhow::Error>>> = Arc::default();
+    let failures = FirstFailure::new(shutdown.clone());
 
     if let Some(broker) = &broker {
         if roles.relay {
@@ -217,16 +217,12 @@ pub async fn run_roles(
                     Worker::new(store.clone(), broker.clone(), wq, config.worker.options())?;
                 let token = shutdown.child_token();
                 let name = q.name.clone();
-                let (stop, failed) = (shutdown.clone(), failed.clone());
-                // a worker that fails stops the process, which exits with
-                // its error for a supervisor to restart it, rather than
-                // running on without the queue
+                let failures = failures.clone();
                 tasks.spawn(async move {
                     if let Err(e) = worker.run(token).await {
                         tracing::error!(queue = %name, error = %e, "worker failed; stopping");
-                        let e = anyhow::Error::new(e).context(format!("worker of queue {name}"));
-                        failed.lock().expect("failure slot").get_or_insert(e);
-                        stop.cancel();
+                        failures
+                            .fail(anyhow::Error::new(e).context(format!("worker of queue {name}")));
                     }
                 });
             }
@@ -311,7 +307,7 @@ pub async fn run_roles(
         state.stop_replays(Duration::from_secs(5)).await;
     }
     while tasks.join_next().await.is_some() {}
-    if let Some(e) = failed.lock().expect("failure slot").take() {
+    if let Some(e) = failures.take() {
         if result.is_ok() {
             result = Err(e);
         }

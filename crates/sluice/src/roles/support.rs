@@ -1,8 +1,9 @@
 //! What every role's wiring shares: URL redaction for logs, readiness
-//! checks, opening the store, and waiting for SIGTERM / Ctrl-C.
+//! checks, opening the store, a role's failure stopping the process, and
+//! waiting for SIGTERM / Ctrl-C.
 
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -11,6 +12,37 @@ use sluice_api::ReadinessCheck;
 use sluice_broker::Broker;
 use sluice_store::Store;
 use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// The first failure of a role's task (a worker whose subscription closed),
+/// which stops the process: it drains, then exits with that error for a
+/// supervisor to restart it, rather than running on without the role.
+#[derive(Clone)]
+pub(crate) struct FirstFailure {
+    first: Arc<Mutex<Option<anyhow::Error>>>,
+    stop: CancellationToken,
+}
+
+impl FirstFailure {
+    /// Failures cancel `stop`, the process's shutdown.
+    pub fn new(stop: CancellationToken) -> Self {
+        Self {
+            first: Arc::default(),
+            stop,
+        }
+    }
+
+    /// Keeps `e` unless a failure came before it, and stops the process.
+    pub fn fail(&self, e: anyhow::Error) {
+        self.first.lock().expect("failure slot").get_or_insert(e);
+        self.stop.cancel();
+    }
+
+    /// The first failure, if any.
+    pub fn take(&self) -> Option<anyhow::Error> {
+        self.first.lock().expect("failure slot").take()
+    }
+}
 
 /// Hides the secrets of a URL: the password of its user info and the value
 /// of every query parameter whose name says secret (`password`,
@@ -161,7 +193,24 @@ pub async fn wait_for_signal() {
 
 #[cfg(test)]
 mod tests {
-    use super::redact;
+    use super::{redact, FirstFailure};
+    use tokio_util::sync::CancellationToken;
+
+    #[test]
+    fn the_first_failure_stops_the_process_and_is_kept() {
+        let stop = CancellationToken::new();
+        let failures = FirstFailure::new(stop.clone());
+        assert!(failures.take().is_none());
+        assert!(!stop.is_cancelled());
+        failures
+            .clone()
+            .fail(anyhow::anyhow!("worker of queue a: subscription closed"));
+        assert!(stop.is_cancelled());
+        failures.fail(anyhow::anyhow!("worker of queue b: subscription closed"));
+        let first = failures.take().expect("a failure");
+        assert!(first.to_string().contains("queue a"), "{first}");
+        assert!(failures.take().is_none());
+    }
 
     #[test]
     fn passwords_are_redacted() {
