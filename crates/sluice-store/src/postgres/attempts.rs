@@ -13,7 +13,7 @@ use sqlx::postgres::PgRow;
 use sqlx::PgPool;
 use uuid::Uuid;
 
-use super::rows::{corrupt, get, pg_text, to_u32};
+use super::rows::{corrupt, get, pg_text, to_u32, DeadLetters};
 use super::start::{plain, start_next, start_tx};
 use super::{millis, split_on_failure, Fail, PgStore};
 use crate::{
@@ -177,12 +177,7 @@ struct Finished {
     r_queues: Vec<String>,
     r_attempts: Vec<i64>,
     r_available: Vec<EpochMs>,
-    // dead letters
-    d_ids: Vec<Uuid>,
-    d_queues: Vec<String>,
-    d_errors: Vec<String>,
-    d_attempts: Vec<i64>,
-    d_replays: Vec<i64>,
+    dead: DeadLetters,
 }
 
 async fn finish_tx(
@@ -244,11 +239,7 @@ async fn finish_tx(
                     f.r_available.push(*available_at);
                 }
                 Outcome::Dead { .. } => {
-                    f.d_ids.push(id);
-                    f.d_queues.push(queue);
-                    f.d_errors.push(error);
-                    f.d_attempts.push(job_attempts);
-                    f.d_replays.push(replay_count);
+                    f.dead.push(id, queue, error, job_attempts, replay_count);
                 }
             }
             results[i] = Ok(());
@@ -276,25 +267,8 @@ async fn finish_tx(
                 .await?;
             added = true;
         }
-        if !f.d_ids.is_empty() {
-            sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
-                .bind(now)
-                .bind(&f.d_ids)
-                .bind(&f.d_queues)
-                .bind(&f.d_errors)
-                .bind(&f.d_attempts)
-                .bind(&f.d_replays)
-                .execute(&mut *tx)
-                .await?;
-            // Published to the queue's dead-letter topic by the relay.
-            sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
-                .bind(now)
-                .bind(&f.d_ids)
-                .bind(&f.d_queues)
-                .bind(&f.d_attempts)
-                .bind(&f.d_errors)
-                .execute(&mut *tx)
-                .await?;
+        if !f.dead.is_empty() {
+            f.dead.insert(&mut tx, now).await?;
             added = true;
         }
     }

@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs, JobId};
 use uuid::Uuid;
 
-use super::rows::{corrupt, get, job_id, json, pg_text, to_u32};
+use super::rows::{corrupt, get, job_id, json, pg_text, to_u32, DeadLetters};
 use super::{millis, PgStore};
 use crate::{LeaseToken, LostJob, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
 
@@ -112,39 +112,22 @@ impl OutboxStore for PgStore {
                     tx.commit().await?;
                     return Ok(Vec::new());
                 }
-                let mut ids: Vec<Uuid> = Vec::with_capacity(rows.len());
-                let (mut queues, mut errors, mut attempts, mut replays) =
-                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let mut dead = DeadLetters::default();
                 for row in &rows {
-                    ids.push(get(row, "id")?);
-                    queues.push(get::<String>(row, "queue")?);
-                    errors.push(get::<String>(row, "reason")?);
-                    attempts.push(get::<i64>(row, "attempts")?);
-                    replays.push(get::<i64>(row, "replay_count")?);
+                    dead.push(
+                        get(row, "id")?,
+                        get(row, "queue")?,
+                        get(row, "reason")?,
+                        get(row, "attempts")?,
+                        get(row, "replay_count")?,
+                    );
                 }
-                sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
-                    .bind(now)
-                    .bind(&ids)
-                    .bind(&queues)
-                    .bind(&errors)
-                    .bind(&attempts)
-                    .bind(&replays)
-                    .execute(&mut *tx)
-                    .await?;
-                // published to the queue's dead-letter topic by the relay
-                sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
-                    .bind(now)
-                    .bind(&ids)
-                    .bind(&queues)
-                    .bind(&attempts)
-                    .bind(&errors)
-                    .execute(&mut *tx)
-                    .await?;
+                dead.insert(&mut tx, now).await?;
                 sqlx::query(include_str!("sql/outbox_notify.sql"))
                     .execute(&mut *tx)
                     .await?;
                 tx.commit().await?;
-                Ok(ids)
+                Ok(dead.ids().to_vec())
             })
             .await?;
         if !dead.is_empty() {

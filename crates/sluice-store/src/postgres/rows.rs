@@ -122,3 +122,68 @@ impl JobColumns {
             .bind(&self.max_attempts)
     }
 }
+
+/// Jobs that died, as the column arrays of their dead letters and of their
+/// dead-letter outbox rows.
+#[derive(Default)]
+pub(super) struct DeadLetters {
+    ids: Vec<Uuid>,
+    queues: Vec<String>,
+    errors: Vec<String>,
+    attempts: Vec<i64>,
+    replays: Vec<i64>,
+}
+
+impl DeadLetters {
+    /// A job of `queue` that died after `attempts` attempts of its run
+    /// `replay_count`, with `error`.
+    pub fn push(
+        &mut self,
+        id: Uuid,
+        queue: String,
+        error: String,
+        attempts: i64,
+        replay_count: i64,
+    ) {
+        self.ids.push(id);
+        self.queues.push(queue);
+        self.errors.push(error);
+        self.attempts.push(attempts);
+        self.replays.push(replay_count);
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
+    }
+
+    pub fn ids(&self) -> &[Uuid] {
+        &self.ids
+    }
+
+    /// Records the dead letters and their publications to their queues'
+    /// dead-letter topics (due at once, published by the relay).
+    pub async fn insert(
+        &self,
+        conn: &mut sqlx::PgConnection,
+        now: EpochMs,
+    ) -> Result<(), sqlx::Error> {
+        sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
+            .bind(now)
+            .bind(&self.ids)
+            .bind(&self.queues)
+            .bind(&self.errors)
+            .bind(&self.attempts)
+            .bind(&self.replays)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
+            .bind(now)
+            .bind(&self.ids)
+            .bind(&self.queues)
+            .bind(&self.attempts)
+            .bind(&self.errors)
+            .execute(&mut *conn)
+            .await?;
+        Ok(())
+    }
+}

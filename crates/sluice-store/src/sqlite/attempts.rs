@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 use sqlx::{Connection, Row, SqliteConnection};
 
-use super::rows::{insert_dead_letter_outbox, insert_job, insert_outbox, job_row, to_u32};
+use super::rows::{insert_dead_letter, insert_job, insert_outbox, job_row, to_u32};
 use super::{dup_err, map_err, millis, SqliteStore};
 use crate::{
     ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
@@ -224,18 +224,16 @@ async fn finish_one(
             insert_outbox(&mut *conn, c.job_id, &queue, next, *available_at, now).await?;
         }
         Outcome::Dead { error } => {
-            sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
-                .bind(&id)
-                .bind(&queue)
-                .bind(now)
-                .bind(error)
-                .bind(attempts)
-                .bind(replay_count)
-                .execute(&mut *conn)
-                .await
-                .map_err(map_err)?;
-            let died = to_u32(attempts, "attempts")?;
-            insert_dead_letter_outbox(&mut *conn, c.job_id, &queue, died, error, now).await?;
+            insert_dead_letter(
+                &mut *conn,
+                c.job_id,
+                &queue,
+                error,
+                attempts,
+                replay_count,
+                now,
+            )
+            .await?;
         }
     }
     Ok(())

@@ -9,7 +9,7 @@ use serde_json::Value;
 use sluice_core::{now_ms, EpochMs, JobId};
 use sqlx::Row;
 
-use super::rows::{corrupt, insert_dead_letter_outbox, job_id, json_list, outbox_kind, to_u32};
+use super::rows::{corrupt, insert_dead_letter, job_id, json_list, outbox_kind, to_u32};
 use super::{map_err, millis, SqliteStore};
 use crate::{LeaseToken, LostJob, OutboxClaim, OutboxRow, OutboxStore, StoreError};
 
@@ -184,19 +184,9 @@ impl OutboxStore for SqliteStore {
             let queue: String = job.try_get("queue").map_err(map_err)?;
             let attempts: i64 = job.try_get("attempts").map_err(map_err)?;
             let replay_count: i64 = job.try_get("replay_count").map_err(map_err)?;
-            sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
-                .bind(&id)
-                .bind(&queue)
-                .bind(now)
-                .bind(reason)
-                .bind(attempts)
-                .bind(replay_count)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?;
             let job_id = job_id(&id)?;
-            let died = to_u32(attempts, "attempts")?;
-            insert_dead_letter_outbox(&mut tx, job_id, &queue, died, reason, now).await?;
+            insert_dead_letter(&mut tx, job_id, &queue, reason, attempts, replay_count, now)
+                .await?;
             dead.push(job_id);
         }
         let held_ids: Vec<i64> = held

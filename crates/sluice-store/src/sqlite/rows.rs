@@ -118,20 +118,33 @@ pub(super) async fn insert_outbox(
     Ok(())
 }
 
-/// Inserts the outbox row publishing that `attempt` of a job died with
-/// `error`, due now.
-pub(super) async fn insert_dead_letter_outbox(
+/// Records that a job of `queue` died with `error` after `attempts`
+/// attempts of its run `replay_count`: its dead letter, and the outbox row
+/// publishing it to the queue's dead-letter topic, due now.
+pub(super) async fn insert_dead_letter(
     conn: &mut sqlx::SqliteConnection,
     job_id: JobId,
     queue: &str,
-    attempt: u32,
     error: &str,
+    attempts: i64,
+    replay_count: i64,
     now: EpochMs,
 ) -> Result<(), StoreError> {
-    sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
-        .bind(job_id.to_string())
+    let id = job_id.to_string();
+    sqlx::query(include_str!("sql/dead_letter_upsert.sql"))
+        .bind(&id)
         .bind(queue)
-        .bind(i64::from(attempt))
+        .bind(now)
+        .bind(error)
+        .bind(attempts)
+        .bind(replay_count)
+        .execute(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    sqlx::query(include_str!("sql/outbox_insert_dead_letter.sql"))
+        .bind(&id)
+        .bind(queue)
+        .bind(attempts)
         .bind(error)
         .bind(now)
         .execute(conn)
