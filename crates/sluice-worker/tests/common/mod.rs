@@ -3,6 +3,8 @@
 //! downstream.
 #![allow(dead_code)]
 
+pub mod broker;
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -69,6 +71,22 @@ impl Rig {
     /// The URL of the rig's SQLite database, to reach behind the store.
     pub fn store_url(&self) -> String {
         format!("sqlite://{}/s.db", self.dir.path().display())
+    }
+
+    /// A pool of the rig's queue over `store` and `broker` (the rig's own or
+    /// wrappers of them), for a test to run itself.
+    pub fn worker(
+        &self,
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        handler: Arc<dyn Handler>,
+    ) -> Worker {
+        let wq = WorkerQueue {
+            config: self.queue.clone(),
+            schema: None,
+            handler,
+        };
+        Worker::new(store, broker, wq, WorkerOptions::default()).unwrap()
     }
 
     /// Starts the relay alone (stopped with the rig).

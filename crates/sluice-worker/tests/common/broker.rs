@@ -1,0 +1,105 @@
+//! The rig's broker behind a wrapper that watches its subscriptions: it
+//! counts the deliveries they release and, when asked, closes each for good
+//! once it acked something (as a Kafka consumer thread that ended).
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sluice_broker::{
+    AckToken, Broker, BrokerError, Delivery, Publisher, SubscribeOptions, Subscription,
+};
+
+pub struct Watched {
+    inner: Arc<dyn Broker>,
+    released: Arc<AtomicUsize>,
+    close_after_ack: bool,
+}
+
+impl Watched {
+    pub fn new(inner: Arc<dyn Broker>) -> Arc<Self> {
+        Self::with(inner, false)
+    }
+
+    /// Its subscriptions close once they acked something.
+    pub fn closing(inner: Arc<dyn Broker>) -> Arc<Self> {
+        Self::with(inner, true)
+    }
+
+    fn with(inner: Arc<dyn Broker>, close_after_ack: bool) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            released: Arc::default(),
+            close_after_ack,
+        })
+    }
+
+    /// Deliveries released (handed back) so far.
+    pub fn released(&self) -> usize {
+        self.released.load(Ordering::SeqCst)
+    }
+}
+
+struct WatchedSub {
+    inner: Box<dyn Subscription>,
+    released: Arc<AtomicUsize>,
+    close_after_ack: bool,
+    acked: bool,
+}
+
+#[async_trait]
+impl Subscription for WatchedSub {
+    async fn recv(&mut self, max: usize, wait: Duration) -> Result<Vec<Delivery>, BrokerError> {
+        match self.close_after_ack && self.acked {
+            true => Err(BrokerError::Closed("consumer thread ended".into())),
+            false => self.inner.recv(max, wait).await,
+        }
+    }
+
+    async fn ack(&mut self, tokens: &[AckToken]) -> Result<(), BrokerError> {
+        self.acked |= !tokens.is_empty();
+        self.inner.ack(tokens).await
+    }
+
+    async fn release(&mut self, tokens: &[AckToken], delay: Duration) -> Result<(), BrokerError> {
+        self.released.fetch_add(tokens.len(), Ordering::SeqCst);
+        self.inner.release(tokens, delay).await
+    }
+}
+
+#[async_trait]
+impl Broker for Watched {
+    fn publisher(&self) -> Arc<dyn Publisher> {
+        self.inner.publisher()
+    }
+
+    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
+        self.inner.declare(topics).await
+    }
+
+    async fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
+        Ok(Box::new(WatchedSub {
+            inner: self.inner.subscribe(topic, options).await?,
+            released: self.released.clone(),
+            close_after_ack: self.close_after_ack,
+            acked: false,
+        }))
+    }
+
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.inner.ping().await
+    }
+
+    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
+        self.inner.consumer_lag(topic, group).await
+    }
+
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+}
