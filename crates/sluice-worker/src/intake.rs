@@ -74,7 +74,8 @@ pub(crate) fn intake(
                 (env.data, poison)
             };
             let key = env.sluicekey.or_else(|| d.key.clone()).map(without_nul);
-            let traceparent = env.traceparent.map(without_nul);
+            // validated as the HTTP API does: anything else is dropped
+            let traceparent = env.traceparent.as_deref().and_then(sluice_trace::normalize);
             Intake {
                 request: StartRequest {
                     job_id: id,

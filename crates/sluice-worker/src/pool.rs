@@ -153,10 +153,9 @@ impl Worker {
             metrics::gauge!("sluice_worker_concurrency_limit_jobs", "queue" => cfg.name.clone());
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<Vec<AckToken>>();
-        // deliveries handed back to the broker: of jobs started ahead whose
-        // lease ran short while they waited for a slot, and of outcomes the
-        // store refused for good
-        // (each with how long the broker should keep it back)
+        // deliveries handed back to the broker, each with how long it should
+        // keep it back: of jobs started ahead whose lease ran short while
+        // they waited for a slot, and of outcomes the store refused for good
         let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(AckToken, Duration)>();
         let flusher = Flusher::new(
             self.store.clone(),
@@ -432,12 +431,13 @@ impl Worker {
         for ((d, i), outcome) in batch.deliveries.into_iter().zip(intakes).zip(outcomes) {
             match outcome {
                 Ok(StartOutcome::Started(active)) => {
-                    // a replayed job meets the queue's schema again: a
-                    // direct producer's message that died for its payload
-                    // reaches the handler only if the schema now takes it
+                    // a replayed job meets the queue's schema again, on its
+                    // run's first attempt: a direct producer's message that
+                    // died for its payload reaches the handler only if the
+                    // schema now takes it
                     let poison = i.poison.or_else(|| {
                         let schema = self.validator.as_deref();
-                        (active.job.replay_count > 0)
+                        (active.job.replay_count > 0 && active.attempt == 1)
                             .then(|| schema.and_then(|v| schema_violation(v, &active.job.payload)))
                             .flatten()
                     });
@@ -490,6 +490,8 @@ impl Worker {
                             if probe {
                                 recorder.probe_handed_back();
                             }
+                            // the next job in line need not wait for the store
+                            drop(slot);
                             attempts.abandon(&active).await;
                             let _ = back.send((d.token, Duration::ZERO));
                             return;

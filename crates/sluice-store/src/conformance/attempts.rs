@@ -185,9 +185,13 @@ pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dy
     let wrong = LeaseToken::new();
     assert!(!store.abandon_attempt(job.id, &wrong, 1).await.unwrap());
     assert!(!store.abandon_attempt(job.id, &a.lease, 2).await.unwrap());
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    let before = now_ms();
     assert!(store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
     let after = store.get_job(job.id).await.unwrap();
     assert_eq!(after.attempts, 0, "the abandoned attempt is not counted");
+    // a change like any other, for what reads "unchanged since" (redrive)
+    assert!(after.updated_at >= before, "updated_at kept the start's time");
     assert!(!store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
     assert!(matches!(
         finish(store, &a, Outcome::Succeeded).await,

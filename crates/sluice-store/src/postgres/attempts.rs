@@ -98,6 +98,7 @@ impl AttemptStore for PgStore {
                     .bind(job_id.as_uuid())
                     .bind(&lease.0)
                     .bind(i64::from(attempt))
+                    .bind(now_ms())
                     .execute(pool)
                     .await?)
             })

@@ -65,11 +65,7 @@ pub(super) fn job_row(row: &PgRow) -> Result<JobRecord, StoreError> {
 /// Text PostgreSQL can store: `text` columns reject NUL characters, so they
 /// become U+FFFD (error messages from handlers may carry anything).
 pub(super) fn pg_text(s: &str) -> String {
-    if s.contains('\0') {
-        s.replace('\0', "\u{FFFD}")
-    } else {
-        s.to_string()
-    }
+    sluice_core::without_nul(s.to_string())
 }
 
 /// The columns of new jobs, one array per column, for `UNNEST`.

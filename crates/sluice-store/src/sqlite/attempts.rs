@@ -56,6 +56,7 @@ impl AttemptStore for SqliteStore {
             .bind(job_id.to_string())
             .bind(&lease.0)
             .bind(i64::from(attempt))
+            .bind(now_ms())
             .execute(&mut *tx)
             .await
             .map_err(map_err)?

@@ -38,8 +38,8 @@ pub struct Target {
     pub token: String,
 }
 
-/// `admin.token` comes from its variable as set (see
-/// [`crate::config::admin_token_from_env`]).
+/// Not `admin.token`: its variable is the `--token` flag's, read by clap as
+/// set (figment would read it as TOML, an all-digit token as a number).
 const ENV_KEYS: &[&str] = &["data_dir", "http.admin_listen"];
 
 /// The admin URL and token: flags (and their env vars) first, then the
@@ -94,7 +94,7 @@ fn load(config: Option<&Path>) -> anyhow::Result<Light> {
             .split("__")
             .filter(|k| ENV_KEYS.contains(&k.as_str().to_ascii_lowercase().as_str())),
     );
-    let mut light: Light = fig
+    let light: Light = fig
         .extract()
         .map_err(|e| {
             let msgs: Vec<String> = e.into_iter().map(|e| config::describe(&e)).collect();
@@ -104,9 +104,6 @@ fn load(config: Option<&Path>) -> anyhow::Result<Light> {
             Some(f) => format!("config error in {}", f.display()),
             None => "config error in the environment".to_string(),
         })?;
-    if let Some(token) = config::admin_token_from_env() {
-        light.admin.token = Some(token);
-    }
     Ok(light)
 }
 
