@@ -150,6 +150,11 @@ async fn jobs_whose_lease_ran_short_waiting_for_a_slot_are_handed_back_and_run_o
     for id in &slow {
         assert_eq!(calls.get(id), Some(&1), "job {id} ran once");
     }
+    assert!(
+        rig.watched.released() >= LIMIT as usize,
+        "the jobs started ahead were not handed back: {} released",
+        rig.watched.released()
+    );
     // an attempt that never ran is not counted (before, the jobs handed
     // back were taken over once their lease lapsed, as attempt 2)
     for id in &slow {

@@ -191,7 +191,10 @@ pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dy
     let after = store.get_job(job.id).await.unwrap();
     assert_eq!(after.attempts, 0, "the abandoned attempt is not counted");
     // a change like any other, for what reads "unchanged since" (redrive)
-    assert!(after.updated_at >= before, "updated_at kept the start's time");
+    assert!(
+        after.updated_at >= before,
+        "updated_at kept the start's time"
+    );
     assert!(!store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
     assert!(matches!(
         finish(store, &a, Outcome::Succeeded).await,

@@ -21,6 +21,8 @@ pub struct Rig {
     dir: tempfile::TempDir,
     pub store: Arc<dyn Store>,
     pub broker: Arc<dyn Broker>,
+    /// The broker as the pools [`Rig::start`] runs see it.
+    pub watched: Arc<broker::Watched>,
     pub queue: QueueConfig,
     shutdown: CancellationToken,
 }
@@ -42,6 +44,7 @@ impl Rig {
         Self {
             dir,
             store,
+            watched: broker::Watched::new(broker.clone()),
             broker,
             queue,
             shutdown: CancellationToken::new(),
@@ -64,7 +67,7 @@ impl Rig {
             schema,
             handler,
         };
-        let worker = Worker::new(self.store.clone(), self.broker.clone(), wq, options).unwrap();
+        let worker = Worker::new(self.store.clone(), self.watched.clone(), wq, options).unwrap();
         tokio::spawn(worker.run(self.shutdown.child_token()));
     }
 
