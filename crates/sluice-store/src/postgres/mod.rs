@@ -182,7 +182,14 @@ fn parse_url(url: &str) -> Result<Config, StoreError> {
             "expected postgres:// or postgresql://".into(),
         ));
     }
-    let password = parsed.password().map(percent_decode);
+    // the password given in the user info, or else as a query parameter
+    // (as libpq and sqlx take it), hidden from every error alike
+    let password = parsed.password().map(percent_decode).or_else(|| {
+        parsed
+            .query_pairs()
+            .find(|(k, _)| k == "password")
+            .map(|(_, v)| v.into_owned())
+    });
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut acquire_timeout = DEFAULT_ACQUIRE_TIMEOUT;
     let mut op_timeout = DEFAULT_OP_TIMEOUT;
@@ -744,6 +751,8 @@ mod tests {
             Some("hunter2"),
         );
         assert_eq!(e.to_string(), "store unavailable: pw ***");
+        let cfg = parse_url("postgres://u@h/d?password=hunter%232").unwrap();
+        assert_eq!(cfg.password.as_deref(), Some("hunter#2"));
     }
 
     #[test]
