@@ -3,8 +3,9 @@
 //! batches. It wakes at once when this process commits outbox rows and polls
 //! as a fallback (other processes, delayed rows). Rows are fenced by the
 //! claim's lease, so several relays on one store do not publish a row twice
-//! in normal operation; a crash between publish and mark causes a duplicate
-//! publication, never a loss.
+//! in normal operation; a running relay extends the leases of the claims it
+//! is still publishing, however long the broker takes to confirm. A crash
+//! between publish and mark causes a duplicate publication, never a loss.
 //!
 //! Dead-letter rows ([`OutboxKind::DeadLetter`]) go to the queue's
 //! dead-letter topic (`<topic>.dlq`) as the same CloudEvent (same id, key
@@ -13,6 +14,7 @@
 //! replayed before its row was published is still published (a stale but
 //! harmless event, with the job id of the now-replayed job).
 
+mod leases;
 mod redrive;
 mod retention;
 
@@ -28,6 +30,8 @@ use sluice_core::{now_ms, Envelope, QueueConfig};
 use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
+use crate::leases::Leases;
+
 /// The CloudEvents `type` of a dead letter published to a dead-letter topic.
 pub const DEAD_LETTER_TYPE: &str = "sluice.job.dead";
 /// The CloudEvents extension attribute carrying why a job died.
@@ -38,7 +42,8 @@ pub const ERROR_ATTR: &str = "sluiceerror";
 pub struct RelayConfig {
     /// Most rows claimed and published per round.
     pub batch_size: usize,
-    /// How long a claim holds its rows; must exceed a publish round trip.
+    /// How long a claim holds its rows unless extended; a running relay
+    /// extends it each time half has passed while it publishes them.
     pub lease: Duration,
     /// Longest sleep between rounds when nothing wakes the relay.
     pub poll_interval: Duration,
@@ -91,6 +96,8 @@ pub struct Relay {
     /// queue → (topic, dead-letter topic)
     topics: HashMap<String, (String, String)>,
     config: RelayConfig,
+    /// The claims not yet settled, whose leases [`Relay::run`] extends.
+    leases: Leases,
 }
 
 impl Relay {
@@ -113,6 +120,7 @@ impl Relay {
             publisher,
             topics,
             config,
+            leases: Leases::default(),
         })
     }
 
@@ -169,11 +177,14 @@ impl Relay {
         Ok(claim.rows.len())
     }
 
+    /// Claims the next batch, held (its lease kept) until it is settled.
     async fn claim(&self) -> Result<OutboxClaim, RelayError> {
-        Ok(self
+        let claim = self
             .store
             .claim_outbox(self.config.batch_size, self.config.lease)
-            .await?)
+            .await?;
+        self.leases.hold(&claim, self.config.lease);
+        Ok(claim)
     }
 
     async fn publish(&self, claim: &mut OutboxClaim) -> Vec<Result<(), BrokerError>> {
@@ -191,12 +202,13 @@ impl Relay {
 
     /// Marks the published rows, dead-letters the jobs whose messages the
     /// broker refused for good, and releases the other failed rows for a
-    /// retry.
+    /// retry. The claim's lease is no longer extended.
     async fn settle(
         &self,
         claim: &OutboxClaim,
         results: Vec<Result<(), BrokerError>>,
     ) -> Result<(), RelayError> {
+        self.leases.forget(&claim.lease);
         let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
         let mut refused = Vec::new();
         let now = now_ms();
@@ -292,6 +304,14 @@ impl Relay {
     /// (see [`Publisher::send`]) the broker also has the next batch while it
     /// confirms one.
     pub async fn run(self, shutdown: CancellationToken) {
+        let keeper = self.leases.clone();
+        tokio::select! {
+            () = self.rounds(shutdown) => {}
+            never = keeper.keep(&*self.store, self.config.lease) => match never {},
+        }
+    }
+
+    async fn rounds(&self, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
         let mut next: Option<OutboxClaim> = None;
@@ -313,6 +333,9 @@ impl Relay {
                 }
                 Ok(mut claim) => {
                     backoff = Duration::from_millis(100);
+                    // a batch claimed ahead may have waited long enough
+                    // for its lease to lapse and another relay to take rows
+                    self.leases.drop_lost(&mut claim);
                     let full = claim.rows.len() >= self.config.batch_size;
                     let (confirms, claimed_next, ()) = tokio::join!(
                         self.send(&mut claim),
@@ -353,6 +376,7 @@ impl Relay {
         // a batch claimed ahead and never sent goes back at once, rather
         // than waiting out its lease after every restart
         if let Some(c) = next.take() {
+            self.leases.forget(&c.lease);
             let rows: Vec<i64> = c.rows.iter().map(|r| r.row_id).collect();
             if let Err(e) = self.store.release_outbox(&c.lease, &rows, now_ms()).await {
                 tracing::warn!(error = %e, rows = rows.len(), "cannot release the rows claimed ahead; they are published once their lease runs out");

@@ -464,6 +464,18 @@ struct ConfirmingPublisher {
     order: Mutex<Vec<JobId>>,
 }
 
+impl ConfirmingPublisher {
+    fn new(inner: Arc<dyn Publisher>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            delay,
+            unconfirmed: Arc::new(AtomicUsize::new(0)),
+            peak: AtomicUsize::new(0),
+            order: Mutex::new(Vec::new()),
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl Publisher for ConfirmingPublisher {
     async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
@@ -493,13 +505,7 @@ async fn the_next_batch_is_sent_while_the_broker_confirms_one_in_claim_order() {
     let (_d, store, broker, q) = rig().await;
     broker.declare(&[q.topic()]).await.unwrap();
     let ids = enqueue(&store, 95, 0).await;
-    let publisher = Arc::new(ConfirmingPublisher {
-        inner: broker.publisher(),
-        delay: Duration::from_millis(50),
-        unconfirmed: Arc::new(AtomicUsize::new(0)),
-        peak: AtomicUsize::new(0),
-        order: Mutex::new(Vec::new()),
-    });
+    let publisher = ConfirmingPublisher::new(broker.publisher(), Duration::from_millis(50));
     relay_in_batches_of_ten(&store, &broker, &q, &ids, publisher.clone()).await;
     assert_eq!(
         publisher.peak.load(Ordering::SeqCst),
@@ -657,4 +663,51 @@ async fn a_stopped_relay_releases_the_batch_it_claimed_ahead() {
         .await
         .unwrap();
     assert_eq!(claim.rows.len(), unpublished, "rows left leased");
+}
+
+/// Two relays whose broker takes longer to confirm a batch than their
+/// claims' lease: each relay extends the leases of the batches it is still
+/// sending or waiting to hear about, so the other never takes their rows
+/// and no job is sent twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relays_keep_their_claims_while_the_broker_is_slower_than_the_lease() {
+    let (_d, store, broker, q) = rig().await;
+    broker.declare(&[q.topic()]).await.unwrap();
+    let ids = enqueue(&store, 60, 0).await;
+    let publisher = ConfirmingPublisher::new(broker.publisher(), Duration::from_millis(1600));
+    let mut cfg = config(Duration::from_millis(50));
+    cfg.batch_size = 10;
+    cfg.lease = Duration::from_secs(1);
+    let stop = CancellationToken::new();
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let relay = Relay::new(
+            store.clone(),
+            publisher.clone(),
+            std::slice::from_ref(&q),
+            cfg.clone(),
+        )
+        .unwrap();
+        tasks.push(tokio::spawn(relay.run(stop.clone())));
+    }
+    let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
+    assert_eq!(got.len(), ids.len());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    for id in &ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(Instant::now() < deadline, "a batch was never marked");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    stop.cancel();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut counts: HashMap<JobId, usize> = HashMap::new();
+    for id in publisher.order.lock().unwrap().iter() {
+        *counts.entry(*id).or_default() += 1;
+    }
+    assert_eq!(counts.len(), ids.len());
+    let twice: Vec<_> = counts.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(twice.is_empty(), "sent more than once: {twice:?}");
 }

@@ -87,6 +87,19 @@ pub trait OutboxStore: Send + Sync {
         available_at: EpochMs,
     ) -> Result<usize, StoreError>;
 
+    /// Extends the lease of these rows of the claim to `lease` from now, for
+    /// a relay still publishing them when half of its lease has passed.
+    /// Rows no longer held by `lease_token` (taken by another claim after
+    /// the lease lapsed, marked or released) are left alone; returns the
+    /// rows it still holds, in no particular order. A lapsed lease that no
+    /// other claim took is still held.
+    async fn extend_claim(
+        &self,
+        lease_token: &LeaseToken,
+        row_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError>;
+
     /// Dead-letters the jobs of these job rows of the claim, which the broker
     /// refused for good (too large, invalid), each with its reason: the row
     /// is removed, and its job, if no worker has started this attempt of it,

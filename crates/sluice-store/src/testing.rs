@@ -100,6 +100,14 @@ impl OutboxStore for Wrapped {
     ) -> Result<usize, StoreError> {
         self.inner.release_outbox(lease, ids, at).await
     }
+    async fn extend_claim(
+        &self,
+        token: &LeaseToken,
+        ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        self.inner.extend_claim(token, ids, lease).await
+    }
     async fn dead_letter_refused(
         &self,
         lease: &LeaseToken,

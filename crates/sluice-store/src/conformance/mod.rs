@@ -108,6 +108,7 @@ macro_rules! store_conformance {
             expired_claim_is_reclaimed_and_old_lease_fenced,
             release_makes_rows_due_again,
             next_due_ignores_leased_rows,
+            extended_claims_outlive_their_lease_and_lost_rows_stay_lost,
             mark_published_sets_published,
             mark_published_never_overwrites_worker_progress,
             refused_rows_are_dead_lettered,

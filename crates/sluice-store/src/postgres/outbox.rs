@@ -159,6 +159,29 @@ impl OutboxStore for PgStore {
         Ok(usize::try_from(done.rows_affected()).unwrap_or(usize::MAX))
     }
 
+    async fn extend_claim(
+        &self,
+        token: &LeaseToken,
+        row_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (pool, lease_ms) = (&self.pool, millis(lease));
+        let rows = self
+            .run("extend claim", move || async move {
+                Ok(sqlx::query(include_str!("sql/outbox_extend.sql"))
+                    .bind(now_ms().saturating_add(lease_ms))
+                    .bind(row_ids)
+                    .bind(&token.0)
+                    .fetch_all(pool)
+                    .await?)
+            })
+            .await?;
+        rows.iter().map(|r| get(r, "row_id")).collect()
+    }
+
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {
         let pool = &self.pool;
         self.run("next due", move || async move {

@@ -148,6 +148,27 @@ impl OutboxStore for SqliteStore {
         Ok(usize::try_from(released).unwrap_or(usize::MAX))
     }
 
+    async fn extend_claim(
+        &self,
+        token: &LeaseToken,
+        row_ids: &[i64],
+        lease: Duration,
+    ) -> Result<Vec<i64>, StoreError> {
+        if row_ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut tx = self.begin_write().await?;
+        let kept: Vec<i64> = sqlx::query_scalar(include_str!("sql/outbox_extend.sql"))
+            .bind(now_ms().saturating_add(millis(lease)))
+            .bind(json_list(row_ids))
+            .bind(&token.0)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(kept)
+    }
+
     async fn dead_letter_refused(
         &self,
         lease: &LeaseToken,
