@@ -298,6 +298,40 @@ async fn unroutable_and_unknown_topics_fail_the_publish() {
         .unwrap();
 }
 
+/// A body larger than the server's max_message_size is refused for good
+/// without being sent (the server would close the channel, failing the
+/// messages sent with it): the messages around it are confirmed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_larger_than_the_max_message_size_is_refused() {
+    let Some(url) = amqp_url() else { return };
+    let broker = AmqpBroker::open(&with_option(&url, "max_message_bytes=1024"))
+        .await
+        .unwrap();
+    let topic = unique("large");
+    broker.declare(std::slice::from_ref(&topic)).await.unwrap();
+    let mut big = message(&topic, 1);
+    big.body = format!("\"{}\"", "x".repeat(2000)).into_bytes();
+    let batch = vec![message(&topic, 0), big, message(&topic, 2)];
+    let results = broker.publisher().publish(batch).await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    assert!(
+        matches!(&results[1], Err(BrokerError::Refused(e)) if e.contains("max_message_size")),
+        "{results:?}"
+    );
+    let conn = raw(&url).await;
+    let ch = conn.create_channel().await.unwrap();
+    let passive = QueueDeclareOptions {
+        passive: true,
+        ..Default::default()
+    };
+    let q = ch
+        .queue_declare(&topic, passive, FieldTable::default())
+        .await
+        .unwrap();
+    assert_eq!(q.message_count(), 2, "only the small messages were sent");
+    broker.delete_topic(&topic, &[]).await.unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn messages_are_persistent_with_the_job_id_and_cloudevents_headers() {
     let Some(url) = amqp_url() else { return };

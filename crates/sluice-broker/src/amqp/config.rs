@@ -18,6 +18,11 @@ pub enum QueueType {
 
 /// Most channels the publisher spreads one batch over.
 pub const DEFAULT_PUBLISHER_CHANNELS: usize = 4;
+/// The largest message body sent, by default: RabbitMQ 4's default
+/// `max_message_size` (16 MiB; 3.x allows 128 MiB).
+pub const DEFAULT_MAX_MESSAGE_BYTES: usize = 16 << 20;
+/// RabbitMQ's own upper bound of `max_message_size` (512 MiB).
+const MAX_MESSAGE_BYTES_LIMIT: usize = 512 << 20;
 
 /// Settings of an `amqp://` or `amqps://` broker URL.
 ///
@@ -26,7 +31,11 @@ pub const DEFAULT_PUBLISHER_CHANNELS: usize = 4;
 /// `connection_timeout`, `auth_mechanism`):
 /// - `queue_type=auto|quorum|classic` (default `auto`);
 /// - `publisher_channels=N` (1..=64, default 4): channels one publish batch
-///   is spread over, each with pipelined confirms.
+///   is spread over, each with pipelined confirms;
+/// - `max_message_bytes=N` (1024..=536870912, default 16 MiB): the server's
+///   `max_message_size`. A larger message is refused for good without being
+///   sent, since the server would close the channel on it (and on every
+///   message sent with it).
 #[derive(Clone, PartialEq, Eq)]
 pub struct AmqpConfig {
     /// The URL handed to lapin (may hold a password: never log it).
@@ -35,6 +44,7 @@ pub struct AmqpConfig {
     pub redacted: String,
     pub queue_type: QueueType,
     pub publisher_channels: usize,
+    pub max_message_bytes: usize,
 }
 
 impl std::fmt::Debug for AmqpConfig {
@@ -43,6 +53,7 @@ impl std::fmt::Debug for AmqpConfig {
             .field("url", &self.redacted)
             .field("queue_type", &self.queue_type)
             .field("publisher_channels", &self.publisher_channels)
+            .field("max_message_bytes", &self.max_message_bytes)
             .finish()
     }
 }
@@ -63,6 +74,7 @@ impl AmqpConfig {
         }
         let mut queue_type = QueueType::Auto;
         let mut publisher_channels = DEFAULT_PUBLISHER_CHANNELS;
+        let mut max_message_bytes = DEFAULT_MAX_MESSAGE_BYTES;
         let mut rest = Vec::new();
         for (k, v) in parsed.query_pairs() {
             match k.as_ref() {
@@ -86,6 +98,17 @@ impl AmqpConfig {
                         .ok_or_else(|| {
                             BrokerError::InvalidUrl(format!(
                                 "publisher_channels must be between 1 and 64, not {v:?}"
+                            ))
+                        })?
+                }
+                "max_message_bytes" => {
+                    max_message_bytes = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1024..=MAX_MESSAGE_BYTES_LIMIT).contains(n))
+                        .ok_or_else(|| {
+                            BrokerError::InvalidUrl(format!(
+                                "max_message_bytes must be between 1024 and {MAX_MESSAGE_BYTES_LIMIT}, not {v:?}"
                             ))
                         })?
                 }
@@ -113,6 +136,7 @@ impl AmqpConfig {
             redacted: shown.to_string(),
             queue_type,
             publisher_channels,
+            max_message_bytes,
         })
     }
 }
@@ -135,6 +159,14 @@ mod tests {
         let d = AmqpConfig::parse("amqp://h/").unwrap();
         assert_eq!(d.queue_type, QueueType::Auto);
         assert_eq!(d.publisher_channels, DEFAULT_PUBLISHER_CHANNELS);
+        assert_eq!(d.max_message_bytes, DEFAULT_MAX_MESSAGE_BYTES);
+        let m = AmqpConfig::parse("amqp://h/?max_message_bytes=134217728").unwrap();
+        assert_eq!(m.max_message_bytes, 128 << 20);
+        assert_eq!(m.uri, "amqp://h/");
+        for bad in ["0", "1023", "536870913", "16MiB"] {
+            let url = format!("amqp://h/?max_message_bytes={bad}");
+            assert!(AmqpConfig::parse(&url).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -59,6 +59,7 @@ impl AmqpBroker {
         let publisher = Arc::new(AmqpPublisher::new(
             publishing,
             config.publisher_channels,
+            config.max_message_bytes,
             known.clone(),
         ));
         consumers.connection().await?;

@@ -32,19 +32,25 @@ const CONFIRM_TIMEOUT: Duration = Duration::from_secs(30);
 /// message (`basic.ack`) without returning it; a returned message (no queue
 /// bound to the topic's exchange) is [`BrokerError::Rejected`], a `nack` or a
 /// lost channel [`BrokerError::Unavailable`]. Publishing to a topic whose
-/// exchange does not exist is rejected without touching a channel.
+/// exchange does not exist is rejected without touching a channel, and a
+/// body larger than the server's `max_message_size` is
+/// [`BrokerError::Refused`] without being sent (the server would close the
+/// channel, failing the messages sent with it).
 pub struct AmqpPublisher {
     connector: Arc<Connector>,
     /// Confirm-mode channels, opened on first use and after failures.
     channels: Arc<[tokio::sync::Mutex<Option<Channel>>]>,
     /// Exchanges known to exist.
     known: Arc<Mutex<HashSet<String>>>,
+    /// The largest body sent (the server's `max_message_size`).
+    max_message_bytes: usize,
 }
 
 impl AmqpPublisher {
     pub(crate) fn new(
         connector: Arc<Connector>,
         channels: usize,
+        max_message_bytes: usize,
         known: Arc<Mutex<HashSet<String>>>,
     ) -> Self {
         Self {
@@ -54,6 +60,7 @@ impl AmqpPublisher {
                 .collect::<Vec<_>>()
                 .into(),
             known,
+            max_message_bytes,
         }
     }
 
@@ -238,6 +245,12 @@ impl Publisher for AmqpPublisher {
                 results[i] = Some(Err(BrokerError::Rejected(format!(
                     "unknown topic {:?}: no such exchange",
                     m.topic
+                ))));
+            } else if m.body.len() > self.max_message_bytes {
+                results[i] = Some(Err(BrokerError::Refused(format!(
+                    "message of {} bytes is larger than the broker's max_message_size ({} bytes; amqp url option max_message_bytes)",
+                    m.body.len(),
+                    self.max_message_bytes
                 ))));
             } else {
                 todo.push((i, m));
