@@ -115,12 +115,13 @@ impl Relay {
             .iter()
             .map(|q| (q.name.clone(), (q.topic(), q.dlq_topic())))
             .collect();
+        let leases = Leases::new(config.lease);
         Ok(Self {
             store,
             publisher,
             topics,
             config,
-            leases: Leases::default(),
+            leases,
         })
     }
 
@@ -177,13 +178,15 @@ impl Relay {
         Ok(claim.rows.len())
     }
 
-    /// Claims the next batch, held (its lease kept) until it is settled.
+    /// Claims the next batch, held until it is settled: [`Relay::run`]
+    /// extends its lease meanwhile.
     async fn claim(&self) -> Result<OutboxClaim, RelayError> {
+        let asked = tokio::time::Instant::now();
         let claim = self
             .store
             .claim_outbox(self.config.batch_size, self.config.lease)
             .await?;
-        self.leases.hold(&claim, self.config.lease);
+        self.leases.hold(&claim, asked);
         Ok(claim)
     }
 
@@ -202,13 +205,23 @@ impl Relay {
 
     /// Marks the published rows, dead-letters the jobs whose messages the
     /// broker refused for good, and releases the other failed rows for a
-    /// retry. The claim's lease is no longer extended.
+    /// retry; then the claim's lease is no longer extended (a row a failure
+    /// left leased is published again once it lapses).
     async fn settle(
         &self,
         claim: &OutboxClaim,
         results: Vec<Result<(), BrokerError>>,
     ) -> Result<(), RelayError> {
+        let settled = self.settle_rows(claim, results).await;
         self.leases.forget(&claim.lease);
+        settled
+    }
+
+    async fn settle_rows(
+        &self,
+        claim: &OutboxClaim,
+        results: Vec<Result<(), BrokerError>>,
+    ) -> Result<(), RelayError> {
         let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
         let mut refused = Vec::new();
         let now = now_ms();
@@ -302,12 +315,13 @@ impl Relay {
     /// one sent before is confirmed and marked, so the store's round trips
     /// overlap the broker's; with a publisher that sends ahead of confirms
     /// (see [`Publisher::send`]) the broker also has the next batch while it
-    /// confirms one.
+    /// confirms one. The lease of every batch claimed and not yet settled is
+    /// extended each time half of it has passed.
     pub async fn run(self, shutdown: CancellationToken) {
         let keeper = self.leases.clone();
         tokio::select! {
             () = self.rounds(shutdown) => {}
-            never = keeper.keep(&*self.store, self.config.lease) => match never {},
+            never = keeper.keep(&*self.store) => match never {},
         }
     }
 
@@ -333,10 +347,10 @@ impl Relay {
                 }
                 Ok(mut claim) => {
                     backoff = Duration::from_millis(100);
+                    let full = claim.rows.len() >= self.config.batch_size;
                     // a batch claimed ahead may have waited long enough
                     // for its lease to lapse and another relay to take rows
-                    self.leases.drop_lost(&mut claim);
-                    let full = claim.rows.len() >= self.config.batch_size;
+                    self.leases.ready(&*self.store, &mut claim).await;
                     let (confirms, claimed_next, ()) = tokio::join!(
                         self.send(&mut claim),
                         async {

@@ -674,10 +674,10 @@ async fn relays_keep_their_claims_while_the_broker_is_slower_than_the_lease() {
     let (_d, store, broker, q) = rig().await;
     broker.declare(&[q.topic()]).await.unwrap();
     let ids = enqueue(&store, 60, 0).await;
-    let publisher = ConfirmingPublisher::new(broker.publisher(), Duration::from_millis(1600));
+    let publisher = ConfirmingPublisher::new(broker.publisher(), Duration::from_millis(3000));
     let mut cfg = config(Duration::from_millis(50));
     cfg.batch_size = 10;
-    cfg.lease = Duration::from_secs(1);
+    cfg.lease = Duration::from_secs(2);
     let stop = CancellationToken::new();
     let mut tasks = Vec::new();
     for _ in 0..2 {

@@ -90,7 +90,8 @@ pub trait OutboxStore: Send + Sync {
     /// Extends the lease of these rows of the claim to `lease` from now, for
     /// a relay still publishing them when half of its lease has passed.
     /// Rows no longer held by `lease_token` (taken by another claim after
-    /// the lease lapsed, marked or released) are left alone; returns the
+    /// the lease lapsed, marked, released or removed) are left alone;
+    /// returns the
     /// rows it still holds, in no particular order. A lapsed lease that no
     /// other claim took is still held.
     async fn extend_claim(
