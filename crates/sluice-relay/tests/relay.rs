@@ -105,17 +105,7 @@ async fn two_relays_publish_each_row_once() {
     let stop = CancellationToken::new();
     let mut cfg = config(Duration::from_millis(50));
     cfg.batch_size = 100;
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let relay = Relay::new(
-            store.clone(),
-            broker.publisher(),
-            std::slice::from_ref(&q),
-            cfg.clone(),
-        )
-        .unwrap();
-        tasks.push(tokio::spawn(relay.run(stop.clone())));
-    }
+    let tasks = spawn_relays(2, &store, broker.publisher(), &q, &cfg, &stop);
     let got = drain(&broker, &q.topic(), 2000, Duration::from_secs(60)).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     let late = drain(&broker, &q.topic(), 1, Duration::from_millis(300)).await;
@@ -411,6 +401,13 @@ async fn relay_in_batches_of_ten(
     let task = tokio::spawn(relay.run(stop.clone()));
     let got = drain(broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
     assert_eq!(got.len(), ids.len());
+    wait_marked(store, ids).await;
+    stop.cancel();
+    task.await.unwrap();
+}
+
+/// Waits (at most 10 s) until every job of `ids` reads `published`.
+async fn wait_marked(store: &Arc<dyn Store>, ids: &[JobId]) {
     let deadline = Instant::now() + Duration::from_secs(10);
     for id in ids {
         while store.get_job(*id).await.unwrap().status != JobStatus::Published {
@@ -418,8 +415,29 @@ async fn relay_in_batches_of_ten(
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
-    stop.cancel();
-    task.await.unwrap();
+}
+
+/// Starts `n` relays over one store and publisher until `stop`.
+fn spawn_relays(
+    n: usize,
+    store: &Arc<dyn Store>,
+    publisher: Arc<dyn Publisher>,
+    q: &QueueConfig,
+    cfg: &RelayConfig,
+    stop: &CancellationToken,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    (0..n)
+        .map(|_| {
+            let relay = Relay::new(
+                store.clone(),
+                publisher.clone(),
+                std::slice::from_ref(q),
+                cfg.clone(),
+            )
+            .unwrap();
+            tokio::spawn(relay.run(stop.clone()))
+        })
+        .collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -679,26 +697,10 @@ async fn relays_keep_their_claims_while_the_broker_is_slower_than_the_lease() {
     cfg.batch_size = 10;
     cfg.lease = Duration::from_secs(2);
     let stop = CancellationToken::new();
-    let mut tasks = Vec::new();
-    for _ in 0..2 {
-        let relay = Relay::new(
-            store.clone(),
-            publisher.clone(),
-            std::slice::from_ref(&q),
-            cfg.clone(),
-        )
-        .unwrap();
-        tasks.push(tokio::spawn(relay.run(stop.clone())));
-    }
+    let tasks = spawn_relays(2, &store, publisher.clone(), &q, &cfg, &stop);
     let got = drain(&broker, &q.topic(), ids.len(), Duration::from_secs(30)).await;
     assert_eq!(got.len(), ids.len());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for id in &ids {
-        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
-            assert!(Instant::now() < deadline, "a batch was never marked");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    wait_marked(&store, &ids).await;
     stop.cancel();
     for t in tasks {
         t.await.unwrap();
