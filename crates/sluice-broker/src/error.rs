@@ -1,5 +1,5 @@
 /// Every failure of a broker operation, classified.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum BrokerError {
     /// Not reachable, timed out, or not confirmed: the outcome is unknown;
     /// retry later.

@@ -15,11 +15,10 @@ use tokio::time::Instant;
 #[derive(Clone)]
 pub(crate) struct Leases {
     lease: Duration,
-    held: Arc<Mutex<HashMap<String, Held>>>,
+    held: Arc<Mutex<HashMap<LeaseToken, Held>>>,
 }
 
 struct Held {
-    token: LeaseToken,
     /// The rows the lease still holds, as of its last extension.
     rows: HashSet<i64>,
     /// When to extend the lease next (passed: the lease may have lapsed).
@@ -41,16 +40,15 @@ impl Leases {
             return;
         }
         let held = Held {
-            token: claim.lease.clone(),
             rows: claim.rows.iter().map(|r| r.row_id).collect(),
             renew_at: asked + self.lease / 2,
         };
-        self.lock().insert(claim.lease.0.clone(), held);
+        self.lock().insert(claim.lease.clone(), held);
     }
 
     /// Stops keeping the claim of `token` (settled, or given back).
     pub(crate) fn forget(&self, token: &LeaseToken) {
-        self.lock().remove(&token.0);
+        self.lock().remove(token);
     }
 
     /// Readies a claim that waited to be sent (claimed ahead): when its
@@ -60,13 +58,12 @@ impl Leases {
     pub(crate) async fn ready(&self, store: &dyn Store, claim: &mut OutboxClaim) {
         let due = self
             .lock()
-            .get(&claim.lease.0)
+            .get(&claim.lease)
             .map(|h| h.renew_at <= Instant::now());
         if due == Some(true) {
-            let rows: Vec<i64> = claim.rows.iter().map(|r| r.row_id).collect();
-            self.extend(store, &claim.lease, &rows).await;
+            self.extend(store, &claim.lease, &claim.row_ids()).await;
         }
-        if let Some(h) = self.lock().get(&claim.lease.0) {
+        if let Some(h) = self.lock().get(&claim.lease) {
             if h.rows.len() < claim.rows.len() {
                 claim.rows.retain(|r| h.rows.contains(&r.row_id));
             }
@@ -88,9 +85,9 @@ impl Leases {
             let now = Instant::now();
             let due: Vec<(LeaseToken, Vec<i64>)> = self
                 .lock()
-                .values()
-                .filter(|h| h.renew_at <= now)
-                .map(|h| (h.token.clone(), h.rows.iter().copied().collect()))
+                .iter()
+                .filter(|(_, h)| h.renew_at <= now)
+                .map(|(token, h)| (token.clone(), h.rows.iter().copied().collect()))
                 .collect();
             for (token, rows) in due {
                 self.extend(store, &token, &rows).await;
@@ -106,7 +103,7 @@ impl Leases {
         let extended = store.extend_claim(token, rows, self.lease).await;
         let outcome = {
             let mut held = self.lock();
-            let Some(h) = held.get_mut(&token.0) else {
+            let Some(h) = held.get_mut(token) else {
                 return;
             };
             match extended {
@@ -129,7 +126,7 @@ impl Leases {
         (self.lease / 4).min(Duration::from_secs(1))
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Held>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseToken, Held>> {
         self.held.lock().unwrap_or_else(|e| e.into_inner())
     }
 }

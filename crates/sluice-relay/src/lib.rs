@@ -224,6 +224,8 @@ impl Relay {
     ) -> Result<(), RelayError> {
         let (mut ok, mut failed) = (Vec::with_capacity(claim.rows.len()), Vec::new());
         let mut refused = Vec::new();
+        // messages refused for good, of jobs and of dead letters
+        let mut refusals = 0u64;
         let now = now_ms();
         let lag = metrics::histogram!("sluice_relay_lag_seconds");
         // published rows per queue, counted once per batch
@@ -241,17 +243,20 @@ impl Relay {
                 }
                 // the message itself can never go out: its job is dead (a
                 // dead letter whose message is refused stays in the store)
-                Err(BrokerError::Refused(reason)) => match row.kind {
-                    OutboxKind::Job => {
-                        tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the job's message for good; dead-lettering the job");
-                        let reason = format!("broker refused the message: {reason}");
-                        refused.push((row.row_id, reason));
+                Err(BrokerError::Refused(reason)) => {
+                    refusals += 1;
+                    match row.kind {
+                        OutboxKind::Job => {
+                            tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the job's message for good; dead-lettering the job");
+                            let reason = format!("broker refused the message: {reason}");
+                            refused.push((row.row_id, reason));
+                        }
+                        OutboxKind::DeadLetter { .. } => {
+                            tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the dead letter's message for good; it stays in the store only");
+                            ok.push(row.row_id);
+                        }
                     }
-                    OutboxKind::DeadLetter { .. } => {
-                        tracing::error!(job_id = %row.job_id, queue = %row.queue, error = %reason, "broker refused the dead letter's message for good; it stays in the store only");
-                        ok.push(row.row_id);
-                    }
-                },
+                }
                 Err(e) => {
                     tracing::warn!(job_id = %row.job_id, queue = %row.queue, error = %e, "publish failed; will retry");
                     failed.push(row.row_id);
@@ -273,9 +278,10 @@ impl Relay {
         }
         // after the published rows are marked: a failure here leaves only
         // the refused rows leased, to be refused and dead-lettered again
+        if refusals > 0 {
+            metrics::counter!("sluice_relay_refused_messages_total").increment(refusals);
+        }
         if !refused.is_empty() {
-            metrics::counter!("sluice_relay_refused_messages_total")
-                .increment(refused.len() as u64);
             match self.store.dead_letter_refused(&claim.lease, &refused).await {
                 Ok(dead) if dead.len() < refused.len() => tracing::warn!(
                     refused = refused.len(),
@@ -391,7 +397,7 @@ impl Relay {
         // than waiting out its lease after every restart
         if let Some(c) = next.take() {
             self.leases.forget(&c.lease);
-            let rows: Vec<i64> = c.rows.iter().map(|r| r.row_id).collect();
+            let rows = c.row_ids();
             if let Err(e) = self.store.release_outbox(&c.lease, &rows, now_ms()).await {
                 tracing::warn!(error = %e, rows = rows.len(), "cannot release the rows claimed ahead; they are published once their lease runs out");
             }

@@ -368,6 +368,18 @@ struct SlowPublisher {
     order: Mutex<Vec<JobId>>,
 }
 
+impl SlowPublisher {
+    fn new(inner: Arc<dyn Publisher>, delay: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            inner,
+            delay,
+            in_flight: AtomicUsize::new(0),
+            peak: AtomicUsize::new(0),
+            order: Mutex::new(Vec::new()),
+        })
+    }
+}
+
 #[async_trait::async_trait]
 impl Publisher for SlowPublisher {
     async fn publish(&self, messages: Vec<OutgoingMessage>) -> Vec<Result<(), BrokerError>> {
@@ -445,13 +457,7 @@ async fn a_running_relay_publishes_batches_one_at_a_time_in_claim_order() {
     let (_d, store, broker, q) = rig().await;
     broker.declare(&[q.topic()]).await.unwrap();
     let ids = enqueue(&store, 95, 0).await;
-    let publisher = Arc::new(SlowPublisher {
-        inner: broker.publisher(),
-        delay: Duration::from_millis(30),
-        in_flight: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-        order: Mutex::new(Vec::new()),
-    });
+    let publisher = SlowPublisher::new(broker.publisher(), Duration::from_millis(30));
     relay_in_batches_of_ten(&store, &broker, &q, &ids, publisher.clone()).await;
     assert_eq!(
         publisher.peak.load(Ordering::SeqCst),
@@ -638,13 +644,7 @@ async fn a_stopped_relay_releases_the_batch_it_claimed_ahead() {
     let (_d, store, broker, q) = rig().await;
     broker.declare(&[q.topic()]).await.unwrap();
     let ids = enqueue(&store, 100, 0).await;
-    let publisher = Arc::new(SlowPublisher {
-        inner: broker.publisher(),
-        delay: Duration::from_millis(100),
-        in_flight: AtomicUsize::new(0),
-        peak: AtomicUsize::new(0),
-        order: Mutex::new(Vec::new()),
-    });
+    let publisher = SlowPublisher::new(broker.publisher(), Duration::from_millis(100));
     let mut cfg = config(Duration::from_millis(50));
     cfg.batch_size = 10;
     let relay = Relay::new(

@@ -136,6 +136,13 @@ pub struct OutboxClaim {
     pub rows: Vec<OutboxRow>,
 }
 
+impl OutboxClaim {
+    /// The ids of the claimed rows, in claim order.
+    pub fn row_ids(&self) -> Vec<i64> {
+        self.rows.iter().map(|r| r.row_id).collect()
+    }
+}
+
 /// A worker's request to start an attempt for a delivered message.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StartRequest {

@@ -30,6 +30,10 @@ use crate::{Handler, WorkerError};
 /// handler, so a window of only one per slot would idle fast handlers.
 pub const PREFETCH_PER_SLOT: usize = 4;
 
+/// Most deliveries one store round trip starts (received, or held after a
+/// failed start).
+const MAX_BATCH: usize = 256;
+
 /// A queue and how to handle its jobs.
 #[derive(Clone)]
 pub struct WorkerQueue {
@@ -203,10 +207,18 @@ impl Worker {
                 acks.extend(t);
             }
             unacked = unacked.saturating_sub(self.ack(&mut *sub, &mut acks).await);
+            // one release per delay (at once, or after a lease)
+            let mut back: Vec<(Duration, Vec<AckToken>)> = Vec::new();
             while let Ok((t, delay)) = back_rx.try_recv() {
-                tracing::debug!(queue = %cfg.name, delay_ms = delay.as_millis() as u64, "handing a delivery back to the broker");
-                release(&mut *sub, &[t], delay).await;
-                unacked = unacked.saturating_sub(1);
+                match back.iter_mut().find(|(d, _)| *d == delay) {
+                    Some((_, tokens)) => tokens.push(t),
+                    None => back.push((delay, vec![t])),
+                }
+            }
+            for (delay, tokens) in back {
+                tracing::debug!(queue = %cfg.name, count = tokens.len(), delay_ms = delay.as_millis() as u64, "handing deliveries back to the broker");
+                release(&mut *sub, &tokens, delay).await;
+                unacked = unacked.saturating_sub(tokens.len());
             }
             while tasks.try_join_next().is_some() {}
             let (limit, recent) = {
@@ -230,10 +242,12 @@ impl Worker {
             // (a received one too: steady traffic must not hold them back)
             match (&mut pending, gate) {
                 _ if paused => {}
-                (Some(batch), Gate::Run) => batch.deliveries.extend(stalled.take_due(now, 256)),
+                (Some(batch), Gate::Run) => {
+                    batch.deliveries.extend(stalled.take_due(now, MAX_BATCH))
+                }
                 // a probe runs alone
                 (None, Gate::Run | Gate::Probe) => {
-                    let max = if gate == Gate::Probe { 1 } else { 256 };
+                    let max = if gate == Gate::Probe { 1 } else { MAX_BATCH };
                     let again = stalled.take_due(now, max);
                     if !again.is_empty() {
                         pending = Some(Batch {
@@ -274,7 +288,7 @@ impl Worker {
             let max = if gate == Gate::Probe {
                 1
             } else {
-                free.min(256).min(tokens)
+                free.min(MAX_BATCH).min(tokens)
             };
             let to_start = pending.take();
             let (received, started_batch) = tokio::join!(

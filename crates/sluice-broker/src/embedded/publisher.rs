@@ -62,7 +62,7 @@ impl Publisher for EmbeddedPublisher {
         let topics: BTreeSet<&str> = messages.iter().map(|m| m.topic.as_str()).collect();
         let undeclared = match self.shared.undeclared(&topics).await {
             Ok(u) => u,
-            Err(e) => return messages.iter().map(|_| Err(copy(&e))).collect(),
+            Err(e) => return messages.iter().map(|_| Err(e.clone())).collect(),
         };
         let accepted: Vec<&OutgoingMessage> = messages
             .iter()
@@ -87,23 +87,9 @@ impl Publisher for EmbeddedPublisher {
                         m.topic
                     )))
                 } else {
-                    outcome.as_ref().map(|_| ()).map_err(copy)
+                    outcome.as_ref().map(|_| ()).map_err(Clone::clone)
                 }
             })
             .collect()
-    }
-}
-
-/// `BrokerError` is not `Clone`; the variants a publish can fail with are
-/// plain strings.
-fn copy(e: &BrokerError) -> BrokerError {
-    match e {
-        BrokerError::Rejected(s) => BrokerError::Rejected(s.clone()),
-        BrokerError::Refused(s) => BrokerError::Refused(s.clone()),
-        BrokerError::InvalidUrl(s) => BrokerError::InvalidUrl(s.clone()),
-        BrokerError::Topology(s) => BrokerError::Topology(s.clone()),
-        BrokerError::BackendDisabled(s) => BrokerError::BackendDisabled(s),
-        BrokerError::Unavailable(s) => BrokerError::Unavailable(s.clone()),
-        BrokerError::Closed(s) => BrokerError::Closed(s.clone()),
     }
 }

@@ -169,17 +169,15 @@ impl OutboxStore for PgStore {
             return Ok(Vec::new());
         }
         let (pool, lease_ms) = (&self.pool, millis(lease));
-        let rows = self
-            .run("extend claim", move || async move {
-                Ok(sqlx::query(include_str!("sql/outbox_extend.sql"))
-                    .bind(now_ms().saturating_add(lease_ms))
-                    .bind(row_ids)
-                    .bind(&token.0)
-                    .fetch_all(pool)
-                    .await?)
-            })
-            .await?;
-        rows.iter().map(|r| get(r, "row_id")).collect()
+        self.run("extend claim", move || async move {
+            Ok(sqlx::query_scalar(include_str!("sql/outbox_extend.sql"))
+                .bind(now_ms().saturating_add(lease_ms))
+                .bind(row_ids)
+                .bind(&token.0)
+                .fetch_all(pool)
+                .await?)
+        })
+        .await
     }
 
     async fn next_due(&self) -> Result<Option<EpochMs>, StoreError> {

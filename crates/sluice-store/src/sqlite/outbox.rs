@@ -188,8 +188,10 @@ impl OutboxStore for SqliteStore {
             .await
             .map_err(map_err)?;
         let mut dead = Vec::new();
+        let mut held_ids = Vec::with_capacity(held.len());
         for row in &held {
             let row_id: i64 = row.try_get("row_id").map_err(map_err)?;
+            held_ids.push(row_id);
             let id: String = row.try_get("job_id").map_err(map_err)?;
             let attempt: i64 = row.try_get("attempt").map_err(map_err)?;
             let reason = reasons.get(&row_id).copied().unwrap_or_default();
@@ -210,10 +212,6 @@ impl OutboxStore for SqliteStore {
                 .await?;
             dead.push(job_id);
         }
-        let held_ids: Vec<i64> = held
-            .iter()
-            .map(|r| r.try_get("row_id").map_err(map_err))
-            .collect::<Result<_, _>>()?;
         sqlx::query(include_str!("sql/outbox_delete.sql"))
             .bind(json_list(&held_ids))
             .bind(&lease.0)
