@@ -1,6 +1,7 @@
 //! A delivery whose outcome the store refuses for good (not a transient
-//! failure, which is retried) is handed back to the broker at once, so the
-//! job runs again once the store can take it, instead of the delivery staying
+//! failure, which is retried) is handed back to the broker, due again once
+//! the attempt's lease may have lapsed, so the job runs again once the store
+//! can take it, instead of the delivery staying
 //! un-acked for as long as the subscription lives (on Kafka, holding its
 //! partition's offset).
 
@@ -82,4 +83,8 @@ async fn an_outcome_the_store_refuses_hands_its_delivery_back() {
     let job = rig.wait_final(id).await;
     assert_eq!(job.status, JobStatus::Succeeded);
     assert_eq!(*handler.attempts.lock().unwrap(), vec![1, 2]);
+    assert!(
+        rig.watched.released() >= 1,
+        "the delivery was not handed back"
+    );
 }
