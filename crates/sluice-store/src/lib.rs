@@ -172,15 +172,20 @@ pub trait AttemptStore: Send + Sync {
 
     /// Undoes the start of attempt `attempt` whose handler never ran (a job
     /// started ahead of a free slot whose lease ran short while it waited):
-    /// while `lease` still holds the job at that attempt, the lease is
-    /// dropped and the attempt no longer counted, so the job's message,
-    /// delivered again, starts that same attempt at once. Returns whether
-    /// it was undone; an attempt whose lease was lost is left alone.
+    /// while `lease` still holds the job at that attempt, the attempt no
+    /// longer counts and the job is left as the start found it, so the
+    /// job's message, delivered again, starts that same attempt at once.
+    /// `took_over` says the start took over a lapsed lease (the message's
+    /// attempt had been started before and never finished): the job is then
+    /// left under a lapsed lease again, for the message to take over again;
+    /// otherwise it is left with no lease. Returns whether it was undone; an
+    /// attempt whose lease was lost is left alone.
     async fn abandon_attempt(
         &self,
         job_id: JobId,
         lease: &LeaseToken,
         attempt: u32,
+        took_over: bool,
     ) -> Result<bool, StoreError>;
 }
 

@@ -156,8 +156,11 @@ impl AttemptStore for Wrapped {
         job_id: JobId,
         lease: &crate::LeaseToken,
         attempt: u32,
+        took_over: bool,
     ) -> Result<bool, StoreError> {
-        self.inner.abandon_attempt(job_id, lease, attempt).await
+        self.inner
+            .abandon_attempt(job_id, lease, attempt, took_over)
+            .await
     }
 }
 

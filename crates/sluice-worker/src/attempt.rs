@@ -82,12 +82,15 @@ impl Attempts {
     /// ran short while it waited for a slot), so that it does not count;
     /// its message is then handed back to the broker. When the store cannot
     /// be reached the attempt stays counted, and the job is taken over once
-    /// its lease lapses.
-    pub(crate) async fn abandon(&self, active: &ActiveAttempt) {
+    /// its lease lapses. `message_attempt` is the attempt the job's message
+    /// was for: a start beyond it took over a lapsed lease, which the store
+    /// then leaves lapsed again for the message to take over.
+    pub(crate) async fn abandon(&self, active: &ActiveAttempt, message_attempt: u32) {
         let job = active.job.id;
+        let took_over = active.attempt > message_attempt;
         let undone = self
             .store
-            .abandon_attempt(job, &active.lease, active.attempt)
+            .abandon_attempt(job, &active.lease, active.attempt, took_over)
             .await;
         if let Err(e) = undone {
             tracing::warn!(job_id = %job, error = %e, "cannot undo the start of a job handed back; it is taken over once its lease lapses, its attempt counted");

@@ -476,6 +476,7 @@ impl Worker {
                     let recorder = started.recorder.clone();
                     // the probe is the first job this batch starts
                     let probe = !probe_taken && probe_batch;
+                    let message_attempt = i.request.attempt.unwrap_or(1);
                     if probe {
                         probe_taken = true;
                         recorder.probe_started();
@@ -506,7 +507,7 @@ impl Worker {
                             }
                             // the next job in line need not wait for the store
                             drop(slot);
-                            attempts.abandon(&active).await;
+                            attempts.abandon(&active, message_attempt).await;
                             let _ = back.send((d.token, Duration::ZERO));
                             return;
                         }

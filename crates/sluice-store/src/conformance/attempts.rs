@@ -183,11 +183,20 @@ pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dy
     enqueue(store, vec![job.clone()]).await;
     let a = started(start(store, job.id, Some(1), LONG).await);
     let wrong = LeaseToken::new();
-    assert!(!store.abandon_attempt(job.id, &wrong, 1).await.unwrap());
-    assert!(!store.abandon_attempt(job.id, &a.lease, 2).await.unwrap());
+    assert!(!store
+        .abandon_attempt(job.id, &wrong, 1, false)
+        .await
+        .unwrap());
+    assert!(!store
+        .abandon_attempt(job.id, &a.lease, 2, false)
+        .await
+        .unwrap());
     tokio::time::sleep(Duration::from_millis(5)).await;
     let before = now_ms();
-    assert!(store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
+    assert!(store
+        .abandon_attempt(job.id, &a.lease, 1, false)
+        .await
+        .unwrap());
     let after = store.get_job(job.id).await.unwrap();
     assert_eq!(after.attempts, 0, "the abandoned attempt is not counted");
     // a change like any other, for what reads "unchanged since" (redrive)
@@ -195,7 +204,10 @@ pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dy
         after.updated_at >= before,
         "updated_at kept the start's time"
     );
-    assert!(!store.abandon_attempt(job.id, &a.lease, 1).await.unwrap());
+    assert!(!store
+        .abandon_attempt(job.id, &a.lease, 1, false)
+        .await
+        .unwrap());
     assert!(matches!(
         finish(store, &a, Outcome::Succeeded).await,
         Err(StoreError::LeaseLost)
@@ -206,7 +218,45 @@ pub async fn an_abandoned_attempt_starts_again_as_the_same_attempt(store: Arc<dy
     sleep_past(b.lease_until).await;
     let c = started(start(store, job.id, Some(1), LONG).await);
     assert_eq!(c.attempt, 2);
-    assert!(!store.abandon_attempt(job.id, &b.lease, 1).await.unwrap());
+    assert!(!store
+        .abandon_attempt(job.id, &b.lease, 1, false)
+        .await
+        .unwrap());
+    finish(store, &c, Outcome::Succeeded).await.unwrap();
+    let done = store.get_job(job.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 2));
+}
+
+/// An abandoned start that had taken over a lapsed lease leaves the job
+/// under a lapsed lease again: the message of the attempt taken over, which
+/// goes back to the broker, takes it over again when delivered again (it
+/// is not stale, and the job is not left with no message to run it).
+pub async fn an_abandoned_takeover_is_taken_over_again(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let a = started(start(store, job.id, Some(1), SHORT).await);
+    sleep_past(a.lease_until).await;
+    // the message of attempt 1, delivered again, takes the lapsed lease over
+    let b = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(b.attempt, 2);
+    assert!(store
+        .abandon_attempt(job.id, &b.lease, 2, true)
+        .await
+        .unwrap());
+    let after = store.get_job(job.id).await.unwrap();
+    assert_eq!(after.attempts, 1, "the abandoned attempt is not counted");
+    // the same message, delivered again, takes over at once
+    let c = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(c.attempt, 2);
+    assert!(matches!(
+        finish(store, &b, Outcome::Succeeded).await,
+        Err(StoreError::LeaseLost)
+    ));
+    assert!(matches!(
+        finish(store, &a, Outcome::Succeeded).await,
+        Err(StoreError::LeaseLost)
+    ));
     finish(store, &c, Outcome::Succeeded).await.unwrap();
     let done = store.get_job(job.id).await.unwrap();
     assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 2));

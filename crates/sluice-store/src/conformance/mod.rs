@@ -119,6 +119,7 @@ macro_rules! store_conformance {
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,
             an_abandoned_attempt_starts_again_as_the_same_attempt,
+            an_abandoned_takeover_is_taken_over_again,
             late_completion_without_takeover_is_accepted,
             start_missing_and_create_for_direct_producers,
             finish_success,

@@ -90,6 +90,7 @@ impl AttemptStore for PgStore {
         job_id: JobId,
         lease: &LeaseToken,
         attempt: u32,
+        took_over: bool,
     ) -> Result<bool, StoreError> {
         let pool = &self.pool;
         let done = self
@@ -99,6 +100,7 @@ impl AttemptStore for PgStore {
                     .bind(&lease.0)
                     .bind(i64::from(attempt))
                     .bind(now_ms())
+                    .bind(took_over)
                     .execute(pool)
                     .await?)
             })

@@ -50,6 +50,7 @@ impl AttemptStore for SqliteStore {
         job_id: JobId,
         lease: &LeaseToken,
         attempt: u32,
+        took_over: bool,
     ) -> Result<bool, StoreError> {
         let mut tx = self.begin_write().await?;
         let undone = sqlx::query(include_str!("sql/attempt_abandon.sql"))
@@ -57,6 +58,7 @@ impl AttemptStore for SqliteStore {
             .bind(&lease.0)
             .bind(i64::from(attempt))
             .bind(now_ms())
+            .bind(took_over)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?
