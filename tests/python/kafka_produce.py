@@ -1,6 +1,6 @@
 """A direct producer for sluice's Kafka tests: publishes to a queue's topic
 with confluent-kafka, the way an outside service would, and prints one JSON
-line per message with where it landed.
+line per message with where it landed (partition, offset, timestamp).
 
 usage: kafka_produce.py BOOTSTRAP TOPIC CE_BINARY_ID CE_STRUCTURED_ID
 
@@ -60,10 +60,14 @@ def main() -> int:
             if err is not None:
                 results[kind] = {"kind": kind, "error": str(err)}
             else:
+                # CreateTime, set by this producer and stored with the
+                # record; sluice's position of a record includes it
+                ts_type, ts = msg.timestamp()
                 results[kind] = {
                     "kind": kind,
                     "partition": msg.partition(),
                     "offset": msg.offset(),
+                    "timestamp": ts if ts_type != 0 else None,
                 }
 
         return done

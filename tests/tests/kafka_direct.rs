@@ -95,7 +95,10 @@ async fn confluent_kafka_producer_messages_become_jobs() {
     assert_eq!(lines.len(), 4, "{lines:?}");
     let position = |kind: &str| {
         let l = lines.iter().find(|l| l["kind"] == kind).unwrap();
-        format!("{topic}/{}/{}", l["partition"], l["offset"])
+        match l["timestamp"].as_i64() {
+            Some(ts) => format!("{topic}/{}/{}/{ts}", l["partition"], l["offset"]),
+            None => format!("{topic}/{}/{}", l["partition"], l["offset"]),
+        }
     };
 
     let client = reqwest::Client::new();

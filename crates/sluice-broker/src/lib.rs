@@ -59,7 +59,7 @@ pub struct Delivery {
     pub attributes: BTreeMap<String, String>,
     pub content_type: Option<String>,
     pub body: Vec<u8>,
-    /// Position on the broker (`topic/partition/offset` or similar), the
+    /// Position on the broker (Kafka: `topic/partition/offset/timestamp`), the
     /// same for every delivery of one message where the broker gives it an
     /// identity (Kafka's offset, an AMQP `message_id`); plain JSON jobs
     /// take their id from it.

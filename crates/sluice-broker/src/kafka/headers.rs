@@ -37,7 +37,7 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
 /// A delivery (token still unset) from a fetched message: `ce_*` headers
 /// become bare attribute names (values not UTF-8 are replaced lossily), the
 /// `content-type` header (any case) the content type, and the position is
-/// `topic/partition/offset`.
+/// [`position`]'s.
 pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
     let (attributes, content_type) = attributes_of(message_headers(msg));
     Delivery {
@@ -47,8 +47,27 @@ pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
         attributes,
         content_type,
         body: msg.payload().unwrap_or_default().to_vec(),
-        position: format!("{}/{}/{}", msg.topic(), msg.partition(), msg.offset()),
+        position: position(
+            msg.topic(),
+            msg.partition(),
+            msg.offset(),
+            msg.timestamp().to_millis(),
+        ),
         redeliveries: 0,
+    }
+}
+
+/// A record's position, `topic/partition/offset/timestamp` (the timestamp
+/// in epoch milliseconds, left out when the record has none): the same for
+/// every delivery of the record, since the timestamp is stored with it. The
+/// timestamp tells apart two records at one offset of one topic name, as
+/// after the topic was deleted and made again, or the producers moved to
+/// another cluster: by offset alone, a plain JSON record there would take
+/// the id of an earlier job and be acknowledged as done without running.
+fn position(topic: &str, partition: i32, offset: i64, timestamp: Option<i64>) -> String {
+    match timestamp {
+        Some(ms) => format!("{topic}/{partition}/{offset}/{ms}"),
+        None => format!("{topic}/{partition}/{offset}"),
     }
 }
 
@@ -182,6 +201,23 @@ mod tests {
             BTreeMap::from([("id".to_string(), "a".to_string())])
         );
         assert_eq!(content_type.as_deref(), Some("application/json"));
+    }
+
+    /// Records at the same offset of the same topic name but written at
+    /// other times (a topic made again) have other positions, so plain JSON
+    /// records there get other job ids; one record has one position.
+    #[test]
+    fn a_position_tells_apart_records_at_one_offset_written_at_other_times() {
+        let first = position("sluice.q", 0, 7, Some(1_700_000_000_000));
+        assert_eq!(first, "sluice.q/0/7/1700000000000");
+        assert_eq!(first, position("sluice.q", 0, 7, Some(1_700_000_000_000)));
+        let again = position("sluice.q", 0, 7, Some(1_800_000_000_000));
+        assert_ne!(first, again);
+        assert_ne!(
+            JobId::derived("sluice:broker-position", &first),
+            JobId::derived("sluice:broker-position", &again)
+        );
+        assert_eq!(position("sluice.q", 1, 7, None), "sluice.q/1/7");
     }
 
     #[test]
