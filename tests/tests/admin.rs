@@ -163,6 +163,18 @@ async fn dead_letters_listed_previewed_and_replayed_at_pace() {
         .await
         .unwrap();
     assert_eq!(unauthorised.status(), 401);
+    // beside the main listener, which serves health and metrics, every
+    // path of the admin listener needs the token
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = client
+            .get(format!("http://{admin_addr}{path}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{path} on the admin listener");
+        let r = client.get(sluice.url(path)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path} on the main listener");
+    }
 
     // 80 jobs die against the broken downstream (500 twice = max_attempts)
     let base = sluice.url("");
@@ -385,4 +397,36 @@ async fn dead_letters_listed_previewed_and_replayed_at_pace() {
         actions.iter().any(|a| a.starts_with("replay")),
         "audit log lacks replays: {audit}"
     );
+}
+
+/// `sluice admin` alone has no other listener: its health routes and
+/// metrics answer without the token (for probes and scrapers), the admin
+/// API still needs it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_role_alone_serves_health_without_the_token() {
+    let dir = tempfile::tempdir().unwrap();
+    write_config(dir.path(), "http://127.0.0.1:9/unused");
+    let sluice =
+        SluiceProcess::start(dir.path(), &["admin", "--admin-listen", "127.0.0.1:0"], &[]).unwrap();
+    let admin = format!("http://{}", sluice.addr_of("admin").unwrap());
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = client.get(format!("{admin}/readyz")).send().await;
+        if r.is_ok_and(|r| r.status() == 200) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the admin role never got ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for path in ["/healthz", "/metrics"] {
+        let r = client.get(format!("{admin}{path}")).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
+    let r = client
+        .get(format!("{admin}/admin/v1/queues"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
 }

@@ -13,7 +13,7 @@ use sluice_store::{EnqueueRequest, Enqueued, Idempotency, NewJob, StoreError};
 use tracing::field::Empty;
 use tracing::{Instrument, Span};
 
-use crate::extract::PathParam;
+use crate::extract::QueueParam;
 use crate::request::{self, JobSpec};
 use crate::state::{IngestState, QueueEntry};
 use crate::validate::{
@@ -206,7 +206,7 @@ fn refuse_when_draining(state: &IngestState) -> Result<(), ApiError> {
 /// `POST /v1/queues/{queue}/jobs`: `202` with the job's id and `Location`.
 pub(crate) async fn submit(
     State(state): State<IngestState>,
-    PathParam(queue): PathParam<String>,
+    QueueParam(queue): QueueParam,
     req: Request,
 ) -> Result<Response, ApiError> {
     refuse_when_draining(&state)?;
@@ -233,7 +233,7 @@ pub(crate) async fn submit(
 /// `POST /v1/queues/{queue}/jobs/batch`: all jobs or none; `202` with their ids.
 pub(crate) async fn submit_batch(
     State(state): State<IngestState>,
-    PathParam(queue): PathParam<String>,
+    QueueParam(queue): QueueParam,
     req: Request,
 ) -> Result<Response, ApiError> {
     refuse_when_draining(&state)?;

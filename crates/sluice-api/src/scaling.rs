@@ -11,8 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::Json;
 use serde::Serialize;
 use sluice_core::{now_ms, EpochMs};
@@ -20,6 +19,7 @@ use sluice_store::{QueueScaling, Store, StoreError};
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 
+use crate::extract::QueueParam;
 use crate::metrics;
 use crate::state::IngestState;
 use crate::ApiError;
@@ -186,9 +186,8 @@ impl Scaling {
 /// for a queue not configured, `503` when the store cannot answer.
 pub(crate) async fn get_scaling(
     State(state): State<IngestState>,
-    queue: Result<Path<String>, PathRejection>,
+    QueueParam(queue): QueueParam,
 ) -> Result<Json<ScalingFigures>, ApiError> {
-    let Path(queue) = queue.map_err(|_| ApiError::UnknownQueue(String::new()))?;
     state.queue(&queue)?;
     let Some(scaling) = &state.scaling else {
         tracing::warn!("autoscaling figures requested but not wired");

@@ -1,6 +1,6 @@
 //! Bad input to the admin router: malformed filters, cursors and bodies,
 //! out-of-range limits and rates, unknown ids and queues. Each is refused
-//! (400, 404, 415) and none of them changes anything.
+//! (400, 404, 413, 415) and none of them changes anything.
 
 mod common;
 
@@ -104,6 +104,30 @@ async fn bad_input_is_refused_and_changes_nothing() {
         &send(&t.app, text).await,
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
     );
+    // over the 8 MiB admin body limit: a problem too, on both replay routes;
+    // a body that is not JSON is refused for its type whatever its size
+    let huge = format!("{{\"ids\": [\"{}\"]}}", "a".repeat(9 << 20));
+    let single = format!("/admin/v1/dead-letters/{id}/replay");
+    for (uri, content_type, status) in [
+        (bulk, "application/json", StatusCode::PAYLOAD_TOO_LARGE),
+        (
+            single.as_str(),
+            "application/json",
+            StatusCode::PAYLOAD_TOO_LARGE,
+        ),
+        (bulk, "text/plain", StatusCode::UNSUPPORTED_MEDIA_TYPE),
+    ] {
+        let req = Request::post(uri)
+            .header(header::AUTHORIZATION, format!("Bearer {TOKEN}"))
+            .header(header::CONTENT_TYPE, content_type)
+            .body(Body::from(huge.clone()))
+            .unwrap();
+        let p = assert_problem(&send(&t.app, req).await, status);
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            let detail = p["detail"].as_str().unwrap_or_default();
+            assert!(detail.contains(&(8 << 20).to_string()), "{p}");
+        }
+    }
 
     // Nothing changed: no audit entry, the dead letter is still dead, no
     // queue paused.

@@ -313,6 +313,12 @@ async fn unknown_queue_is_404() {
         assert_eq!(p["type"], "urn:sluice:problem:unknown-queue");
         assert!(p["detail"].as_str().unwrap().contains("nope"));
     }
+    // a name that is not UTF-8 once decoded names no queue either
+    for uri in ["/v1/queues/%FF/jobs", "/v1/queues/%C3%28/jobs/batch"] {
+        let r = post_json(&t.app, uri, &json!({"payload": 1})).await;
+        let p = assert_problem(&r, StatusCode::NOT_FOUND);
+        assert_eq!(p["type"], "urn:sluice:problem:unknown-queue");
+    }
     assert_eq!(total_jobs(&t.store).await, 0);
 }
 

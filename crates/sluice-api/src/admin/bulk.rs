@@ -2,6 +2,7 @@
 //! the background at a rate (see [`super::runner`]).
 
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -112,9 +113,10 @@ pub(crate) async fn bulk(
     method: Method,
     uri: Uri,
     headers: HeaderMap,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     require_json(&headers)?;
+    let body = params::body(body)?;
     let idem = idempotency(&headers, &method, &uri, &body)?;
     let (bulk, request) = check_bulk(&body)?;
     if bulk.dry_run {

@@ -28,6 +28,8 @@ pub use routes::{admin_app, admin_app_with_health, admin_routes};
 
 /// Default page size of `GET /admin/v1/dead-letters`.
 pub const DEFAULT_LIST_LIMIT: usize = 50;
+/// Largest admin request body: a bulk replay may list 100 000 ids.
+pub const MAX_ADMIN_BODY_BYTES: usize = 8 << 20;
 /// Largest page of `GET /admin/v1/dead-letters` and `GET /admin/v1/audit`.
 pub const MAX_LIST_LIMIT: usize = 1000;
 /// Most dead letters one bulk replay may match (`limit`, `ids`).

@@ -3,14 +3,15 @@
 
 use std::collections::HashMap;
 
-use axum::extract::rejection::PathRejection;
+use axum::body::Bytes;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::Path;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sluice_core::JobId;
 use sluice_store::DeadLetterCursor;
 
-use super::MAX_ERROR_FILTER_LEN;
+use super::{MAX_ADMIN_BODY_BYTES, MAX_ERROR_FILTER_LEN};
 use crate::ApiError;
 
 /// A query string as distinct parameters; unknown names, repeated names and
@@ -119,6 +120,17 @@ pub(crate) fn replay_id(p: Result<Path<String>, PathRejection>) -> Result<uuid::
 
 pub(crate) fn bad(detail: &str) -> ApiError {
     ApiError::BadRequest(detail.to_string())
+}
+
+/// A request body, or its rejection as a problem: `413` naming the admin
+/// body limit when it is over it.
+pub(crate) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
+    body.map_err(|r| match ApiError::from(r) {
+        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge {
+            limit: MAX_ADMIN_BODY_BYTES,
+        },
+        other => other,
+    })
 }
 
 #[cfg(test)]

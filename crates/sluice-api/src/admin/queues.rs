@@ -8,7 +8,7 @@ use sluice_core::now_ms;
 
 use super::auth::Actor;
 use super::AdminState;
-use crate::extract::PathParam;
+use crate::extract::QueueParam;
 use crate::ApiError;
 
 #[derive(Debug, Serialize)]
@@ -89,7 +89,7 @@ pub(crate) async fn list(State(state): State<AdminState>) -> Result<Json<QueuesV
 pub(crate) async fn pause(
     state: State<AdminState>,
     actor: Actor,
-    queue: PathParam<String>,
+    queue: QueueParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     set_paused(state, actor, queue, true).await
 }
@@ -98,7 +98,7 @@ pub(crate) async fn pause(
 pub(crate) async fn resume(
     state: State<AdminState>,
     actor: Actor,
-    queue: PathParam<String>,
+    queue: QueueParam,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     set_paused(state, actor, queue, false).await
 }
@@ -106,7 +106,7 @@ pub(crate) async fn resume(
 async fn set_paused(
     State(state): State<AdminState>,
     Actor(actor): Actor,
-    PathParam(queue): PathParam<String>,
+    QueueParam(queue): QueueParam,
     paused: bool,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     if state.queue(&queue).is_none() {

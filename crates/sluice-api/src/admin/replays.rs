@@ -2,7 +2,7 @@
 //! are in [`super::bulk`]. Both replay routes honour `Idempotency-Key`.
 
 use axum::body::Bytes;
-use axum::extract::rejection::PathRejection;
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
@@ -53,9 +53,10 @@ pub(crate) async fn single(
     uri: Uri,
     headers: HeaderMap,
     id: Result<Path<String>, PathRejection>,
-    body: Bytes,
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let id = params::job_id(id, ApiError::DeadLetterNotFound)?;
+    let body = params::body(body)?;
     let idem = idempotency(&headers, &method, &uri, &body)?;
     let span = replay_span(&state, id, &headers).await;
     replay_one(state, actor, id, idem).instrument(span).await

@@ -8,11 +8,8 @@ use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 use super::auth::{self, AuthState};
-use super::{audit, bulk, dead_letters, queues, replays, AdminState};
+use super::{audit, bulk, dead_letters, queues, replays, AdminState, MAX_ADMIN_BODY_BYTES};
 use crate::health::{self, Health, HealthState, RenderMetrics};
-
-/// Largest admin request body: a bulk replay may list 100 000 ids.
-const MAX_ADMIN_BODY_BYTES: usize = 8 << 20;
 
 /// Every admin route as (method, path template, handler). [`admin_app`]
 /// is built from exactly this table, so tests can enumerate it.

@@ -15,14 +15,15 @@ pub fn token(config: &Config) -> anyhow::Result<String> {
     Ok(token)
 }
 
-/// The admin state and router: the admin API behind the token, and
-/// `/healthz`, `/readyz`, `/metrics` without it.
+/// The admin state and router: the admin API behind the token. When it is
+/// the process's only listener (`sluice admin` alone), also `/healthz`,
+/// `/readyz` and `/metrics` without it, for probes and scrapers; beside a
+/// main listener, which serves those, every path needs the token.
 pub fn app(
     config: &Config,
     store: Arc<dyn Store>,
     token: &str,
-    health: Arc<Health>,
-    render: RenderMetrics,
+    health: Option<(Arc<Health>, RenderMetrics)>,
 ) -> (AdminState, axum::Router) {
     let state = AdminState::new(
         store,
@@ -30,6 +31,9 @@ pub fn app(
         token,
         config.admin.max_replays,
     );
-    let app = sluice_api::admin_app_with_health(state.clone(), health, render);
+    let app = match health {
+        Some((health, render)) => sluice_api::admin_app_with_health(state.clone(), health, render),
+        None => sluice_api::admin_app(state.clone()),
+    };
     (state, app)
 }

@@ -233,6 +233,8 @@ pub async fn run_roles(
     // intake refuses jobs while in-flight work finishes.
     let servers_stop = CancellationToken::new();
     let mut servers: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    // health and metrics on the admin listener only when it is the only one
+    let admin_health = main.is_none();
     if let Some(listener) = main {
         let app = if roles.ingest {
             let settings = IngestSettings {
@@ -265,7 +267,8 @@ pub async fn run_roles(
     }
     let mut admin_state = None;
     if let (Some(listener), Some(token)) = (admin_listener, token) {
-        let (state, app) = admin::app(&config, store.clone(), &token, health.clone(), render);
+        let health = admin_health.then(|| (health.clone(), render));
+        let (state, app) = admin::app(&config, store.clone(), &token, health);
         state.spawn_replay_supervisor(shutdown.clone().cancelled_owned());
         servers.spawn(serve(listener, app, servers_stop.clone(), "admin server"));
         admin_state = Some(state);
