@@ -122,6 +122,49 @@ async fn delay_max_attempts_key_headers_and_traceparent_are_stored() {
     assert_eq!(job.max_attempts, EMAILS_MAX_ATTEMPTS);
 }
 
+/// A payload is stored as sent, up to insignificant whitespace: numbers
+/// keep every digit (beyond 64 bits, beyond a double's precision, in their
+/// notation, but for the case and sign of an exponent) and objects keep
+/// their key order.
+#[tokio::test]
+async fn payload_numbers_and_key_order_are_kept_as_sent() {
+    let t = app().await;
+    let payload = concat!(
+        r#"{"z":1,"a":123456789012345678901234567890,"d":0.1000000000000000055511151231257827,"#,
+        r#""e":1E+2,"f":1.10,"big":1e400,"neg":-98765432109876543210,"m":{"y":[2,1],"b":null}}"#
+    );
+    for (uri, body) in [
+        (
+            "/v1/queues/plain/jobs",
+            format!("{{\"payload\": {payload}}}"),
+        ),
+        (
+            "/v1/queues/plain/jobs/batch",
+            format!("{{\"jobs\": [{{\"payload\": {payload}}}]}}"),
+        ),
+    ] {
+        let r = send(&t.app, post(uri, body, &[])).await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+        let v = r.json();
+        let id = job_id(if uri.ends_with("batch") {
+            &v["jobs"][0]
+        } else {
+            &v
+        });
+        let stored = t.store.get_job(id).await.unwrap().payload;
+        // exponents are written in one form, the same number
+        let expected = payload.replace("1E+2", "1e+2").replace("1e400", "1e+400");
+        assert_eq!(serde_json::to_string(&stored).unwrap(), expected);
+    }
+    // a schema checks such numbers (as doubles: an integer beyond 64 bits
+    // is an integer) and the stored payload keeps them whole
+    let huge = r#"{"to":"a@example.com","n":123456789012345678901234567890}"#;
+    let r = send(&t.app, post(JOBS, format!("{{\"payload\": {huge}}}"), &[])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let stored = t.store.get_job(job_id(&r.json())).await.unwrap().payload;
+    assert_eq!(serde_json::to_string(&stored).unwrap(), huge);
+}
+
 #[tokio::test]
 async fn batch_202_in_order_then_status() {
     let t = app().await;
