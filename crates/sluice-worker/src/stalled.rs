@@ -1,4 +1,5 @@
 //! Deliveries whose attempts the store could not start (it was unreachable),
+//! or received just before their queue was paused or its circuit opened,
 //! held by the pool and started again after a pause, rather than handed back
 //! to the broker: a broker may count every return against a delivery limit
 //! (RabbitMQ quorum queues: 20 by default from 4.0) and then drop the
