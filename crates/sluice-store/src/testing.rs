@@ -13,8 +13,9 @@ use crate::*;
 /// A store around another, for tests of code above the store: it counts
 /// `enqueue` calls, their requests and the calls in flight at once, holds
 /// each `enqueue` until [`Wrapped::gate`] gives it a permit, and fails
-/// attempt starts as in an outage (transient `Unavailable` errors) while
-/// [`Wrapped::set_down`]; everything else goes to the store it wraps.
+/// attempt starts and outcome writes as in an outage (transient
+/// `Unavailable` errors) while [`Wrapped::set_down`]; everything else goes
+/// to the store it wraps.
 pub struct Wrapped {
     inner: Arc<dyn Store>,
     pub calls: AtomicUsize,
@@ -47,7 +48,7 @@ impl Wrapped {
         })
     }
 
-    /// Starts or ends the outage of attempt starts.
+    /// Starts or ends the outage of attempt starts and outcome writes.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
@@ -149,6 +150,9 @@ impl AttemptStore for Wrapped {
         self.inner.start_attempts(requests, lease).await
     }
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
+        if self.is_down() {
+            return completions.iter().map(|_| Err(down())).collect();
+        }
         self.inner.finish_attempts(completions).await
     }
     async fn abandon_attempt(

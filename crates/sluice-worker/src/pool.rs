@@ -34,6 +34,10 @@ pub const PREFETCH_PER_SLOT: usize = 4;
 /// failed start).
 const MAX_BATCH: usize = 256;
 
+/// How long a stopping pool keeps trying to write outcomes after its last
+/// job ended, at least, when its drain grace ends sooner.
+const FLUSH_GRACE: Duration = Duration::from_secs(5);
+
 /// A queue and how to handle its jobs.
 #[derive(Clone)]
 pub struct WorkerQueue {
@@ -383,7 +387,17 @@ impl Worker {
             }
         }
         drop(done_tx);
-        let _ = flusher.await;
+        // outcomes are written until the drain grace is over (for at least
+        // FLUSH_GRACE): a store that stays down must not keep the process
+        // from exiting. What is left unwritten stays un-acked, so the
+        // broker delivers it again (the lease fences the old attempt).
+        let flush_until = deadline.max(Instant::now() + FLUSH_GRACE);
+        let mut flusher = flusher;
+        let flushing = tokio::time::timeout_at(flush_until.into(), &mut flusher);
+        if flushing.await.is_err() {
+            tracing::warn!(queue = %cfg.name, "store unavailable at the end of the drain; outcomes left unwritten, their messages are delivered again");
+            flusher.abort();
+        }
         while let Ok(t) = ack_rx.try_recv() {
             acks.extend(t);
         }

@@ -7,10 +7,11 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use serde_json::json;
-use sluice_core::{HandlerConfig, JobStatus};
+use sluice_core::{Failure, HandlerConfig, JobStatus};
 use sluice_store::testing::Wrapped;
-use sluice_worker::LogHandler;
+use sluice_worker::{Handler, JobContext, LogHandler, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 mod common;
@@ -57,4 +58,55 @@ async fn a_store_outage_returns_no_message_to_the_broker() {
         .expect("the pool did not stop")
         .unwrap()
         .unwrap();
+}
+
+/// Takes the store down as it runs its job, so the job's outcome cannot be
+/// written.
+struct TakesTheStoreDown(Arc<Wrapped>);
+
+#[async_trait]
+impl Handler for TakesTheStoreDown {
+    async fn handle(&self, _job: &JobContext) -> Result<(), Failure> {
+        self.0.set_down(true);
+        Ok(())
+    }
+}
+
+/// A store still down when the pool is told to stop does not keep it from
+/// stopping: once the drain is over (at least a few seconds after its last
+/// job) the outcomes it could not write are left un-acked, for the broker
+/// to deliver again, and the pool ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_down_while_draining_does_not_hold_the_pool_for_ever() {
+    let mut q = queue("outage-drain", HandlerConfig::Log);
+    q.circuit.enabled = false;
+    let rig = Rig::new(q).await;
+    let outage = Wrapped::new(rig.store.clone());
+    let id = rig.submit(json!({ "i": 1 }), BTreeMap::new()).await;
+    rig.start_relay();
+    let options = WorkerOptions {
+        drain_grace: Duration::from_millis(500),
+        ..WorkerOptions::default()
+    };
+    let handler = Arc::new(TakesTheStoreDown(outage.clone()));
+    let worker = rig.worker_with(outage.clone(), rig.broker.clone(), handler, options);
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.store.get_job(id).await.unwrap().attempts == 0 {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let stopping = Instant::now();
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the pool did not stop while the store was down")
+        .unwrap()
+        .unwrap();
+    println!("stopped {:?} after the cancel", stopping.elapsed());
+    // its outcome was never written: the job waits for its message again
+    let job = rig.store.get_job(id).await.unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Published, 1));
 }

@@ -84,12 +84,22 @@ impl Rig {
         broker: Arc<dyn Broker>,
         handler: Arc<dyn Handler>,
     ) -> Worker {
+        self.worker_with(store, broker, handler, WorkerOptions::default())
+    }
+
+    pub fn worker_with(
+        &self,
+        store: Arc<dyn Store>,
+        broker: Arc<dyn Broker>,
+        handler: Arc<dyn Handler>,
+        options: WorkerOptions,
+    ) -> Worker {
         let wq = WorkerQueue {
             config: self.queue.clone(),
             schema: None,
             handler,
         };
-        Worker::new(store, broker, wq, WorkerOptions::default()).unwrap()
+        Worker::new(store, broker, wq, options).unwrap()
     }
 
     /// Starts the relay alone (stopped with the rig).
