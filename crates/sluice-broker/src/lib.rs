@@ -64,6 +64,10 @@ pub struct Delivery {
     /// identity (Kafka's offset, an AMQP `message_id`); plain JSON jobs
     /// take their id from it.
     pub position: String,
+    /// Whether `position` is the same for every delivery of the message:
+    /// false for an AMQP message without a `message_id`, whose position is
+    /// made up for each delivery.
+    pub stable_position: bool,
     /// How many times it was delivered before (0 on first delivery), where the
     /// broker knows.
     pub redeliveries: u32,

@@ -469,10 +469,12 @@ async fn direct_producer_headers_and_positions() {
             "{}",
             p.position
         );
+        assert!(!p.stable_position, "a position made up per delivery");
     }
     assert_ne!(plain[0].position, plain[1].position, "two messages");
     let with_id = got.iter().find(|d| d.body == b"{\"plain\":2}").unwrap();
     assert_eq!(with_id.position, format!("{topic}/m-42"));
+    assert!(with_id.stable_position);
 
     // A message id's position survives redelivery; a message without one
     // gets a new position each time it is delivered.

@@ -64,8 +64,9 @@ pub struct RawMessage<'a> {
     pub position: &'a str,
 }
 
-/// Source used to derive ids of plain JSON messages from their position.
-const POSITION_SOURCE: &str = "sluice:broker-position";
+/// Source used to derive ids of plain JSON messages from their position (the
+/// `source` of their envelopes).
+pub const POSITION_SOURCE: &str = "sluice:broker-position";
 
 impl Envelope {
     /// A fresh envelope for a job sluice accepted itself, made now.

@@ -15,8 +15,8 @@ mod text;
 
 pub use circuit::CircuitConfig;
 pub use envelope::{
-    decode_message, relayed_job, Envelope, RawMessage, ATTEMPT_ATTR, CE_SPECVERSION, QUEUE_ATTR,
-    SLUICE_SOURCE,
+    decode_message, relayed_job, Envelope, RawMessage, ATTEMPT_ATTR, CE_SPECVERSION,
+    POSITION_SOURCE, QUEUE_ATTR, SLUICE_SOURCE,
 };
 pub use error::CoreError;
 pub use failure::{classify_http_status, decide, Decision, Failure, FailureKind};

@@ -7,7 +7,7 @@ use serde_json::Value;
 use sluice_broker::Delivery;
 use sluice_core::{
     decode_message, json_holds_nul, json_without_nul, now_ms, relayed_job, without_nul, JobId,
-    RawMessage, SLUICE_SOURCE,
+    RawMessage, POSITION_SOURCE, SLUICE_SOURCE,
 };
 use sluice_store::{NewJob, StartRequest};
 
@@ -16,6 +16,10 @@ pub(crate) struct Intake {
     pub request: StartRequest,
     /// Set when the message must be dead-lettered at once with this reason.
     pub poison: Option<String>,
+    /// The job's id was made up for this delivery (a plain JSON message
+    /// whose position is not stable): delivered again, the message would
+    /// become another job.
+    pub one_off: bool,
 }
 
 pub(crate) fn intake(
@@ -39,6 +43,7 @@ pub(crate) fn intake(
                 create: None,
             },
             poison: None,
+            one_off: false,
         };
     }
     let new_job =
@@ -60,6 +65,7 @@ pub(crate) fn intake(
                 create: None,
             },
             poison: None,
+            one_off: false,
         },
         Ok(env) => {
             let id = env.job_id();
@@ -83,6 +89,7 @@ pub(crate) fn intake(
                     create: Some(new_job(id, payload, key, traceparent)),
                 },
                 poison,
+                one_off: !d.stable_position && env.source == POSITION_SOURCE,
             }
         }
         Err(e) => {
@@ -100,6 +107,7 @@ pub(crate) fn intake(
                     create: Some(new_job(id, Value::String(body), key, None)),
                 },
                 poison: Some(without_nul(e.to_string())),
+                one_off: false,
             }
         }
     }
@@ -136,8 +144,37 @@ mod tests {
             content_type: Some("application/json".into()),
             body: body.to_vec(),
             position: "sluice.q/0/7".into(),
+            stable_position: true,
             redeliveries: 0,
         }
+    }
+
+    /// Only a plain JSON message whose position is made up per delivery
+    /// has a one-off job id; a CloudEvent's id is its own, and a stable
+    /// position gives every delivery the same id.
+    #[test]
+    fn a_job_id_is_one_off_only_for_plain_json_without_a_stable_position() {
+        let stable = plain(br#"{"a":1}"#, None);
+        assert!(!intake(&stable, "q", 5, None).one_off);
+        let made_up = Delivery {
+            stable_position: false,
+            ..plain(br#"{"a":1}"#, None)
+        };
+        let i = intake(&made_up, "q", 5, None);
+        assert!(i.one_off);
+        assert!(i.request.create.is_some());
+        let event = Delivery {
+            attributes: BTreeMap::from([
+                ("specversion".to_string(), "1.0".to_string()),
+                ("id".to_string(), "order-1".to_string()),
+                ("source".to_string(), "shop".to_string()),
+                ("type".to_string(), "order.created".to_string()),
+            ]),
+            ..made_up.clone()
+        };
+        let i = intake(&event, "q", 5, None);
+        assert_eq!(i.request.job_id, JobId::derived("shop", "order-1"));
+        assert!(!i.one_off);
     }
 
     fn created(i: &Intake) -> &NewJob {

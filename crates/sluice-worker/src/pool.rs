@@ -503,6 +503,7 @@ impl Worker {
                     // the probe is the first job this batch starts
                     let probe = !probe_taken && probe_batch;
                     let message_attempt = i.request.attempt.unwrap_or(1);
+                    let one_off = i.one_off;
                     if probe {
                         probe_taken = true;
                         recorder.probe_started();
@@ -525,8 +526,12 @@ impl Worker {
                         // worker may take it over. Its start is undone in
                         // the store (the attempt never ran, so it must not
                         // count), then its delivery goes back to the broker,
-                        // which hands it out again.
-                        if waited && now_ms().saturating_add(timeout_ms) > active.lease_until {
+                        // which hands it out again. A job whose id was made
+                        // up for this delivery runs all the same: delivered
+                        // again, its message would become another job (and
+                        // no other delivery can take this one over).
+                        let short = now_ms().saturating_add(timeout_ms) > active.lease_until;
+                        if waited && short && !one_off {
                             limiter.lock().expect("limiter lock").abandoned();
                             if probe {
                                 recorder.probe_handed_back();

@@ -58,6 +58,7 @@ mod tests {
             content_type: None,
             body: Vec::new(),
             position: format!("t/0/{n}"),
+            stable_position: true,
             redeliveries: 0,
         }
     }

@@ -89,13 +89,13 @@ pub fn delivery(
         }
     }
     let content_type = props.content_type().as_ref().map(|c| c.to_string());
-    let position = match props
+    let (position, stable_position) = match props
         .message_id()
         .as_ref()
         .filter(|m| !m.as_str().is_empty())
     {
-        Some(id) => format!("{queue}/{id}"),
-        None => format!("{queue}/delivery:{}", uuid::Uuid::new_v4()),
+        Some(id) => (format!("{queue}/{id}"), true),
+        None => (format!("{queue}/delivery:{}", uuid::Uuid::new_v4()), false),
     };
     let redeliveries = delivery_count.unwrap_or(0).max(u32::from(d.redelivered));
     Delivery {
@@ -106,6 +106,7 @@ pub fn delivery(
         content_type,
         body: d.data,
         position,
+        stable_position,
         redeliveries,
     }
 }

@@ -175,6 +175,7 @@ impl EmbeddedSubscription {
                 content_type: row.get(3),
                 body: row.get(4),
                 position: format!("{}/{}", self.topic, seq),
+                stable_position: true,
                 redeliveries: u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX),
             });
         }

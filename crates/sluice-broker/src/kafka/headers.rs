@@ -53,6 +53,7 @@ pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
             msg.offset(),
             msg.timestamp().to_millis(),
         ),
+        stable_position: true,
         redeliveries: 0,
     }
 }

@@ -379,6 +379,7 @@ mod tests {
                 content_type: None,
                 body: Vec::new(),
                 position: format!("t/{partition}/{offset}"),
+                stable_position: true,
                 redeliveries: 0,
             },
         }
