@@ -142,3 +142,36 @@ fn broken_config_names_file_and_key() {
         "a broken config must store nothing"
     );
 }
+
+/// A queue's schema file that is JSON but no valid JSON Schema is a config
+/// error naming the config file, the key and the schema file, found before
+/// anything is stored or bound.
+#[test]
+fn an_invalid_schema_file_names_file_key_and_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("bad.schema.json"), r#"{"type": 5}"#).unwrap();
+    std::fs::write(
+        dir.path().join("bad.toml"),
+        "[[queues]]\nname = \"q\"\nschema = \"bad.schema.json\"\n",
+    )
+    .unwrap();
+    let (code, out) = sluice_tests::process::run_to_end(
+        dir.path(),
+        &["--config", "bad.toml", "serve", "--listen", "127.0.0.1:0"],
+        Duration::from_secs(60),
+    )
+    .unwrap();
+    assert_ne!(code, Some(0), "{out}");
+    for part in [
+        "bad.toml",
+        "queues[0].schema",
+        "bad.schema.json",
+        "not a valid JSON Schema",
+    ] {
+        assert!(out.contains(part), "{part:?} missing: {out}");
+    }
+    assert!(
+        !dir.path().join("sluice-data").exists(),
+        "a broken config must store nothing"
+    );
+}

@@ -372,7 +372,8 @@ impl Config {
     }
 
     /// Reads every queue's JSON Schema file (relative paths are relative to
-    /// the working directory).
+    /// the working directory) and checks that it is a valid schema; an error
+    /// names the queue's key and the file.
     pub fn load_schemas(&self) -> anyhow::Result<Vec<Option<serde_json::Value>>> {
         self.queues
             .iter()
@@ -381,12 +382,14 @@ impl Config {
                 let Some(path) = &q.schema else {
                     return Ok(None);
                 };
-                let text = std::fs::read(path).with_context(|| {
-                    format!("config error: key `queues[{i}].schema`: cannot read {path}")
-                })?;
-                let v: serde_json::Value = serde_json::from_slice(&text).with_context(|| {
-                    format!("config error: key `queues[{i}].schema`: {path} is not JSON")
-                })?;
+                let key = format!("key `queues[{i}].schema`");
+                let text =
+                    std::fs::read(path).with_context(|| format!("{key}: cannot read {path}"))?;
+                let v: serde_json::Value = serde_json::from_slice(&text)
+                    .with_context(|| format!("{key}: {path} is not JSON"))?;
+                if let Err(e) = jsonschema::validator_for(&v) {
+                    bail!("{key}: {path} is not a valid JSON Schema: {e}");
+                }
                 Ok(Some(v))
             })
             .collect()

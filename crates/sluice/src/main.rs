@@ -189,6 +189,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (config, source) = config::load(config_path)?;
     tracing::debug!(source = %source, "configuration loaded");
+    if !matches!(command, Command::Migrate) {
+        // the roles read the schema files: a bad one is this file's error,
+        // found before anything is opened or bound
+        use anyhow::Context as _;
+        config
+            .load_schemas()
+            .with_context(|| format!("config error in {source}"))?;
+    }
     let listen = |listen: Option<SocketAddr>| roles::Listen {
         listen,
         admin_listen: None,
