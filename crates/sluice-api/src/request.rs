@@ -165,7 +165,14 @@ fn parse_job(
             0
         }
     };
-    let max_attempts = match attempts.as_ref().map(Value::as_u64) {
+    // an integer as JSON Schema has it: 3 and 3.0 alike
+    let whole = |v: &Value| {
+        v.as_u64().or_else(|| {
+            let f = v.as_f64()?;
+            (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
+        })
+    };
+    let max_attempts = match attempts.as_ref().map(whole) {
         None => None,
         Some(Some(n)) if (1..=u64::from(MAX_ATTEMPTS_LIMIT)).contains(&n) => u32::try_from(n).ok(),
         Some(_) => {

@@ -120,6 +120,20 @@ async fn delay_max_attempts_key_headers_and_traceparent_are_stored() {
         "{fresh}"
     );
     assert_eq!(job.max_attempts, EMAILS_MAX_ATTEMPTS);
+
+    // an integer as JSON Schema (and the OpenAPI spec) has it: 4.0 is 4,
+    // 2.5 is not an integer
+    let body = r#"{"payload": {"to": "z"}, "max_attempts": 4.0}"#;
+    let r = send(&t.app, post(JOBS, body, &[])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text());
+    let job = t.store.get_job(job_id(&r.json())).await.unwrap();
+    assert_eq!(job.max_attempts, 4);
+    let body = r#"{"payload": {"to": "z"}, "max_attempts": 2.5}"#;
+    let p = assert_problem(
+        &send(&t.app, post(JOBS, body, &[])).await,
+        StatusCode::UNPROCESSABLE_ENTITY,
+    );
+    assert_eq!(pointers(&p), ["#/max_attempts"]);
 }
 
 /// A payload is stored as sent, up to insignificant whitespace: numbers
