@@ -274,9 +274,12 @@ impl Tracker {
         }
     }
 
-    /// Messages fetched and not yet handed out.
+    /// Messages fetched and not yet handed out: those ready, and those
+    /// released that wait out their delay (counted so that a subscriber
+    /// releasing what it cannot start does not make the consumer fetch
+    /// without bound meanwhile).
     pub fn buffered(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.delayed.len()
     }
 
     /// Deliveries handed out and neither acknowledged nor released.
@@ -466,12 +469,15 @@ mod tests {
         let now = Instant::now();
         let ds = t.take(10, 10, now);
         t.release(&[ds[0].token], now + Duration::from_secs(1));
+        // waiting out its delay, it takes room in the buffer
+        assert_eq!((t.buffered(), t.in_flight()), (1, 1));
         t.ack(&[ds[1].token]);
         assert_eq!(t.commits(), vec![(0, 0, 1)]);
         assert!(t.take(10, 10, now).is_empty());
         assert_eq!(t.next_due(), Some(now + Duration::from_secs(1)));
         let back = t.take(10, 10, now + Duration::from_secs(1));
         assert_eq!(offsets(&back), vec!["t/0/0"]);
+        assert_eq!(t.buffered(), 0);
         assert_eq!(back[0].redeliveries, 1);
         t.ack(&[back[0].token]);
         assert_eq!(t.commits(), vec![(0, 2, 1)]);
