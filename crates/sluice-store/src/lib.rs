@@ -150,9 +150,12 @@ pub trait OutboxStore: Send + Sync {
 #[async_trait]
 pub trait AttemptStore: Send + Sync {
     /// For each request, in order: starts the next attempt of the job when
-    /// the message is current (its attempt is the job's next one, or it is
-    /// the in-flight attempt whose lease expired, that is a crashed worker's),
-    /// counting it and leasing the job for `lease`; otherwise says why not.
+    /// the message is current (its attempt is the job's next one after a
+    /// finished attempt, or the job's latest attempt never finished and its
+    /// lease expired, that is a crashed worker's: then any message of the
+    /// job of no later attempt takes it over), counting it and leasing the
+    /// job for `lease`; while the latest attempt's lease holds, every such
+    /// message is `Busy`; otherwise says why not.
     async fn start_attempts(
         &self,
         requests: Vec<StartRequest>,

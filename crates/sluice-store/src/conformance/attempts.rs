@@ -109,9 +109,13 @@ pub async fn start_stale_and_final_attempts(store: Arc<dyn Store>) {
     );
     let a2 = started(start(store, job.id, Some(2), LONG).await);
     assert_eq!(a2.attempt, 2);
+    // an older attempt's message waits for the running one: had attempt 2
+    // taken over from it, it would be the job's only message
     assert_eq!(
         start(store, job.id, Some(1), LONG).await,
-        StartOutcome::Stale,
+        StartOutcome::Busy {
+            until: a2.lease_until
+        },
         "older attempt while busy"
     );
     finish(store, &a2, Outcome::Succeeded).await.unwrap();
@@ -172,6 +176,37 @@ pub async fn start_takes_over_expired_attempt(store: Arc<dyn Store>) {
     finish(store, &taker, Outcome::Succeeded).await.unwrap();
     let after = store.get_job(job.id).await.unwrap();
     assert_eq!((after.status, after.attempts), (JobStatus::Succeeded, 2));
+}
+
+/// A takeover that dies too leaves the job one attempt ahead of its message:
+/// delivered again, that message takes the job over once more (it was
+/// stale before, and the job sat with a lapsed lease and no message).
+pub async fn a_takeover_that_died_too_is_taken_over_again(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let first = started(start(store, job.id, Some(1), SHORT).await);
+    sleep_past(first.lease_until).await;
+    let second = started(start(store, job.id, Some(1), SHORT).await);
+    assert_eq!(second.attempt, 2);
+    sleep_past(second.lease_until).await;
+    let third = started(start(store, job.id, Some(1), LONG).await);
+    assert_eq!(third.attempt, 3, "both dead attempts count");
+    for attempt in [Some(1), Some(2), Some(3), None] {
+        assert_eq!(
+            start(store, job.id, attempt, LONG).await,
+            StartOutcome::Busy {
+                until: third.lease_until
+            }
+        );
+    }
+    finish(store, &third, Outcome::Succeeded).await.unwrap();
+    assert_eq!(
+        start(store, job.id, Some(1), LONG).await,
+        StartOutcome::Stale
+    );
+    let done = store.get_job(job.id).await.unwrap();
+    assert_eq!((done.status, done.attempts), (JobStatus::Succeeded, 3));
 }
 
 /// An abandoned start (its handler never ran) no longer counts: the same

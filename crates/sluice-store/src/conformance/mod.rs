@@ -118,6 +118,7 @@ macro_rules! store_conformance {
             a_batch_of_starts_answers_each_in_order,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,
+            a_takeover_that_died_too_is_taken_over_again,
             an_abandoned_attempt_starts_again_as_the_same_attempt,
             an_abandoned_takeover_is_taken_over_again,
             late_completion_without_takeover_is_accepted,

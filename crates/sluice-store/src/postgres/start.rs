@@ -83,18 +83,22 @@ fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decis
     let attempts = current.attempts;
     let held = current.lease_token.is_some();
     let until = current.lease_until.unwrap_or(EpochMs::MIN);
-    let live = held && until >= now;
-    if attempt == attempts.saturating_add(1) || attempt == attempts {
-        if live {
-            return Decision::Skip(Skip::Busy(until));
-        }
-        // The next attempt, or taking over the attempt of a worker whose
-        // lease expired.
-        if attempt == attempts.saturating_add(1) || held {
-            return Decision::Start { seen: attempts };
-        }
+    if attempt > attempts.saturating_add(1) {
+        return Decision::Skip(Skip::Stale);
     }
-    Decision::Skip(Skip::Stale)
+    match (held, until >= now) {
+        // The job's latest attempt runs: any message of the job waits for
+        // it, not only the one it started from, which it may have taken
+        // over (counting one more attempt than the message says).
+        (true, true) => Decision::Skip(Skip::Busy(until)),
+        // Its lease lapsed unfinished (the worker died): any message of the
+        // job takes it over, even one of an earlier attempt, since after a
+        // takeover that died too the message of the job has fallen behind.
+        (true, false) => Decision::Start { seen: attempts },
+        // The latest attempt finished: only the next attempt's message runs.
+        (false, _) if attempt == attempts.saturating_add(1) => Decision::Start { seen: attempts },
+        (false, _) => Decision::Skip(Skip::Stale),
+    }
 }
 
 /// The attempts to start, one array per column of `attempt_start.sql`.

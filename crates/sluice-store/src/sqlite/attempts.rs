@@ -141,22 +141,16 @@ async fn start_one(
     let attempts = current.job.attempts;
     let held = current.lease_token.is_some();
     let until = current.lease_until.unwrap_or(EpochMs::MIN);
-    let live = held && until >= now;
-    let start = if attempt == attempts.saturating_add(1) {
-        if live {
-            return Ok(StartOutcome::Busy { until });
-        }
-        true
-    } else if attempt == attempts {
-        if live {
-            return Ok(StartOutcome::Busy { until });
-        }
-        // Taking over the attempt of a worker whose lease expired.
-        held
-    } else {
-        false
-    };
-    if !start {
+    // the rules of the PostgreSQL store's `decide`: a running attempt makes
+    // any message of the job wait, a lapsed one is taken over by any, and
+    // after a finished one only the next attempt's message runs
+    if attempt > attempts.saturating_add(1) {
+        return Ok(StartOutcome::Stale);
+    }
+    if held && until >= now {
+        return Ok(StartOutcome::Busy { until });
+    }
+    if !held && attempt != attempts.saturating_add(1) {
         return Ok(StartOutcome::Stale);
     }
     let token = LeaseToken::new();
