@@ -22,8 +22,10 @@ pub trait RetentionStore: Send + Sync {
     async fn prune_succeeded(&self, before: EpochMs, limit: usize) -> Result<u64, StoreError>;
 
     /// Deletes up to `limit` idempotency keys stored before `before`, oldest
-    /// first, whatever their jobs' state; returns how many. A request
-    /// repeating a pruned key is accepted as a new one.
+    /// first, whatever their jobs' state, but not the key of a replay still
+    /// running (a repeated replay request must find it for as long as it
+    /// runs); returns how many. A request repeating a pruned key is
+    /// accepted as a new one.
     async fn prune_idempotency_keys(
         &self,
         before: EpochMs,

@@ -540,6 +540,35 @@ pub async fn replay_limit_and_history_across_runs(store: Arc<dyn Store>) {
     );
 }
 
+/// Pruning old idempotency keys keeps the key of a replay still running (a
+/// repeated request must get that replay, not start another, however long
+/// it runs) and takes it once the replay is over.
+pub async fn a_running_replays_key_outlives_pruning(store: Arc<dyn Store>) {
+    let store = &*store;
+    let running = replay_request(vec![JobId::new()], Some(("k-running", "fp-a")));
+    let (running_rec, _) = store.create_replay(running.clone()).await.unwrap();
+    let done = replay_request(vec![JobId::new()], Some(("k-done", "fp-b")));
+    store.create_replay(done.clone()).await.unwrap();
+    store
+        .update_replay(done.id, 1, 1, 0, Some("completed"))
+        .await
+        .unwrap();
+    let cutoff = now_ms() + 1;
+    sleep_past(cutoff).await;
+    assert_eq!(store.prune_idempotency_keys(cutoff, 100).await.unwrap(), 1);
+    let again = replay_request(vec![JobId::new()], Some(("k-running", "fp-a")));
+    let (got, created) = store.create_replay(again).await.unwrap();
+    assert!(!created, "the running replay's key was pruned");
+    assert_eq!(got.id, running_rec.id);
+    let done_again = replay_request(vec![JobId::new()], Some(("k-done", "fp-b")));
+    assert!(store.create_replay(done_again).await.unwrap().1);
+    store
+        .update_replay(running.id, 1, 1, 0, Some("completed"))
+        .await
+        .unwrap();
+    assert_eq!(store.prune_idempotency_keys(cutoff, 100).await.unwrap(), 1);
+}
+
 /// An idempotency key returns the earlier replay for the same fingerprint
 /// and conflicts for another; without a key every call creates one.
 pub async fn create_replay_is_idempotent(store: Arc<dyn Store>) {

@@ -146,6 +146,7 @@ macro_rules! store_conformance {
             replay_returns_job_to_outbox,
             replay_limit_and_history_across_runs,
             create_replay_is_idempotent,
+            a_running_replays_key_outlives_pruning,
             replay_snapshot_ranges_and_progress,
             replay_snapshot_entries_are_taken_once,
             concurrent_snapshot_calls_replay_each_entry_once,
