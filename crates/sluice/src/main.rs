@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use anyhow::Context;
 use clap::{Parser, Subcommand};
 
 mod admin_token;
@@ -189,42 +190,33 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let (config, source) = config::load(config_path)?;
     tracing::debug!(source = %source, "configuration loaded");
-    if !matches!(command, Command::Migrate) {
-        // the roles read the schema files: a bad one is this file's error,
-        // found before anything is opened or bound
-        use anyhow::Context as _;
-        config
-            .load_schemas()
-            .with_context(|| format!("config error in {source}"))?;
-    }
     let listen = |listen: Option<SocketAddr>| roles::Listen {
         listen,
         admin_listen: None,
     };
-    match command {
-        Command::Serve(l) => roles::run_roles(config, roles::Roles::ALL, l, vec![]).await,
-        Command::Ingest(a) => {
-            roles::run_roles(config, roles::Roles::INGEST, listen(a.listen), vec![]).await
-        }
-        Command::Relay(a) => {
-            roles::run_roles(config, roles::Roles::RELAY, listen(a.listen), vec![]).await
-        }
-        Command::Worker(a) => {
-            let l = listen(a.listen.listen);
-            roles::run_roles(config, roles::Roles::WORKER, l, a.queues).await
-        }
+    let (which, listen, only_queues) = match command {
+        Command::Serve(l) => (roles::Roles::ALL, l, vec![]),
+        Command::Ingest(a) => (roles::Roles::INGEST, listen(a.listen), vec![]),
+        Command::Relay(a) => (roles::Roles::RELAY, listen(a.listen), vec![]),
+        Command::Worker(a) => (roles::Roles::WORKER, listen(a.listen.listen), a.queues),
         Command::Admin(a) => {
             let l = roles::Listen {
                 listen: None,
                 admin_listen: a.admin_listen,
             };
-            roles::run_roles(config, roles::Roles::ADMIN, l, vec![]).await
+            (roles::Roles::ADMIN, l, vec![])
         }
         Command::Migrate => {
             sluice_store::migrate(&config.store.url).await?;
             tracing::info!(store = %roles::redact(&config.store.url), "migrations applied");
-            Ok(())
+            return Ok(());
         }
-        Command::Queues(_) | Command::Dlq(_) | Command::Replay(_) => Ok(()),
-    }
+        Command::Queues(_) | Command::Dlq(_) | Command::Replay(_) => return Ok(()),
+    };
+    // the roles' schema files: a bad one is this file's error, found before
+    // anything is opened or bound
+    let schemas = config
+        .load_schemas()
+        .with_context(|| format!("config error in {source}"))?;
+    roles::run_roles(config, schemas, which, listen, only_queues).await
 }

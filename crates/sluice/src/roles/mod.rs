@@ -86,8 +86,11 @@ pub struct Listen {
 }
 
 /// Runs `roles` until SIGTERM or Ctrl-C, then drains and returns.
+/// `schemas` are the queues' JSON Schemas, in `config.queues` order (from
+/// [`Config::load_schemas`]).
 pub async fn run_roles(
     config: Config,
+    schemas: Vec<Option<serde_json::Value>>,
     roles: Roles,
     listen: Listen,
     only_queues: Vec<String>,
@@ -146,7 +149,6 @@ pub async fn run_roles(
             .cloned()
             .collect()
     };
-    let schemas = config.load_schemas()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
 
