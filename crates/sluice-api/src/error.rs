@@ -137,6 +137,15 @@ impl From<PathRejection> for ApiError {
 }
 
 impl ApiError {
+    /// A body the server did not take, read under a limit of `limit`
+    /// bytes: `413` naming that limit when it was over it.
+    pub(crate) fn body_rejected(r: BytesRejection, limit: usize) -> Self {
+        match Self::from(r) {
+            Self::PayloadTooLarge { .. } => Self::PayloadTooLarge { limit },
+            other => other,
+        }
+    }
+
     /// The HTTP status this error is rendered with.
     pub fn status(&self) -> StatusCode {
         use ApiError::*;

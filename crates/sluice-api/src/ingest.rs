@@ -75,10 +75,7 @@ async fn check(
     let limit = state.inner.max_body_bytes;
     let body = Bytes::from_request(req, &())
         .await
-        .map_err(|r| match ApiError::from(r) {
-            ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge { limit },
-            other => other,
-        })?;
+        .map_err(|r| ApiError::body_rejected(r, limit))?;
     let jobs = parse(request::parse_json(&body)?)?;
     check_schema(entry, &jobs, route.ends_with("batch"))?;
     let idempotency = key.map(|key| Idempotency {

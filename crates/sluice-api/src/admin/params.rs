@@ -125,12 +125,7 @@ pub(crate) fn bad(detail: &str) -> ApiError {
 /// A request body, or its rejection as a problem: `413` naming the admin
 /// body limit when it is over it.
 pub(crate) fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|r| match ApiError::from(r) {
-        ApiError::PayloadTooLarge { .. } => ApiError::PayloadTooLarge {
-            limit: MAX_ADMIN_BODY_BYTES,
-        },
-        other => other,
-    })
+    body.map_err(|r| ApiError::body_rejected(r, MAX_ADMIN_BODY_BYTES))
 }
 
 #[cfg(test)]
