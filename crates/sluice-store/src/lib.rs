@@ -28,6 +28,8 @@ mod retention;
 mod scaling;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+mod start_rule;
 #[cfg(feature = "testing")]
 pub mod testing;
 

@@ -18,6 +18,7 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, job_row, to_u32, JobColumns};
 use super::Fail;
+use crate::start_rule::{start_rule, StartRule};
 use crate::{ActiveAttempt, JobRecord, LeaseToken, StartOutcome, StartRequest, StoreError};
 
 /// What a start decides on: the job's state, not its payload.
@@ -71,33 +72,21 @@ impl From<Skip> for StartOutcome {
 }
 
 /// Decides one start request given the job as the requests before it in
-/// the batch left it (the rules of the SQLite backend).
+/// the batch left it, by the rule both backends share.
 fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decision {
     let Some(current) = current else {
         return Decision::Skip(Skip::Missing);
     };
-    if current.status.is_final() {
-        return Decision::Skip(Skip::Stale);
-    }
+    // a token without a time counts as a lapsed lease
+    let lease = (current.lease_token.as_ref()).map(|_| current.lease_until.unwrap_or(EpochMs::MIN));
     let attempt = req.attempt.unwrap_or(1);
-    let attempts = current.attempts;
-    let held = current.lease_token.is_some();
-    let until = current.lease_until.unwrap_or(EpochMs::MIN);
-    if attempt > attempts.saturating_add(1) {
-        return Decision::Skip(Skip::Stale);
-    }
-    match (held, until >= now) {
-        // The job's latest attempt runs: any message of the job waits for
-        // it, not only the one it started from, which it may have taken
-        // over (counting one more attempt than the message says).
-        (true, true) => Decision::Skip(Skip::Busy(until)),
-        // Its lease lapsed unfinished (the worker died): any message of the
-        // job takes it over, even one of an earlier attempt, since after a
-        // takeover that died too the message of the job has fallen behind.
-        (true, false) => Decision::Start { seen: attempts },
-        // The latest attempt finished: only the next attempt's message runs.
-        (false, _) if attempt == attempts.saturating_add(1) => Decision::Start { seen: attempts },
-        (false, _) => Decision::Skip(Skip::Stale),
+    let finished = current.status.is_final();
+    match start_rule(attempt, finished, current.attempts, lease, now) {
+        StartRule::Start => Decision::Start {
+            seen: current.attempts,
+        },
+        StartRule::Busy(until) => Decision::Skip(Skip::Busy(until)),
+        StartRule::Stale => Decision::Skip(Skip::Stale),
     }
 }
 

@@ -9,6 +9,7 @@ use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{insert_dead_letter, insert_job, insert_outbox, job_row, to_u32};
 use super::{dup_err, map_err, millis, SqliteStore};
+use crate::start_rule::{start_rule, StartRule};
 use crate::{
     ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
     StoreError,
@@ -134,24 +135,14 @@ async fn start_one(
         return Ok(StartOutcome::Missing);
     };
     let current = job_row(&row)?;
-    if current.job.status.is_final() {
-        return Ok(StartOutcome::Stale);
-    }
-    let attempt = req.attempt.unwrap_or(1);
     let attempts = current.job.attempts;
-    let held = current.lease_token.is_some();
-    let until = current.lease_until.unwrap_or(EpochMs::MIN);
-    // the rules of the PostgreSQL store's `decide`: a running attempt makes
-    // any message of the job wait, a lapsed one is taken over by any, and
-    // after a finished one only the next attempt's message runs
-    if attempt > attempts.saturating_add(1) {
-        return Ok(StartOutcome::Stale);
-    }
-    if held && until >= now {
-        return Ok(StartOutcome::Busy { until });
-    }
-    if !held && attempt != attempts.saturating_add(1) {
-        return Ok(StartOutcome::Stale);
+    // a token without a time counts as a lapsed lease
+    let lease = (current.lease_token.as_ref()).map(|_| current.lease_until.unwrap_or(EpochMs::MIN));
+    let finished = current.job.status.is_final();
+    match start_rule(req.attempt.unwrap_or(1), finished, attempts, lease, now) {
+        StartRule::Start => {}
+        StartRule::Busy(until) => return Ok(StartOutcome::Busy { until }),
+        StartRule::Stale => return Ok(StartOutcome::Stale),
     }
     let token = LeaseToken::new();
     let lease_until = now.saturating_add(lease_ms);
