@@ -242,6 +242,18 @@ impl Worker {
                 _ => start_ahead(limit, recent, self.options.lease_margin / 4),
             };
             let now = Instant::now();
+            // a batch received while the queue ran, when it has been paused
+            // or its circuit opened since, is held instead of started (its
+            // jobs would run into a downstream found failing, or beside the
+            // probe); it starts once the gate lets it
+            let held_back = paused
+                || gate == Gate::Wait
+                || (gate == Gate::Probe && pending.as_ref().is_some_and(|b| !b.probe));
+            if held_back {
+                for d in pending.take().map(|b| b.deliveries).unwrap_or_default() {
+                    stalled.hold(d, now);
+                }
+            }
             // held deliveries whose pause is over start with the next batch
             // (a received one too: steady traffic must not hold them back)
             match (&mut pending, gate) {
@@ -294,18 +306,6 @@ impl Worker {
             } else {
                 free.min(MAX_BATCH).min(tokens)
             };
-            // a batch received while the queue ran, when it has been paused
-            // or its circuit opened since, is held instead of started (its
-            // jobs would run into a downstream found failing, or beside the
-            // probe); it starts once the gate lets it
-            let held_back = paused
-                || gate == Gate::Wait
-                || (gate == Gate::Probe && pending.as_ref().is_some_and(|b| !b.probe));
-            if held_back {
-                for d in pending.take().map(|b| b.deliveries).unwrap_or_default() {
-                    stalled.hold(d, now);
-                }
-            }
             let to_start = pending.take();
             let (received, started_batch) = tokio::join!(
                 async {

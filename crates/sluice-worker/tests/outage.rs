@@ -89,7 +89,7 @@ async fn a_store_down_while_draining_does_not_hold_the_pool_for_ever() {
         ..WorkerOptions::default()
     };
     let handler = Arc::new(TakesTheStoreDown(outage.clone()));
-    let worker = rig.worker_with(outage.clone(), rig.broker.clone(), handler, options);
+    let worker = rig.worker_with(outage.clone(), rig.broker.clone(), handler, None, options);
     let stop = CancellationToken::new();
     let task = tokio::spawn(worker.run(stop.clone()));
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -62,12 +62,8 @@ impl Rig {
         options: WorkerOptions,
     ) {
         self.start_relay();
-        let wq = WorkerQueue {
-            config: self.queue.clone(),
-            schema,
-            handler,
-        };
-        let worker = Worker::new(self.store.clone(), self.watched.clone(), wq, options).unwrap();
+        let (store, broker) = (self.store.clone(), self.watched.clone());
+        let worker = self.worker_with(store, broker, handler, schema, options);
         tokio::spawn(worker.run(self.shutdown.child_token()));
     }
 
@@ -84,19 +80,21 @@ impl Rig {
         broker: Arc<dyn Broker>,
         handler: Arc<dyn Handler>,
     ) -> Worker {
-        self.worker_with(store, broker, handler, WorkerOptions::default())
+        self.worker_with(store, broker, handler, None, WorkerOptions::default())
     }
 
+    /// [`Rig::worker`] with the queue's `schema` and `options`.
     pub fn worker_with(
         &self,
         store: Arc<dyn Store>,
         broker: Arc<dyn Broker>,
         handler: Arc<dyn Handler>,
+        schema: Option<Value>,
         options: WorkerOptions,
     ) -> Worker {
         let wq = WorkerQueue {
             config: self.queue.clone(),
-            schema: None,
+            schema,
             handler,
         };
         Worker::new(store, broker, wq, options).unwrap()
