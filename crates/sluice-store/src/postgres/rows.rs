@@ -35,13 +35,13 @@ pub(super) fn json<T: serde::de::DeserializeOwned>(
     row: &PgRow,
     col: &str,
 ) -> Result<T, StoreError> {
-    let text: String = get(row, col)?;
-    serde_json::from_str(&text).map_err(|e| corrupt(col, e))
+    let text: &str = get(row, col)?;
+    serde_json::from_str(text).map_err(|e| corrupt(col, e))
 }
 
 /// A job from a `jobs` row (selected by `job_get.sql` and friends).
 pub(super) fn job_row(row: &PgRow) -> Result<JobRecord, StoreError> {
-    let status: String = get(row, "status")?;
+    let status: &str = get(row, "status")?;
     let job = JobRecord {
         id: job_id(row, "id")?,
         queue: get(row, "queue")?,
