@@ -27,7 +27,7 @@ use crate::{AckToken, Broker, Delivery, OutgoingMessage, SubscribeOptions, Subsc
 
 mod lag;
 mod send;
-pub use lag::consumer_lag_counts_unconsumed;
+pub use lag::{consumer_lag_counts_unconsumed, consumer_mark_is_passed_once_consumed};
 pub use send::send_ahead_of_confirms;
 
 /// Upper bound of one case, a safety net over the bounded waits inside.
@@ -134,6 +134,7 @@ macro_rules! broker_conformance {
             recv_returns_early_on_publish
             stale_ack_after_redelivery_is_a_no_op
             consumer_lag_counts_unconsumed
+            consumer_mark_is_passed_once_consumed
         );
     };
     (@cases ($fixture:expr) ($settings:expr) $($case:ident)*) => {

@@ -148,8 +148,38 @@ pub trait Broker: Send + Sync {
     /// group has not acknowledged.
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError>;
 
+    /// Where `topic` ends now, to learn later through
+    /// [`Broker::consumer_passed`] whether the consumer `group` has consumed
+    /// every message published before this call. `None` where the backend
+    /// has no message positions (RabbitMQ, embedded) or the
+    /// broker does not know the topic. Kafka: each partition's high
+    /// watermark.
+    async fn consumer_mark(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError>;
+
+    /// Whether `group` has consumed `topic` up to `mark` on every partition
+    /// (Kafka: its committed offset reached the mark, or the partition holds
+    /// nothing before it), however many messages came after the mark; `None`
+    /// where the backend has no message positions.
+    async fn consumer_passed(
+        &self,
+        topic: &str,
+        group: &str,
+        mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError>;
+
     /// The backend's name, for logs.
     fn backend(&self) -> &'static str;
+}
+
+/// The end of a topic at one moment, from [`Broker::consumer_mark`]: per
+/// partition, the position the next message will take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerMark {
+    pub ends: BTreeMap<i32, i64>,
 }
 
 /// [`Broker::consumer_lag`] given at most `timeout`: `None` when the broker

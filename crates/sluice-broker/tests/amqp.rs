@@ -79,6 +79,21 @@ impl Broker for Recording {
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         self.inner.consumer_lag(topic, group).await
     }
+    async fn consumer_mark(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<sluice_broker::ConsumerMark>, BrokerError> {
+        self.inner.consumer_mark(topic, group).await
+    }
+    async fn consumer_passed(
+        &self,
+        topic: &str,
+        group: &str,
+        mark: &sluice_broker::ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        self.inner.consumer_passed(topic, group, mark).await
+    }
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

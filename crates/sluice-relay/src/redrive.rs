@@ -3,20 +3,29 @@
 //! A job reads as `published` once the broker acknowledged it. A broker that
 //! loses acknowledged messages (an unreplicated Kafka log whose tail is lost
 //! on a crash, a RabbitMQ queue deleted by hand) would otherwise leave such a
-//! job waiting for ever. So every so often, for each queue whose consumers
-//! the broker reports as caught up (consumer lag 0: nothing waits on the
-//! broker), jobs still `published` with no attempt started and unchanged for
-//! at least `after` are listed, the lag is read again, and if it is still 0
-//! they are given a new outbox row for the same attempt (see
-//! [`sluice_store::OutboxStore::redrive_published`]). A copy of a message
-//! that was not lost after all is harmless: workers start each attempt once.
+//! job waiting for ever. So every so often each queue's jobs still
+//! `published` with no attempt started and unchanged for at least `after`
+//! are listed, and given a new outbox row for the same attempt (see
+//! [`sluice_store::OutboxStore::redrive_published`]) once the broker shows
+//! that the queue's workers have read everything published before the
+//! listing:
+//! - at once, when the queue's consumer lag reads 0 before and after the
+//!   listing (every backend);
+//! - on a queue that stays busy (Kafka, whose messages have positions): at a
+//!   later check, once the workers' group has consumed up to a mark of the
+//!   topic's end taken after the listing
+//!   ([`sluice_broker::Broker::consumer_mark`]), whatever came after it.
+//!
+//! Jobs started or changed meanwhile are left alone by the store. A copy of a
+//! message that was not lost after all is harmless: workers start each
+//! attempt once.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::{consumer_lag_within, Broker};
+use sluice_broker::{consumer_lag_within, Broker, ConsumerMark};
 use sluice_core::{now_ms, QueueConfig};
-use sluice_store::{Store, StoreError};
+use sluice_store::{LostJob, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 /// Longest wait for one queue's consumer lag.
@@ -53,6 +62,12 @@ struct Target {
     queue: String,
     topic: String,
     group: String,
+}
+
+/// Jobs listed as lost, waiting for the workers' group to pass `mark`.
+struct Waiting {
+    mark: ConsumerMark,
+    lost: Vec<LostJob>,
 }
 
 /// Checks the configured queues for lost jobs; see the module documentation.
@@ -95,38 +110,64 @@ impl Redrive {
         let mut tick = tokio::time::interval(self.config.interval());
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         tick.tick().await;
+        let mut waiting: Vec<Option<Waiting>> = self.targets.iter().map(|_| None).collect();
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => return,
                 _ = tick.tick() => {}
             }
-            for t in &self.targets {
-                if let Err(e) = self.check(t).await {
+            for (t, waiting) in self.targets.iter().zip(&mut waiting) {
+                if let Err(e) = self.check(t, waiting).await {
                     tracing::warn!(queue = %t.queue, error = %e, "redrive check failed");
                 }
             }
         }
     }
 
-    /// Redrives the queue's lost jobs if its consumers are caught up;
-    /// returns how many. The lag is read again after the jobs are listed:
-    /// each was on the broker by then, so a lag of 0 means the workers read
-    /// it (and started its attempt, which takes it off the list) or the
-    /// broker lost it. The first read spares the store the listing while
-    /// the queue is busy.
-    async fn check(&self, t: &Target) -> Result<usize, StoreError> {
-        if !self.caught_up(t).await {
+    /// Redrives the queue's lost jobs once its consumers have read
+    /// everything published before they were listed; returns how many. With
+    /// the consumer lag at 0, the lag is read again after the listing: each
+    /// listed job was on the broker by then, so a lag of 0 means the
+    /// workers read it (and started its attempt, which takes it off the
+    /// list) or the broker lost it. Otherwise the jobs listed wait in
+    /// `waiting` with a mark of the topic's end taken after the listing,
+    /// for a later check that finds the workers' group past it.
+    async fn check(&self, t: &Target, waiting: &mut Option<Waiting>) -> Result<usize, StoreError> {
+        if self.caught_up(t).await {
+            *waiting = None;
+            let lost = self.list(t).await?;
+            if lost.is_empty() || !self.caught_up(t).await {
+                return Ok(0);
+            }
+            return self.redrive(t, &lost).await;
+        }
+        if let Some(w) = waiting {
+            if self.passed(t, &w.mark).await != Some(true) {
+                return Ok(0);
+            }
+            let lost = std::mem::take(&mut w.lost);
+            *waiting = None;
+            return self.redrive(t, &lost).await;
+        }
+        let lost = self.list(t).await?;
+        if lost.is_empty() {
             return Ok(0);
         }
+        if let Some(mark) = self.mark(t).await {
+            *waiting = Some(Waiting { mark, lost });
+        }
+        Ok(0)
+    }
+
+    async fn list(&self, t: &Target) -> Result<Vec<LostJob>, StoreError> {
         let after = i64::try_from(self.config.after.as_millis()).unwrap_or(i64::MAX);
-        let lost = self
-            .store
+        self.store
             .lost_jobs(&t.queue, now_ms().saturating_sub(after), BATCH)
-            .await?;
-        if lost.is_empty() || !self.caught_up(t).await {
-            return Ok(0);
-        }
-        let ids = self.store.redrive_published(&t.queue, &lost).await?;
+            .await
+    }
+
+    async fn redrive(&self, t: &Target, lost: &[LostJob]) -> Result<usize, StoreError> {
+        let ids = self.store.redrive_published(&t.queue, lost).await?;
         if !ids.is_empty() {
             metrics::counter!("sluice_relay_redriven_jobs_total", "queue" => t.queue.clone())
                 .increment(ids.len() as u64);
@@ -143,6 +184,34 @@ impl Redrive {
     /// Whether the broker reports that the queue's consumers read everything.
     async fn caught_up(&self, t: &Target) -> bool {
         consumer_lag_within(&*self.broker, &t.topic, &t.group, LAG_TIMEOUT).await == Some(0)
+    }
+
+    /// Where the queue's topic ends now; `None` when the backend has no
+    /// positions or the broker cannot say in time.
+    async fn mark(&self, t: &Target) -> Option<ConsumerMark> {
+        let read = self.broker.consumer_mark(&t.topic, &t.group);
+        match tokio::time::timeout(LAG_TIMEOUT, read).await {
+            Ok(Ok(mark)) => mark,
+            Ok(Err(e)) => {
+                tracing::debug!(queue = %t.queue, error = %e, "cannot mark the topic's end");
+                None
+            }
+            Err(_) => None,
+        }
+    }
+
+    /// Whether the queue's consumers passed `mark`; `None` when the broker
+    /// cannot say in time.
+    async fn passed(&self, t: &Target, mark: &ConsumerMark) -> Option<bool> {
+        let read = self.broker.consumer_passed(&t.topic, &t.group, mark);
+        match tokio::time::timeout(LAG_TIMEOUT, read).await {
+            Ok(Ok(passed)) => passed,
+            Ok(Err(e)) => {
+                tracing::debug!(queue = %t.queue, error = %e, "cannot read the consumers' positions");
+                None
+            }
+            Err(_) => None,
+        }
     }
 }
 

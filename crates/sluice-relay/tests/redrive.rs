@@ -16,7 +16,7 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{config, drain_as, enqueue, rig_on};
+use common::{config, drain_as, each_with_attempt, enqueue, ids_and_attempts, rig_on};
 use sluice_tests::pg::{server_url, TempDb};
 
 /// Waits (10 s at most) until the relay marked every job published.
@@ -125,19 +125,11 @@ async fn lost_jobs_are_published_again(store_url: Option<&str>) {
     tokio::spawn(redrive.run(shutdown.child_token()));
     let again = drain_as(&broker, &group, &topic, 2, Duration::from_secs(15)).await;
     shutdown.cancel();
-    let mut got: Vec<(String, String)> = again
-        .iter()
-        .map(|d| {
-            (
-                d.attributes["id"].clone(),
-                d.attributes["sluiceattempt"].clone(),
-            )
-        })
-        .collect();
-    got.sort();
-    let mut want: Vec<(String, String)> = ids.iter().map(|i| (i.to_string(), "1".into())).collect();
-    want.sort();
-    assert_eq!(got, want, "each lost job once more, same id and attempt");
+    assert_eq!(
+        ids_and_attempts(&again),
+        each_with_attempt(&ids, 1),
+        "each lost job once more, same id and attempt"
+    );
     published(&store, &ids).await;
 }
 

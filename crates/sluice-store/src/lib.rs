@@ -123,9 +123,10 @@ pub trait OutboxStore: Send + Sync {
     /// Jobs of `queue` that look lost by the broker, at most `limit`, oldest
     /// first: `published`, with no attempt started since (no lease), without
     /// an outbox row, and unchanged since before `changed_before`. Each was
-    /// on the broker before this call returned, so a queue whose consumers
-    /// the broker reports as caught up after this call has nothing left
-    /// for them: see [`OutboxStore::redrive_published`].
+    /// on the broker before this call returned, so once the broker reports
+    /// that the queue's consumers have read everything published before a
+    /// moment after this call, they are lost: see
+    /// [`OutboxStore::redrive_published`].
     async fn lost_jobs(
         &self,
         queue: &str,
@@ -136,7 +137,7 @@ pub trait OutboxStore: Send + Sync {
     /// Publishes again the jobs `lost` (from [`OutboxStore::lost_jobs`])
     /// that still look lost and have not changed since they were listed.
     /// Call it only when the broker reported, after `lost` was listed, that
-    /// the queue's consumers have read everything. Each goes back to
+    /// the queue's consumers have read everything published before then. Each goes back to
     /// `pending` (`retrying` after earlier attempts) with an outbox row for
     /// the same attempt, due now; returns their ids, oldest first. A second
     /// copy of a message that was not lost after all is harmless: workers

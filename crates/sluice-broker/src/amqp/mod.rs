@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
+use crate::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
 use connection::Connector;
 
 pub use config::{AmqpConfig, QueueType, DEFAULT_PUBLISHER_CHANNELS};
@@ -125,6 +125,24 @@ impl Broker for AmqpBroker {
     }
 
     /// Ready messages of the group's queue (passive declare).
+    // no message positions: redrive waits for a lag of 0 instead
+    async fn consumer_mark(
+        &self,
+        _topic: &str,
+        _group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError> {
+        Ok(None)
+    }
+
+    async fn consumer_passed(
+        &self,
+        _topic: &str,
+        _group: &str,
+        _mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        Ok(None)
+    }
+
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         lag::queue_depth(&self.consumers, topic, group).await
     }

@@ -32,7 +32,7 @@ use sqlx::sqlite::{
 };
 use tokio::sync::Notify;
 
-use crate::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
+use crate::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
 
 pub use config::{EmbeddedConfig, DEFAULT_POLL_INTERVAL, DEFAULT_VISIBILITY_TIMEOUT};
 pub use publisher::EmbeddedPublisher;
@@ -335,6 +335,24 @@ impl Broker for EmbeddedBroker {
 
     /// Messages the group has not acknowledged (`None` for an undeclared
     /// topic).
+    // no message positions: redrive waits for a lag of 0 instead
+    async fn consumer_mark(
+        &self,
+        _topic: &str,
+        _group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError> {
+        Ok(None)
+    }
+
+    async fn consumer_passed(
+        &self,
+        _topic: &str,
+        _group: &str,
+        _mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        Ok(None)
+    }
+
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         if !self
             .shared

@@ -1,7 +1,9 @@
 //! Consumer-group lag for autoscalers: per partition, the high watermark
 //! minus the group's committed offset (or minus the low watermark when the
 //! group committed nothing there, since a new group starts at the earliest
-//! offset), summed over the topic's partitions.
+//! offset), summed over the topic's partitions; and, for redrive, marks of
+//! where a topic ends (its high watermarks) that the group's committed
+//! offsets are later compared with.
 //!
 //! One consumer client per group is kept to read committed offsets; it never
 //! subscribes, so it never joins the group or takes partitions from workers.
@@ -15,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::config::KafkaConfig;
-use crate::BrokerError;
+use crate::{BrokerError, ConsumerMark};
 
 /// Offset readers by group.
 #[derive(Default)]
@@ -32,9 +34,55 @@ impl LagReader {
         topic: &str,
         group: &str,
     ) -> Result<Option<u64>, BrokerError> {
+        let read = self.positions(config, topic, group).await?;
+        Ok(read.map(|ps| {
+            ps.iter()
+                .map(|p| u64::try_from(p.high - p.from).unwrap_or(0))
+                .sum()
+        }))
+    }
+
+    /// Each partition's high watermark; `None` when the cluster does not
+    /// know the topic.
+    pub(crate) async fn mark(
+        &self,
+        config: &KafkaConfig,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError> {
+        let read = self.positions(config, topic, group).await?;
+        Ok(read.map(|ps| ConsumerMark {
+            ends: ps.iter().map(|p| (p.partition, p.high)).collect(),
+        }))
+    }
+
+    /// Whether the group's position reached `mark` on each of its
+    /// partitions; a partition the topic no longer has is not passed.
+    pub(crate) async fn passed(
+        &self,
+        config: &KafkaConfig,
+        topic: &str,
+        group: &str,
+        mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        let Some(ps) = self.positions(config, topic, group).await? else {
+            return Ok(Some(false));
+        };
+        let from: HashMap<i32, i64> = ps.iter().map(|p| (p.partition, p.from)).collect();
+        Ok(Some(mark.ends.iter().all(|(partition, end)| {
+            from.get(partition).is_some_and(|from| from >= end)
+        })))
+    }
+
+    async fn positions(
+        &self,
+        config: &KafkaConfig,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<Vec<Position>>, BrokerError> {
         let reader = self.reader(config, group)?;
         let (topic, timeout) = (topic.to_string(), config.request_timeout);
-        tokio::task::spawn_blocking(move || lag_of(&reader, &topic, timeout))
+        tokio::task::spawn_blocking(move || positions_of(&reader, &topic, timeout))
             .await
             .map_err(|e| BrokerError::Unavailable(format!("kafka lag task failed: {e}")))?
     }
@@ -60,11 +108,22 @@ impl LagReader {
     }
 }
 
-fn lag_of(
+/// Where one partition of a topic stands for a group.
+struct Position {
+    partition: i32,
+    /// The high watermark: the offset the next record will take.
+    high: i64,
+    /// Where the group reads next: its committed offset, or the low
+    /// watermark when it committed nothing there (a new group starts at the
+    /// earliest offset) or the records it committed up to are gone.
+    from: i64,
+}
+
+fn positions_of(
     consumer: &BaseConsumer,
     topic: &str,
     timeout: Duration,
-) -> Result<Option<u64>, BrokerError> {
+) -> Result<Option<Vec<Position>>, BrokerError> {
     let fail = |what: &str, e: rdkafka::error::KafkaError| {
         BrokerError::Unavailable(format!("kafka {what} failed: {e}"))
     };
@@ -86,7 +145,7 @@ fn lag_of(
     let committed = consumer
         .committed_offsets(wanted, timeout)
         .map_err(|e| fail("committed offsets request", e))?;
-    let mut lag = 0u64;
+    let mut positions = Vec::with_capacity(partitions.len());
     for &p in &partitions {
         let (low, high) = consumer
             .fetch_watermarks(topic, p, timeout)
@@ -95,7 +154,11 @@ fn lag_of(
             Some(Offset::Offset(n)) => n.max(low),
             _ => low,
         };
-        lag += u64::try_from(high - from).unwrap_or(0);
+        positions.push(Position {
+            partition: p,
+            high,
+            from,
+        });
     }
-    Ok(Some(lag))
+    Ok(Some(positions))
 }

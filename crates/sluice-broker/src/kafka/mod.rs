@@ -15,7 +15,9 @@
 //!   delivery is held by the subscription and handed out again after its delay
 //!   (its offset stays uncommitted meanwhile).
 //! - [`Broker::consumer_lag`] sums high watermark minus committed offset
-//!   over the topic's partitions (see `lag.rs`).
+//!   over the topic's partitions (see `lag.rs`); [`Broker::consumer_mark`]
+//!   is the partitions' high watermarks and [`Broker::consumer_passed`]
+//!   compares the group's committed offsets with them.
 //! - Kafka does not count redeliveries: a delivery after a rebalance or restart
 //!   has `redeliveries == 0`; only releases within one subscription count.
 
@@ -42,7 +44,7 @@ pub use config::KafkaConfig;
 pub use publisher::KafkaPublisher;
 pub use subscription::KafkaSubscription;
 
-use crate::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
+use crate::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
 
 /// Routes librdkafka's logs and errors of producers and admin clients to
 /// tracing.
@@ -148,6 +150,23 @@ impl Broker for KafkaBroker {
 
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         self.lag.lag(&self.config, topic, group).await
+    }
+
+    async fn consumer_mark(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError> {
+        self.lag.mark(&self.config, topic, group).await
+    }
+
+    async fn consumer_passed(
+        &self,
+        topic: &str,
+        group: &str,
+        mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        self.lag.passed(&self.config, topic, group, mark).await
     }
 
     fn backend(&self) -> &'static str {

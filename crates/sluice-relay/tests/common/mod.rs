@@ -42,9 +42,14 @@ pub async fn rig_on(
 
 /// Job `i` of queue `r`, due in `delay_ms`.
 pub fn job(i: usize, delay_ms: i64) -> NewJob {
+    job_of("r", i, delay_ms)
+}
+
+/// Job `i` of `queue`, due in `delay_ms`.
+pub fn job_of(queue: &str, i: usize, delay_ms: i64) -> NewJob {
     NewJob {
         id: JobId::new(),
-        queue: "r".into(),
+        queue: queue.into(),
         payload: json!({"i": i}),
         key: Some(format!("k{i}")),
         headers: Default::default(),
@@ -55,7 +60,17 @@ pub fn job(i: usize, delay_ms: i64) -> NewJob {
 }
 
 pub async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<JobId> {
-    let jobs: Vec<NewJob> = (0..n).map(|i| job(i, delay_ms)).collect();
+    enqueue_on(store, "r", n, delay_ms).await
+}
+
+/// `n` jobs of `queue`, due in `delay_ms`, in one request; their ids.
+pub async fn enqueue_on(
+    store: &Arc<dyn Store>,
+    queue: &str,
+    n: usize,
+    delay_ms: i64,
+) -> Vec<JobId> {
+    let jobs: Vec<NewJob> = (0..n).map(|i| job_of(queue, i, delay_ms)).collect();
     let ids = jobs.iter().map(|j| j.id).collect();
     store
         .enqueue(vec![EnqueueRequest {
@@ -66,6 +81,31 @@ pub async fn enqueue(store: &Arc<dyn Store>, n: usize, delay_ms: i64) -> Vec<Job
         .remove(0)
         .unwrap();
     ids
+}
+
+/// The job id and attempt each delivery carries, sorted.
+pub fn ids_and_attempts(deliveries: &[Delivery]) -> Vec<(String, String)> {
+    let mut got: Vec<(String, String)> = deliveries
+        .iter()
+        .map(|d| {
+            (
+                d.attributes["id"].clone(),
+                d.attributes["sluiceattempt"].clone(),
+            )
+        })
+        .collect();
+    got.sort();
+    got
+}
+
+/// Each of `ids` with attempt `attempt`, sorted as [`ids_and_attempts`].
+pub fn each_with_attempt(ids: &[JobId], attempt: u32) -> Vec<(String, String)> {
+    let mut want: Vec<(String, String)> = ids
+        .iter()
+        .map(|i| (i.to_string(), attempt.to_string()))
+        .collect();
+    want.sort();
+    want
 }
 
 /// Receives (and acks) until `n` deliveries arrived or `limit` passed.

@@ -1,0 +1,212 @@
+//! Redrive on a queue that never reads as caught up, on Kafka (the broker at
+//! `SLUICE_TEST_KAFKA_BROKERS`) and the real SQLite store. The broker is
+//! wrapped so that its consumer lag always reads 1, as on a queue with
+//! steady traffic, where a lag of exactly 0 may never be seen; everything
+//! else, the marks of the topic's end and the group's committed offsets
+//! included, is Kafka's own. A job whose message the workers' group read
+//! without starting it (as if the broker had lost it) is published again
+//! once the group has passed a mark taken after it was listed; jobs whose
+//! messages still wait on the broker are left alone.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use sluice_broker::conformance::service_from_env;
+use sluice_broker::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
+use sluice_core::{JobId, JobStatus, QueueConfig};
+use sluice_relay::{Redrive, RedriveConfig, Relay};
+use sluice_store::Store;
+use sluice_tests::brokers::unique_topic;
+use sluice_tests::kafka::{kafka_url, KafkaTopics};
+use tokio_util::sync::CancellationToken;
+
+mod common;
+
+use common::{config, drain_as, each_with_attempt, enqueue_on, ids_and_attempts};
+
+/// Kafka, with a consumer lag that never reads 0.
+struct Busy(Arc<dyn Broker>);
+
+#[async_trait]
+impl Broker for Busy {
+    fn publisher(&self) -> Arc<dyn Publisher> {
+        self.0.publisher()
+    }
+    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
+        self.0.declare(topics).await
+    }
+    async fn subscribe(
+        &self,
+        topic: &str,
+        options: SubscribeOptions,
+    ) -> Result<Box<dyn Subscription>, BrokerError> {
+        self.0.subscribe(topic, options).await
+    }
+    async fn ping(&self) -> Result<(), BrokerError> {
+        self.0.ping().await
+    }
+    async fn consumer_lag(&self, _topic: &str, _group: &str) -> Result<Option<u64>, BrokerError> {
+        Ok(Some(1))
+    }
+    async fn consumer_mark(
+        &self,
+        topic: &str,
+        group: &str,
+    ) -> Result<Option<ConsumerMark>, BrokerError> {
+        self.0.consumer_mark(topic, group).await
+    }
+    async fn consumer_passed(
+        &self,
+        topic: &str,
+        group: &str,
+        mark: &ConsumerMark,
+    ) -> Result<Option<bool>, BrokerError> {
+        self.0.consumer_passed(topic, group, mark).await
+    }
+    fn backend(&self) -> &'static str {
+        self.0.backend()
+    }
+}
+
+/// `n` jobs of a queue of its own, published to Kafka by a running relay.
+struct Published {
+    _dir: tempfile::TempDir,
+    _topics: KafkaTopics,
+    store: Arc<dyn Store>,
+    kafka: Arc<dyn Broker>,
+    q: QueueConfig,
+    ids: Vec<JobId>,
+    shutdown: CancellationToken,
+}
+
+async fn published_jobs(brokers: &str, n: usize) -> Published {
+    let dir = tempfile::tempdir().unwrap();
+    let store = sluice_store::open(&format!("sqlite://{}/s.db", dir.path().display()))
+        .await
+        .unwrap();
+    let topic = unique_topic("redrive");
+    let q = QueueConfig::named(topic.trim_start_matches("sluice."));
+    let topics = KafkaTopics::of_queue(brokers, &q.topic());
+    let kafka = sluice_broker::open(&kafka_url(brokers, 2), dir.path())
+        .await
+        .unwrap();
+    kafka.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
+    let shutdown = CancellationToken::new();
+    let relay = Relay::new(
+        store.clone(),
+        kafka.publisher(),
+        std::slice::from_ref(&q),
+        config(Duration::from_millis(50)),
+    )
+    .unwrap();
+    tokio::spawn(relay.run(shutdown.child_token()));
+    let ids = enqueue_on(&store, &q.name, n, 0).await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for id in &ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(Instant::now() < deadline, "relay did not publish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    Published {
+        _dir: dir,
+        _topics: topics,
+        store,
+        kafka,
+        q,
+        ids,
+        shutdown,
+    }
+}
+
+/// The group's lag on the real broker once it reads `want`, 20 s at most.
+async fn lag_reaches(kafka: &Arc<dyn Broker>, q: &QueueConfig, want: u64) -> Option<u64> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let lag = kafka
+            .consumer_lag(&q.topic(), &q.worker_group())
+            .await
+            .unwrap();
+        if lag == Some(want) || Instant::now() >= deadline {
+            return lag;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn redrive(store: &Arc<dyn Store>, kafka: &Arc<dyn Broker>, q: &QueueConfig) -> Redrive {
+    Redrive::new(
+        store.clone(),
+        Arc::new(Busy(kafka.clone())),
+        std::slice::from_ref(q),
+        RedriveConfig {
+            after: Duration::from_millis(300),
+        },
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_lost_on_a_busy_queue_are_published_again_once_the_group_passed_them() {
+    let Some(brokers) = service_from_env("SLUICE_TEST_KAFKA_BROKERS") else {
+        return;
+    };
+    let Published {
+        _dir,
+        _topics,
+        store,
+        kafka,
+        q,
+        ids,
+        shutdown,
+    } = published_jobs(&brokers, 2).await;
+    let (topic, group) = (q.topic(), q.worker_group());
+    // the workers' group reads both without starting them: the broker
+    // "lost" them, as far as the store can tell
+    let lost = drain_as(&kafka, &group, &topic, 2, Duration::from_secs(20)).await;
+    assert_eq!(lost.len(), 2);
+    assert_eq!(
+        lag_reaches(&kafka, &q, 0).await,
+        Some(0),
+        "offsets committed"
+    );
+    tokio::spawn(redrive(&store, &kafka, &q).run(shutdown.child_token()));
+    let again = drain_as(&kafka, &group, &topic, 2, Duration::from_secs(20)).await;
+    shutdown.cancel();
+    assert_eq!(
+        ids_and_attempts(&again),
+        each_with_attempt(&ids, 1),
+        "each lost job once more, same id and attempt"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_on_a_busy_queue_are_left_alone() {
+    let Some(brokers) = service_from_env("SLUICE_TEST_KAFKA_BROKERS") else {
+        return;
+    };
+    let Published {
+        _dir,
+        _topics,
+        store,
+        kafka,
+        q,
+        shutdown,
+        ..
+    } = published_jobs(&brokers, 3).await;
+    // nobody consumed them (their lag is not read: tansu 0.6 reports a
+    // partition's high watermark short after a batch of several records)
+    tokio::spawn(redrive(&store, &kafka, &q).run(shutdown.child_token()));
+    // several checks pass (every second), each time the jobs listed
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    shutdown.cancel();
+    let got = drain_as(
+        &kafka,
+        &q.worker_group(),
+        &q.topic(),
+        4,
+        Duration::from_secs(5),
+    )
+    .await;
+    assert_eq!(got.len(), 3, "nothing published again");
+}
