@@ -14,7 +14,10 @@
 //! - on a queue that stays busy (Kafka, whose messages have positions): at a
 //!   later check, once the workers' group has consumed up to a mark of the
 //!   topic's end taken after the listing
-//!   ([`sluice_broker::Broker::consumer_mark`]), whatever came after it.
+//!   ([`sluice_broker::Broker::consumer_mark`]), whatever was published
+//!   after the mark. This needs exact marks: a broker that reports a
+//!   partition's end short (tansu 0.6 may, after a batch of several records)
+//!   can make needless copies.
 //!
 //! Jobs started or changed meanwhile are left alone by the store. A copy of a
 //! message that was not lost after all is harmless: workers start each
@@ -30,6 +33,9 @@ use tokio_util::sync::CancellationToken;
 
 /// Longest wait for one queue's consumer lag.
 const LAG_TIMEOUT: Duration = Duration::from_secs(5);
+/// Longest wait for a mark of a topic's end or the group's positions (one
+/// request per partition on Kafka, one after another).
+const MARK_TIMEOUT: Duration = Duration::from_secs(30);
 /// Most jobs redriven per queue and check.
 const BATCH: usize = 1000;
 
@@ -37,8 +43,9 @@ const BATCH: usize = 1000;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RedriveConfig {
     /// How long a published job must have gone unchanged (since its enqueue,
-    /// retry or redrive), with its queue caught up, before it counts as
-    /// lost. Zero turns redrive off.
+    /// retry or redrive) before it is listed, to count as lost once the
+    /// queue's workers have read everything published before the listing.
+    /// Zero turns redrive off.
     pub after: Duration,
 }
 
@@ -125,33 +132,35 @@ impl Redrive {
     }
 
     /// Redrives the queue's lost jobs once its consumers have read
-    /// everything published before they were listed; returns how many. With
-    /// the consumer lag at 0, the lag is read again after the listing: each
-    /// listed job was on the broker by then, so a lag of 0 means the
-    /// workers read it (and started its attempt, which takes it off the
-    /// list) or the broker lost it. Otherwise the jobs listed wait in
-    /// `waiting` with a mark of the topic's end taken after the listing,
-    /// for a later check that finds the workers' group past it.
+    /// everything published before they were listed; returns how many.
+    /// Jobs waiting for a mark go first, whatever the lag, once the group
+    /// passed it. With the consumer lag at 0, the jobs are listed and the
+    /// lag is read again: each listed job was on the broker by then, so a
+    /// lag of 0 means the workers read it (and started its attempt, which
+    /// takes it off the list) or the broker lost it. Otherwise, on a broker
+    /// with positions, the jobs listed wait in `waiting` with a mark of the
+    /// topic's end taken after the listing, for a later check; a broker
+    /// without positions is not listed while the queue is busy.
     async fn check(&self, t: &Target, waiting: &mut Option<Waiting>) -> Result<usize, StoreError> {
-        if self.caught_up(t).await {
-            *waiting = None;
-            let lost = self.list(t).await?;
-            if lost.is_empty() || !self.caught_up(t).await {
-                return Ok(0);
-            }
-            return self.redrive(t, &lost).await;
-        }
         if let Some(w) = waiting {
-            if self.passed(t, &w.mark).await != Some(true) {
-                return Ok(0);
+            if self.passed(t, &w.mark).await == Some(true) {
+                let lost = std::mem::take(&mut w.lost);
+                *waiting = None;
+                return self.redrive(t, &lost).await;
             }
-            let lost = std::mem::take(&mut w.lost);
-            *waiting = None;
-            return self.redrive(t, &lost).await;
+        }
+        let caught_up = self.caught_up(t).await;
+        if !caught_up && (waiting.is_some() || self.mark(t).await.is_none()) {
+            return Ok(0);
         }
         let lost = self.list(t).await?;
         if lost.is_empty() {
+            *waiting = None;
             return Ok(0);
+        }
+        if caught_up && self.caught_up(t).await {
+            *waiting = None;
+            return self.redrive(t, &lost).await;
         }
         if let Some(mark) = self.mark(t).await {
             *waiting = Some(Waiting { mark, lost });
@@ -190,7 +199,7 @@ impl Redrive {
     /// positions or the broker cannot say in time.
     async fn mark(&self, t: &Target) -> Option<ConsumerMark> {
         let read = self.broker.consumer_mark(&t.topic, &t.group);
-        match tokio::time::timeout(LAG_TIMEOUT, read).await {
+        match tokio::time::timeout(MARK_TIMEOUT, read).await {
             Ok(Ok(mark)) => mark,
             Ok(Err(e)) => {
                 tracing::debug!(queue = %t.queue, error = %e, "cannot mark the topic's end");
@@ -204,7 +213,7 @@ impl Redrive {
     /// cannot say in time.
     async fn passed(&self, t: &Target, mark: &ConsumerMark) -> Option<bool> {
         let read = self.broker.consumer_passed(&t.topic, &t.group, mark);
-        match tokio::time::timeout(LAG_TIMEOUT, read).await {
+        match tokio::time::timeout(MARK_TIMEOUT, read).await {
             Ok(Ok(passed)) => passed,
             Ok(Err(e)) => {
                 tracing::debug!(queue = %t.queue, error = %e, "cannot read the consumers' positions");

@@ -8,6 +8,7 @@
 //! once the group has passed a mark taken after it was listed; jobs whose
 //! messages still wait on the broker are left alone.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,36 +26,44 @@ mod common;
 
 use common::{config, drain_as, each_with_attempt, enqueue_on, ids_and_attempts};
 
-/// Kafka, with a consumer lag that never reads 0.
-struct Busy(Arc<dyn Broker>);
+/// Kafka, with a consumer lag that never reads 0 (or, when `swing`, reads 0
+/// and 1 by turns, so that the read after a listing is never 0); counts the
+/// questions whether the group passed a mark.
+struct Busy {
+    kafka: Arc<dyn Broker>,
+    asked: Arc<AtomicUsize>,
+    swing: bool,
+    lag_reads: AtomicUsize,
+}
 
 #[async_trait]
 impl Broker for Busy {
     fn publisher(&self) -> Arc<dyn Publisher> {
-        self.0.publisher()
+        self.kafka.publisher()
     }
     async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        self.0.declare(topics).await
+        self.kafka.declare(topics).await
     }
     async fn subscribe(
         &self,
         topic: &str,
         options: SubscribeOptions,
     ) -> Result<Box<dyn Subscription>, BrokerError> {
-        self.0.subscribe(topic, options).await
+        self.kafka.subscribe(topic, options).await
     }
     async fn ping(&self) -> Result<(), BrokerError> {
-        self.0.ping().await
+        self.kafka.ping().await
     }
     async fn consumer_lag(&self, _topic: &str, _group: &str) -> Result<Option<u64>, BrokerError> {
-        Ok(Some(1))
+        let read = self.lag_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(Some(u64::from(!self.swing || read % 2 == 1)))
     }
     async fn consumer_mark(
         &self,
         topic: &str,
         group: &str,
     ) -> Result<Option<ConsumerMark>, BrokerError> {
-        self.0.consumer_mark(topic, group).await
+        self.kafka.consumer_mark(topic, group).await
     }
     async fn consumer_passed(
         &self,
@@ -62,10 +71,11 @@ impl Broker for Busy {
         group: &str,
         mark: &ConsumerMark,
     ) -> Result<Option<bool>, BrokerError> {
-        self.0.consumer_passed(topic, group, mark).await
+        self.asked.fetch_add(1, Ordering::Relaxed);
+        self.kafka.consumer_passed(topic, group, mark).await
     }
     fn backend(&self) -> &'static str {
-        self.0.backend()
+        self.kafka.backend()
     }
 }
 
@@ -135,10 +145,21 @@ async fn lag_reaches(kafka: &Arc<dyn Broker>, q: &QueueConfig, want: u64) -> Opt
     }
 }
 
-fn redrive(store: &Arc<dyn Store>, kafka: &Arc<dyn Broker>, q: &QueueConfig) -> Redrive {
+fn redrive(
+    store: &Arc<dyn Store>,
+    kafka: &Arc<dyn Broker>,
+    q: &QueueConfig,
+    asked: &Arc<AtomicUsize>,
+    swing: bool,
+) -> Redrive {
     Redrive::new(
         store.clone(),
-        Arc::new(Busy(kafka.clone())),
+        Arc::new(Busy {
+            kafka: kafka.clone(),
+            asked: asked.clone(),
+            swing,
+            lag_reads: AtomicUsize::new(0),
+        }),
         std::slice::from_ref(q),
         RedriveConfig {
             after: Duration::from_millis(300),
@@ -148,6 +169,15 @@ fn redrive(store: &Arc<dyn Store>, kafka: &Arc<dyn Broker>, q: &QueueConfig) -> 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn jobs_lost_on_a_busy_queue_are_published_again_once_the_group_passed_them() {
+    lost_jobs_are_published_again(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_lost_on_a_queue_whose_lag_swings_are_published_again() {
+    lost_jobs_are_published_again(true).await;
+}
+
+async fn lost_jobs_are_published_again(swing: bool) {
     let Some(brokers) = service_from_env("SLUICE_TEST_KAFKA_BROKERS") else {
         return;
     };
@@ -170,7 +200,8 @@ async fn jobs_lost_on_a_busy_queue_are_published_again_once_the_group_passed_the
         Some(0),
         "offsets committed"
     );
-    tokio::spawn(redrive(&store, &kafka, &q).run(shutdown.child_token()));
+    let asked = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(redrive(&store, &kafka, &q, &asked, swing).run(shutdown.child_token()));
     let again = drain_as(&kafka, &group, &topic, 2, Duration::from_secs(20)).await;
     shutdown.cancel();
     assert_eq!(
@@ -196,10 +227,16 @@ async fn jobs_waiting_on_a_busy_queue_are_left_alone() {
     } = published_jobs(&brokers, 3).await;
     // nobody consumed them (their lag is not read: tansu 0.6 reports a
     // partition's high watermark short after a batch of several records)
-    tokio::spawn(redrive(&store, &kafka, &q).run(shutdown.child_token()));
-    // several checks pass (every second), each time the jobs listed
+    let asked = Arc::new(AtomicUsize::new(0));
+    tokio::spawn(redrive(&store, &kafka, &q, &asked, false).run(shutdown.child_token()));
+    // the jobs are listed at the first check (after 1 s), and the group's
+    // positions compared with the mark at each later one
     tokio::time::sleep(Duration::from_millis(3500)).await;
     shutdown.cancel();
+    assert!(
+        asked.load(Ordering::Relaxed) > 0,
+        "the jobs never waited for a mark"
+    );
     let got = drain_as(
         &kafka,
         &q.worker_group(),

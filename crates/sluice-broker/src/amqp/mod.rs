@@ -124,7 +124,6 @@ impl Broker for AmqpBroker {
         self.consumers.connection().await.map(|_| ())
     }
 
-    /// Ready messages of the group's queue (passive declare).
     // no message positions: redrive waits for a lag of 0 instead
     async fn consumer_mark(
         &self,
@@ -143,6 +142,7 @@ impl Broker for AmqpBroker {
         Ok(None)
     }
 
+    /// Ready messages of the group's queue (passive declare).
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         lag::queue_depth(&self.consumers, topic, group).await
     }

@@ -97,10 +97,18 @@ async fn passed_becomes(
 pub async fn consumer_mark_is_passed_once_consumed(broker: Arc<dyn Broker>, settings: &Settings) {
     let topic = declared(&broker, "mark").await;
     let group = format!("sluice-workers.{}", unique("mark"));
-    let empty = broker
-        .consumer_mark(&topic, &group)
-        .await
-        .expect("consumer_mark");
+    // a cluster may learn of a topic just declared a moment later
+    let deadline = Instant::now() + Duration::from_secs(2);
+    let empty = loop {
+        let mark = broker
+            .consumer_mark(&topic, &group)
+            .await
+            .expect("consumer_mark");
+        if mark.is_some() || Instant::now() >= deadline {
+            break mark;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     let Some(empty) = empty else {
         let mark = ConsumerMark {
             ends: [(0, 1)].into(),

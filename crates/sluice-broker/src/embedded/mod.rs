@@ -333,8 +333,6 @@ impl Broker for EmbeddedBroker {
         Ok(())
     }
 
-    /// Messages the group has not acknowledged (`None` for an undeclared
-    /// topic).
     // no message positions: redrive waits for a lag of 0 instead
     async fn consumer_mark(
         &self,
@@ -353,6 +351,8 @@ impl Broker for EmbeddedBroker {
         Ok(None)
     }
 
+    /// Messages the group has not acknowledged (`None` for an undeclared
+    /// topic).
     async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
         if !self
             .shared
