@@ -183,22 +183,35 @@ pub struct ConsumerMark {
 }
 
 /// [`Broker::consumer_lag`] given at most `timeout`: `None` when the broker
-/// has no figure, fails or is too slow (logged at debug level), so a broker
-/// that is down never holds up the caller.
+/// has no figure, fails or is too slow, as [`answer_within`].
 pub async fn consumer_lag_within(
     broker: &dyn Broker,
     topic: &str,
     group: &str,
     timeout: Duration,
 ) -> Option<u64> {
-    match tokio::time::timeout(timeout, broker.consumer_lag(topic, group)).await {
-        Ok(Ok(lag)) => lag,
+    let lag = broker.consumer_lag(topic, group);
+    answer_within("consumer lag", topic, timeout, lag).await
+}
+
+/// The answer of one of the broker's questions about `topic` (`what`, for
+/// the log) given at most `timeout`: `None` when the broker has no answer,
+/// fails or is too slow (logged at debug level), so a broker that is down
+/// never holds up the caller.
+pub async fn answer_within<T>(
+    what: &str,
+    topic: &str,
+    timeout: Duration,
+    question: impl std::future::Future<Output = Result<Option<T>, BrokerError>>,
+) -> Option<T> {
+    match tokio::time::timeout(timeout, question).await {
+        Ok(Ok(answer)) => answer,
         Ok(Err(e)) => {
-            tracing::debug!(topic, error = %e, "cannot read consumer lag");
+            tracing::debug!(topic, error = %e, "cannot read {what}");
             None
         }
         Err(_) => {
-            tracing::debug!(topic, "consumer lag timed out");
+            tracing::debug!(topic, "{what} timed out");
             None
         }
     }

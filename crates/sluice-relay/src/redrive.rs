@@ -26,7 +26,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use sluice_broker::{consumer_lag_within, Broker, ConsumerMark};
+use sluice_broker::{answer_within, consumer_lag_within, Broker, ConsumerMark};
 use sluice_core::{now_ms, QueueConfig};
 use sluice_store::{LostJob, Store, StoreError};
 use tokio_util::sync::CancellationToken;
@@ -134,13 +134,14 @@ impl Redrive {
     /// Redrives the queue's lost jobs once its consumers have read
     /// everything published before they were listed; returns how many.
     /// Jobs waiting for a mark go first, whatever the lag, once the group
-    /// passed it. With the consumer lag at 0, the jobs are listed and the
-    /// lag is read again: each listed job was on the broker by then, so a
-    /// lag of 0 means the workers read it (and started its attempt, which
-    /// takes it off the list) or the broker lost it. Otherwise, on a broker
-    /// with positions, the jobs listed wait in `waiting` with a mark of the
-    /// topic's end taken after the listing, for a later check; a broker
-    /// without positions is not listed while the queue is busy.
+    /// passed it; while they wait, nothing else is listed. With the consumer
+    /// lag at 0, the jobs are listed and the lag is read again: each listed
+    /// job was on the broker by then, so a lag of 0 means the workers read
+    /// it (and started its attempt, which takes it off the list) or the
+    /// broker lost it. Otherwise the jobs listed wait in `waiting` with a
+    /// mark of the topic's end taken after the listing, for a later check
+    /// (a broker without positions gives no mark: they are listed again
+    /// next time).
     async fn check(&self, t: &Target, waiting: &mut Option<Waiting>) -> Result<usize, StoreError> {
         if let Some(w) = waiting {
             if self.passed(t, &w.mark).await == Some(true) {
@@ -150,7 +151,7 @@ impl Redrive {
             }
         }
         let caught_up = self.caught_up(t).await;
-        if !caught_up && (waiting.is_some() || self.mark(t).await.is_none()) {
+        if !caught_up && waiting.is_some() {
             return Ok(0);
         }
         let lost = self.list(t).await?;
@@ -162,9 +163,7 @@ impl Redrive {
             *waiting = None;
             return self.redrive(t, &lost).await;
         }
-        if let Some(mark) = self.mark(t).await {
-            *waiting = Some(Waiting { mark, lost });
-        }
+        *waiting = self.mark(t).await.map(|mark| Waiting { mark, lost });
         Ok(0)
     }
 
@@ -198,29 +197,15 @@ impl Redrive {
     /// Where the queue's topic ends now; `None` when the backend has no
     /// positions or the broker cannot say in time.
     async fn mark(&self, t: &Target) -> Option<ConsumerMark> {
-        let read = self.broker.consumer_mark(&t.topic, &t.group);
-        match tokio::time::timeout(MARK_TIMEOUT, read).await {
-            Ok(Ok(mark)) => mark,
-            Ok(Err(e)) => {
-                tracing::debug!(queue = %t.queue, error = %e, "cannot mark the topic's end");
-                None
-            }
-            Err(_) => None,
-        }
+        let mark = self.broker.consumer_mark(&t.topic, &t.group);
+        answer_within("the topic's end", &t.topic, MARK_TIMEOUT, mark).await
     }
 
     /// Whether the queue's consumers passed `mark`; `None` when the broker
     /// cannot say in time.
     async fn passed(&self, t: &Target, mark: &ConsumerMark) -> Option<bool> {
-        let read = self.broker.consumer_passed(&t.topic, &t.group, mark);
-        match tokio::time::timeout(MARK_TIMEOUT, read).await {
-            Ok(Ok(passed)) => passed,
-            Ok(Err(e)) => {
-                tracing::debug!(queue = %t.queue, error = %e, "cannot read the consumers' positions");
-                None
-            }
-            Err(_) => None,
-        }
+        let passed = self.broker.consumer_passed(&t.topic, &t.group, mark);
+        answer_within("the consumers' positions", &t.topic, MARK_TIMEOUT, passed).await
     }
 }
 

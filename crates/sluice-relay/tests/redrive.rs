@@ -6,29 +6,21 @@
 //! waiting on the broker is left alone.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sluice_broker::Broker;
-use sluice_core::{JobId, JobStatus, QueueConfig};
-use sluice_relay::{Redrive, RedriveConfig, Relay};
+use sluice_core::{JobId, QueueConfig};
+use sluice_relay::{Redrive, RedriveConfig};
 use sluice_store::Store;
 use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{config, drain_as, each_with_attempt, enqueue, ids_and_attempts, rig_on};
+use common::{drain_as, each_with_attempt, ids_and_attempts, published, relay_published, rig_on};
 use sluice_tests::pg::{server_url, TempDb};
 
-/// Waits (10 s at most) until the relay marked every job published.
-async fn published(store: &Arc<dyn Store>, ids: &[JobId]) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    for id in ids {
-        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
-            assert!(Instant::now() < deadline, "relay did not publish");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
+/// Longest wait for the relay to publish the test's jobs.
+const PUBLISH_LIMIT: Duration = Duration::from_secs(10);
 
 /// A running relay and `n` jobs it published.
 struct Published {
@@ -48,18 +40,8 @@ async fn published_jobs(n: usize, store_url: Option<&str>) -> Published {
         None => format!("sqlite://{}/s.db", dir.path().display()),
     };
     let (_dir, store, broker, q) = rig_on(dir, &url).await;
-    broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(
-        store.clone(),
-        broker.publisher(),
-        std::slice::from_ref(&q),
-        config(Duration::from_millis(50)),
-    )
-    .unwrap();
-    tokio::spawn(relay.run(shutdown.child_token()));
-    let ids = enqueue(&store, n, 0).await;
-    published(&store, &ids).await;
+    let ids = relay_published(&store, &broker, &q, n, &shutdown, PUBLISH_LIMIT).await;
     Published {
         _dir,
         store,
@@ -130,7 +112,7 @@ async fn lost_jobs_are_published_again(store_url: Option<&str>) {
         each_with_attempt(&ids, 1),
         "each lost job once more, same id and attempt"
     );
-    published(&store, &ids).await;
+    published(&store, &ids, PUBLISH_LIMIT).await;
 }
 
 async fn waiting_jobs_are_left_alone(store_url: Option<&str>) {

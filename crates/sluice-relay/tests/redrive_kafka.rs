@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use sluice_broker::conformance::service_from_env;
 use sluice_broker::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
-use sluice_core::{JobId, JobStatus, QueueConfig};
-use sluice_relay::{Redrive, RedriveConfig, Relay};
+use sluice_core::{JobId, QueueConfig};
+use sluice_relay::{Redrive, RedriveConfig};
 use sluice_store::Store;
 use sluice_tests::brokers::unique_topic;
 use sluice_tests::kafka::{kafka_url, KafkaTopics};
@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 
 mod common;
 
-use common::{config, drain_as, each_with_attempt, enqueue_on, ids_and_attempts};
+use common::{drain_as, each_with_attempt, ids_and_attempts, relay_published};
 
 /// Kafka, with a consumer lag that never reads 0 (or, when `swing`, reads 0
 /// and 1 by turns, so that the read after a listing is never 0); counts the
@@ -101,24 +101,8 @@ async fn published_jobs(brokers: &str, n: usize) -> Published {
     let kafka = sluice_broker::open(&kafka_url(brokers, 2), dir.path())
         .await
         .unwrap();
-    kafka.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
     let shutdown = CancellationToken::new();
-    let relay = Relay::new(
-        store.clone(),
-        kafka.publisher(),
-        std::slice::from_ref(&q),
-        config(Duration::from_millis(50)),
-    )
-    .unwrap();
-    tokio::spawn(relay.run(shutdown.child_token()));
-    let ids = enqueue_on(&store, &q.name, n, 0).await;
-    let deadline = Instant::now() + Duration::from_secs(20);
-    for id in &ids {
-        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
-            assert!(Instant::now() < deadline, "relay did not publish");
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
+    let ids = relay_published(&store, &kafka, &q, n, &shutdown, Duration::from_secs(20)).await;
     Published {
         _dir: dir,
         _topics: topics,

@@ -9,6 +9,23 @@ use tokio::time::Instant;
 use super::{ack_all, collect, declared, message, publish_ok, subscribe, unique, Settings};
 use crate::{Broker, ConsumerMark};
 
+/// Reads `read` every 100 ms until `done` holds for its answer or `within`
+/// passed; returns the last answer.
+async fn poll<T, F, Fut>(within: Duration, mut read: F, done: impl Fn(&T) -> bool) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    let deadline = Instant::now() + within;
+    loop {
+        let answer = read().await;
+        if done(&answer) || Instant::now() >= deadline {
+            return answer;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Polls the group's lag until it is `want` or `within` passed; returns the
 /// last figure.
 async fn lag_becomes(
@@ -18,17 +35,13 @@ async fn lag_becomes(
     want: u64,
     within: Duration,
 ) -> Option<u64> {
-    let deadline = Instant::now() + within;
-    loop {
-        let lag = broker
+    let read = || async {
+        broker
             .consumer_lag(topic, group)
             .await
-            .expect("consumer_lag");
-        if lag == Some(want) || Instant::now() >= deadline {
-            return lag;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+            .expect("consumer_lag")
+    };
+    poll(within, read, |lag| *lag == Some(want)).await
 }
 
 /// A backend that reports lag counts published messages the workers' group
@@ -76,17 +89,11 @@ async fn passed_becomes(
     want: bool,
     within: Duration,
 ) -> Option<bool> {
-    let deadline = Instant::now() + within;
-    loop {
-        let passed = broker
-            .consumer_passed(topic, group, mark)
-            .await
-            .expect("consumer_passed");
-        if passed == Some(want) || Instant::now() >= deadline {
-            return passed;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let read = || async {
+        let passed = broker.consumer_passed(topic, group, mark).await;
+        passed.expect("consumer_passed")
+    };
+    poll(within, read, |passed| *passed == Some(want)).await
 }
 
 /// A backend with message positions marks where a topic ends and says
@@ -98,17 +105,11 @@ pub async fn consumer_mark_is_passed_once_consumed(broker: Arc<dyn Broker>, sett
     let topic = declared(&broker, "mark").await;
     let group = format!("sluice-workers.{}", unique("mark"));
     // a cluster may learn of a topic just declared a moment later
-    let deadline = Instant::now() + Duration::from_secs(2);
-    let empty = loop {
-        let mark = broker
-            .consumer_mark(&topic, &group)
-            .await
-            .expect("consumer_mark");
-        if mark.is_some() || Instant::now() >= deadline {
-            break mark;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+    let read = || async {
+        let mark = broker.consumer_mark(&topic, &group).await;
+        mark.expect("consumer_mark")
     };
+    let empty = poll(Duration::from_secs(2), read, Option::is_some).await;
     let Some(empty) = empty else {
         let mark = ConsumerMark {
             ends: [(0, 1)].into(),

@@ -7,9 +7,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use sluice_broker::{Broker, Delivery, SubscribeOptions};
-use sluice_core::{now_ms, JobId, QueueConfig};
-use sluice_relay::RelayConfig;
+use sluice_core::{now_ms, JobId, JobStatus, QueueConfig};
+use sluice_relay::{Relay, RelayConfig};
 use sluice_store::{EnqueueRequest, NewJob, Store};
+use tokio_util::sync::CancellationToken;
 
 pub async fn rig() -> (
     tempfile::TempDir,
@@ -154,4 +155,40 @@ pub fn config(poll: Duration) -> RelayConfig {
         retry_delay: Duration::from_millis(100),
         ..Default::default()
     }
+}
+
+/// Waits (`limit` at most) until the relay marked every job published.
+pub async fn published(store: &Arc<dyn Store>, ids: &[JobId], limit: Duration) {
+    let deadline = Instant::now() + limit;
+    for id in ids {
+        while store.get_job(*id).await.unwrap().status != JobStatus::Published {
+            assert!(Instant::now() < deadline, "relay did not publish");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// Starts a relay of `q` from `store` to `broker` (until `shutdown`) after
+/// declaring the queue's topics, and enqueues `n` jobs of `q`; their ids,
+/// once the relay published them (`limit` at most).
+pub async fn relay_published(
+    store: &Arc<dyn Store>,
+    broker: &Arc<dyn Broker>,
+    q: &QueueConfig,
+    n: usize,
+    shutdown: &CancellationToken,
+    limit: Duration,
+) -> Vec<JobId> {
+    broker.declare(&[q.topic(), q.dlq_topic()]).await.unwrap();
+    let relay = Relay::new(
+        store.clone(),
+        broker.publisher(),
+        std::slice::from_ref(q),
+        config(Duration::from_millis(50)),
+    )
+    .unwrap();
+    tokio::spawn(relay.run(shutdown.child_token()));
+    let ids = enqueue_on(store, &q.name, n, 0).await;
+    published(store, &ids, limit).await;
+    ids
 }
