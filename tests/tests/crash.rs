@@ -118,28 +118,31 @@ async fn kill_dash_nine_loses_no_accepted_job(store: &str) {
     );
 }
 
-#[test]
-fn broken_config_names_file_and_key() {
+/// Runs sluice with `args` in a directory holding `files` (name, text);
+/// asserts it fails naming each of `parts` and stores nothing.
+fn fails_naming(files: &[(&str, &str)], args: &[&str], parts: &[&str]) {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("bad.toml"),
-        "[[queues]]\nname = \"q\"\nmax_attempts = 0\n",
-    )
-    .unwrap();
-    let (code, out) = sluice_tests::process::run_to_end(
-        dir.path(),
-        &["--config", "bad.toml", "migrate"],
-        Duration::from_secs(60),
-    )
-    .unwrap();
+    for (name, text) in files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let (code, out) =
+        sluice_tests::process::run_to_end(dir.path(), args, Duration::from_secs(60)).unwrap();
     assert_ne!(code, Some(0), "{out}");
-    assert!(
-        out.contains("bad.toml") && out.contains("queues[0].max_attempts"),
-        "{out}"
-    );
+    for part in parts {
+        assert!(out.contains(part), "{part:?} missing: {out}");
+    }
     assert!(
         !dir.path().join("sluice-data").exists(),
         "a broken config must store nothing"
+    );
+}
+
+#[test]
+fn broken_config_names_file_and_key() {
+    fails_naming(
+        &[("bad.toml", "[[queues]]\nname = \"q\"\nmax_attempts = 0\n")],
+        &["--config", "bad.toml", "migrate"],
+        &["bad.toml", "queues[0].max_attempts"],
     );
 }
 
@@ -148,30 +151,20 @@ fn broken_config_names_file_and_key() {
 /// anything is stored or bound.
 #[test]
 fn an_invalid_schema_file_names_file_key_and_schema() {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("bad.schema.json"), r#"{"type": 5}"#).unwrap();
-    std::fs::write(
-        dir.path().join("bad.toml"),
-        "[[queues]]\nname = \"q\"\nschema = \"bad.schema.json\"\n",
-    )
-    .unwrap();
-    let (code, out) = sluice_tests::process::run_to_end(
-        dir.path(),
+    fails_naming(
+        &[
+            ("bad.schema.json", r#"{"type": 5}"#),
+            (
+                "bad.toml",
+                "[[queues]]\nname = \"q\"\nschema = \"bad.schema.json\"\n",
+            ),
+        ],
         &["--config", "bad.toml", "serve", "--listen", "127.0.0.1:0"],
-        Duration::from_secs(60),
-    )
-    .unwrap();
-    assert_ne!(code, Some(0), "{out}");
-    for part in [
-        "bad.toml",
-        "queues[0].schema",
-        "bad.schema.json",
-        "not a valid JSON Schema",
-    ] {
-        assert!(out.contains(part), "{part:?} missing: {out}");
-    }
-    assert!(
-        !dir.path().join("sluice-data").exists(),
-        "a broken config must store nothing"
+        &[
+            "bad.toml",
+            "queues[0].schema",
+            "bad.schema.json",
+            "not a valid JSON Schema",
+        ],
     );
 }

@@ -114,18 +114,6 @@ impl From<StoreError> for ApiError {
     }
 }
 
-impl From<BytesRejection> for ApiError {
-    fn from(r: BytesRejection) -> Self {
-        match r.status() {
-            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit: 0 },
-            status => {
-                tracing::debug!(rejection = %r.body_text(), "request body rejected");
-                ApiError::Rejected(status)
-            }
-        }
-    }
-}
-
 impl From<PathRejection> for ApiError {
     fn from(r: PathRejection) -> Self {
         tracing::debug!(rejection = %r.body_text(), "path rejected");
@@ -140,9 +128,12 @@ impl ApiError {
     /// A body the server did not take, read under a limit of `limit`
     /// bytes: `413` naming that limit when it was over it.
     pub(crate) fn body_rejected(r: BytesRejection, limit: usize) -> Self {
-        match Self::from(r) {
-            Self::PayloadTooLarge { .. } => Self::PayloadTooLarge { limit },
-            other => other,
+        match r.status() {
+            StatusCode::PAYLOAD_TOO_LARGE => ApiError::PayloadTooLarge { limit },
+            status => {
+                tracing::debug!(rejection = %r.body_text(), "request body rejected");
+                ApiError::Rejected(status)
+            }
         }
     }
 

@@ -165,13 +165,6 @@ fn parse_job(
             0
         }
     };
-    // an integer as JSON Schema has it: 3 and 3.0 alike
-    let whole = |v: &Value| {
-        v.as_u64().or_else(|| {
-            let f = v.as_f64()?;
-            (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
-        })
-    };
     let max_attempts = match attempts.as_ref().map(whole) {
         None => None,
         Some(Some(n)) if (1..=u64::from(MAX_ATTEMPTS_LIMIT)).contains(&n) => u32::try_from(n).ok(),
@@ -260,6 +253,28 @@ fn violation(pointer: String, job: Option<usize>, detail: &str) -> Violation {
 
 fn invalid(pointer: &str, job: Option<usize>, detail: &str) -> ApiError {
     ApiError::InvalidRequest(vec![violation(pointer.to_string(), job, detail)])
+}
+
+/// A non-negative integer as JSON Schema has it: 3 and 3.0 alike.
+pub(crate) fn whole(v: &Value) -> Option<u64> {
+    v.as_u64().or_else(|| {
+        let f = v.as_f64()?;
+        (f.fract() == 0.0 && (0.0..=u64::MAX as f64).contains(&f)).then_some(f as u64)
+    })
+}
+
+/// Deserializes an optional field holding a [`whole`] number.
+pub(crate) fn optional_whole<'de, D>(d: D) -> Result<Option<u64>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::Deserialize;
+    match Option::<Value>::deserialize(d)? {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => whole(&v)
+            .map(Some)
+            .ok_or_else(|| serde::de::Error::custom("expected a non-negative integer")),
+    }
 }
 
 #[cfg(test)]

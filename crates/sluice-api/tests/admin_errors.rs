@@ -78,6 +78,8 @@ async fn bad_input_is_refused_and_changes_nothing() {
         json!({"limit": 0}),
         json!({"limit": 100_001}),
         json!({"limit": -3}),
+        json!({"limit": 2.5}),
+        json!({"limit": "5"}),
         json!({"ids": []}),
         json!({"ids": ["not-a-uuid"]}),
         json!({"queue": "bad name"}),

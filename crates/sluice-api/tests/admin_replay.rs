@@ -152,6 +152,12 @@ async fn a_dry_run_counts_and_samples_without_changing_anything() {
         (v["matched"].clone(), v["sample"].as_array().unwrap().len()),
         (json!(5), 5)
     );
+    // an integer as JSON Schema has it (the spec declares `integer`)
+    let v = t
+        .post(BULK, Some(&json!({"limit": 4.0, "dry_run": true})))
+        .await
+        .json();
+    assert_eq!(v["matched"], 4);
     assert_eq!(t.dead_count().await, 13);
     assert!(t.audit().await.is_empty());
 }

@@ -35,7 +35,11 @@ pub(crate) struct BulkRequest {
     ids: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     error_contains: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        deserialize_with = "crate::request::optional_whole",
+        skip_serializing_if = "Option::is_none"
+    )]
     limit: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     rate_per_second: Option<f64>,
