@@ -1,7 +1,7 @@
 //! The rule both backends apply to a message that asks to start an attempt
 //! (see [`crate::AttemptStore::start_attempts`]).
 
-use sluice_core::EpochMs;
+use sluice_core::{EpochMs, JobStatus};
 
 /// What a message may do with its job as it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,10 +14,32 @@ pub(crate) enum StartRule {
     Stale,
 }
 
+/// [`start_rule`] for the message of `attempt` (`None`: a new job's first),
+/// given the job's stored state: its status, attempts so far and lease
+/// (`leased`: a lease token is set; a token without a time counts as a
+/// lapsed lease).
+pub(crate) fn start_rule_for(
+    attempt: Option<u32>,
+    status: JobStatus,
+    attempts: u32,
+    leased: bool,
+    lease_until: Option<EpochMs>,
+    now: EpochMs,
+) -> StartRule {
+    let lease = leased.then(|| lease_until.unwrap_or(EpochMs::MIN));
+    start_rule(
+        attempt.unwrap_or(1),
+        status.is_final(),
+        attempts,
+        lease,
+        now,
+    )
+}
+
 /// The message of `attempt`, for a job that is `finished` or not, has seen
 /// `attempts`, and whose latest attempt holds a lease until `lease` (`None`:
 /// that attempt finished, or none started).
-pub(crate) fn start_rule(
+fn start_rule(
     attempt: u32,
     finished: bool,
     attempts: u32,
@@ -39,5 +61,30 @@ pub(crate) fn start_rule(
         // The latest attempt finished: only the next attempt's message runs.
         None if attempt == attempts.saturating_add(1) => StartRule::Start,
         None => StartRule::Stale,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lease_token_without_a_time_is_a_lapsed_lease() {
+        let rule =
+            |leased, until| start_rule_for(Some(1), JobStatus::Published, 1, leased, until, 100);
+        assert_eq!(rule(true, None), StartRule::Start, "taken over");
+        assert_eq!(rule(true, Some(50)), StartRule::Start, "lapsed");
+        assert_eq!(rule(true, Some(150)), StartRule::Busy(150));
+        assert_eq!(rule(false, None), StartRule::Stale, "attempt 1 finished");
+    }
+
+    #[test]
+    fn a_finished_job_and_a_message_from_the_future_are_stale() {
+        let done = start_rule_for(Some(2), JobStatus::Succeeded, 1, false, None, 100);
+        assert_eq!(done, StartRule::Stale);
+        let ahead = start_rule_for(Some(3), JobStatus::Retrying, 1, false, None, 100);
+        assert_eq!(ahead, StartRule::Stale);
+        let next = start_rule_for(None, JobStatus::Pending, 0, false, None, 100);
+        assert_eq!(next, StartRule::Start);
     }
 }

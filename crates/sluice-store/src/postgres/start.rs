@@ -18,7 +18,7 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, job_row, to_u32, JobColumns};
 use super::Fail;
-use crate::start_rule::{start_rule, StartRule};
+use crate::start_rule::{start_rule_for, StartRule};
 use crate::{ActiveAttempt, JobRecord, LeaseToken, StartOutcome, StartRequest, StoreError};
 
 /// What a start decides on: the job's state, not its payload.
@@ -77,11 +77,15 @@ fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decis
     let Some(current) = current else {
         return Decision::Skip(Skip::Missing);
     };
-    // a token without a time counts as a lapsed lease
-    let lease = (current.lease_token.as_ref()).map(|_| current.lease_until.unwrap_or(EpochMs::MIN));
-    let attempt = req.attempt.unwrap_or(1);
-    let finished = current.status.is_final();
-    match start_rule(attempt, finished, current.attempts, lease, now) {
+    let rule = start_rule_for(
+        req.attempt,
+        current.status,
+        current.attempts,
+        current.lease_token.is_some(),
+        current.lease_until,
+        now,
+    );
+    match rule {
         StartRule::Start => Decision::Start {
             seen: current.attempts,
         },

@@ -9,7 +9,7 @@ use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{insert_dead_letter, insert_job, insert_outbox, job_row, to_u32};
 use super::{dup_err, map_err, millis, SqliteStore};
-use crate::start_rule::{start_rule, StartRule};
+use crate::start_rule::{start_rule_for, StartRule};
 use crate::{
     ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
     StoreError,
@@ -136,10 +136,15 @@ async fn start_one(
     };
     let current = job_row(&row)?;
     let attempts = current.job.attempts;
-    // a token without a time counts as a lapsed lease
-    let lease = (current.lease_token.as_ref()).map(|_| current.lease_until.unwrap_or(EpochMs::MIN));
-    let finished = current.job.status.is_final();
-    match start_rule(req.attempt.unwrap_or(1), finished, attempts, lease, now) {
+    let rule = start_rule_for(
+        req.attempt,
+        current.job.status,
+        attempts,
+        current.lease_token.is_some(),
+        current.lease_until,
+        now,
+    );
+    match rule {
         StartRule::Start => {}
         StartRule::Busy(until) => return Ok(StartOutcome::Busy { until }),
         StartRule::Stale => return Ok(StartOutcome::Stale),
