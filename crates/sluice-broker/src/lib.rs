@@ -171,6 +171,14 @@ pub trait Broker: Send + Sync {
         mark: &ConsumerMark,
     ) -> Result<Option<bool>, BrokerError>;
 
+    /// Whether each message goes to the one subscriber of a group that owns
+    /// its partition (Kafka), so that what a subscriber holds un-acked is
+    /// kept from no other subscriber. False where a group's subscribers
+    /// compete for one queue (RabbitMQ, embedded): there the deliveries one
+    /// holds wait while another may be idle, so a deep prefetch costs
+    /// fairness between workers.
+    fn owned_partitions(&self) -> bool;
+
     /// The backend's name, for logs.
     fn backend(&self) -> &'static str;
 }

@@ -98,6 +98,10 @@ impl Broker for Recording {
     ) -> Result<Option<bool>, BrokerError> {
         self.inner.consumer_passed(topic, group, mark).await
     }
+    fn owned_partitions(&self) -> bool {
+        self.inner.owned_partitions()
+    }
+
     fn backend(&self) -> &'static str {
         self.inner.backend()
     }

@@ -74,6 +74,10 @@ impl Broker for Busy {
         self.asked.fetch_add(1, Ordering::Relaxed);
         self.kafka.consumer_passed(topic, group, mark).await
     }
+    fn owned_partitions(&self) -> bool {
+        self.kafka.owned_partitions()
+    }
+
     fn backend(&self) -> &'static str {
         self.kafka.backend()
     }

@@ -1,19 +1,58 @@
 //! Starting attempts ahead of free slots. A job's attempt starts in the store
 //! (one round trip, which also takes its lease) before its handler runs; a
 //! pool that started jobs only for free slots would leave fast handlers idle
-//! for every round trip. So while handlers are fast, a pool starts up to one
-//! more limit's worth of jobs, which wait in order for the next free slots.
+//! for every round trip, and a store round trip costs much the same for one
+//! job as for hundreds. So while handlers are fast, a pool starts more jobs
+//! than it has slots, which wait in order for the next free slots. The
+//! pool's prefetch window bounds them, with the jobs running and those
+//! whose outcomes are being written.
 
 use std::time::Duration;
 
-/// How many jobs may be started beyond the free slots: `limit` while the
-/// recent handler latency is known and at most `budget`, else none. A job
-/// started ahead waits for one of `limit` running handlers to finish, about
-/// one handler latency, so `budget` (a fraction of the lease margin) keeps
-/// that wait well inside its lease.
-pub(crate) fn start_ahead(limit: usize, recent: Option<Duration>, budget: Duration) -> usize {
+/// Deliveries a pool holds per concurrency slot (its prefetch window is
+/// `concurrency.max` × this, as Celery's default prefetch multiplier): each
+/// delivery waits on two store round trips (start, outcome) besides its
+/// handler, so a window of only one per slot would idle fast handlers.
+pub const PREFETCH_PER_SLOT: usize = 4;
+
+/// [`PREFETCH_PER_SLOT`] on a broker whose partitions each have one
+/// consumer in a group (Kafka), where a deeper window keeps nothing from
+/// other workers: it lets fast handlers' jobs start in larger batches,
+/// which cost the store less per job.
+pub const PREFETCH_PER_SLOT_OWNED: usize = 8;
+
+/// The prefetch window of a pool of `concurrency` slots: most deliveries
+/// it holds un-acked, started or not (see [`sluice_broker::Broker::owned_partitions`]).
+pub fn window(concurrency: usize, owned_partitions: bool) -> usize {
+    let per_slot = match owned_partitions {
+        true => PREFETCH_PER_SLOT_OWNED,
+        false => PREFETCH_PER_SLOT,
+    };
+    concurrency.max(1).saturating_mul(per_slot)
+}
+
+/// How many jobs may be started beyond the free slots, while the recent
+/// handler latency is known and at most `budget`: as many as `limit`
+/// handlers are expected to get through within `budget`, in whole rounds of
+/// `limit` (at least one), and at most `cap`; otherwise none. The last job
+/// started ahead then waits about `budget` for its slot, and `budget` (a
+/// fraction of the lease margin) keeps that wait well inside its lease; a
+/// job that waited too long all the same is handed back unrun.
+pub(crate) fn start_ahead(
+    limit: usize,
+    recent: Option<Duration>,
+    budget: Duration,
+    cap: usize,
+) -> usize {
     match recent {
-        Some(latency) if latency <= budget => limit,
+        Some(latency) if latency <= budget => {
+            let rounds = budget
+                .as_nanos()
+                .checked_div(latency.as_nanos())
+                .unwrap_or(u128::MAX);
+            let rounds = usize::try_from(rounds).unwrap_or(usize::MAX);
+            limit.saturating_mul(rounds).min(cap)
+        }
         _ => 0,
     }
 }
@@ -23,20 +62,49 @@ mod tests {
     use super::*;
 
     const BUDGET: Duration = Duration::from_millis(250);
+    const CAP: usize = 100_000;
 
     #[test]
     fn none_before_any_latency_is_known() {
-        assert_eq!(start_ahead(16, None, BUDGET), 0);
+        assert_eq!(start_ahead(16, None, BUDGET, CAP), 0);
     }
 
     #[test]
-    fn one_limit_ahead_while_handlers_are_fast() {
-        assert_eq!(start_ahead(16, Some(Duration::from_millis(3)), BUDGET), 16);
-        assert_eq!(start_ahead(4, Some(BUDGET), BUDGET), 4);
+    fn as_many_rounds_of_the_limit_as_fit_the_budget() {
+        // 250 ms / 100 ms: two whole rounds
+        assert_eq!(
+            start_ahead(16, Some(Duration::from_millis(100)), BUDGET, CAP),
+            32
+        );
+        assert_eq!(start_ahead(4, Some(BUDGET), BUDGET, CAP), 4);
+        assert_eq!(
+            start_ahead(16, Some(Duration::from_millis(3)), BUDGET, CAP),
+            16 * 83
+        );
+    }
+
+    #[test]
+    fn fast_handlers_are_started_ahead_up_to_the_cap() {
+        assert_eq!(
+            start_ahead(16, Some(Duration::from_micros(2)), BUDGET, 48),
+            48
+        );
+        assert_eq!(start_ahead(16, Some(Duration::ZERO), BUDGET, 48), 48);
+        assert_eq!(start_ahead(16, Some(Duration::ZERO), BUDGET, 0), 0);
+    }
+
+    #[test]
+    fn the_window_is_deeper_where_a_partition_has_one_consumer() {
+        assert_eq!(window(16, false), 16 * PREFETCH_PER_SLOT);
+        assert_eq!(window(16, true), 16 * PREFETCH_PER_SLOT_OWNED);
+        assert_eq!(window(0, false), PREFETCH_PER_SLOT);
     }
 
     #[test]
     fn none_while_handlers_are_slow() {
-        assert_eq!(start_ahead(16, Some(Duration::from_millis(251)), BUDGET), 0);
+        assert_eq!(
+            start_ahead(16, Some(Duration::from_millis(251)), BUDGET, CAP),
+            0
+        );
     }
 }

@@ -104,6 +104,14 @@ impl Recorder {
         self.0.lock().unwrap().probe = Probe::Idle;
     }
 
+    /// Whether jobs other than the probe are kept from the downstream: the
+    /// circuit tripped, or is not closed. A job started before then that
+    /// has not run yet is handed back instead.
+    pub(crate) fn holding(&self) -> bool {
+        let s = self.0.lock().unwrap();
+        s.window.config.enabled && (s.tripped || !s.counting)
+    }
+
     /// Records a finished attempt: `healthy` unless the downstream failed
     /// transiently or asked to be retried later.
     pub(crate) fn record(&self, probe: bool, healthy: bool) {

@@ -22,9 +22,10 @@ mod report;
 mod slots;
 mod stalled;
 
+pub use ahead::{window, PREFETCH_PER_SLOT, PREFETCH_PER_SLOT_OWNED};
 pub use handler::{Handler, JobContext, LogHandler, NoopHandler};
 pub use http::HttpHandler;
-pub use pool::{Worker, WorkerOptions, WorkerQueue, PREFETCH_PER_SLOT};
+pub use pool::{Worker, WorkerOptions, WorkerQueue};
 
 /// Failures that stop a worker from starting.
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
-use crate::ahead::start_ahead;
+use crate::ahead::{start_ahead, window};
 use crate::attempt::{done, Attempts};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
@@ -23,12 +23,6 @@ use crate::report::report_limit;
 use crate::slots::Slots;
 use crate::stalled::Stalled;
 use crate::{Handler, WorkerError};
-
-/// Deliveries a pool holds per concurrency slot (its prefetch window is
-/// `concurrency.max` × this, as Celery's default prefetch multiplier): each
-/// delivery waits on two store round trips (start, outcome) besides its
-/// handler, so a window of only one per slot would idle fast handlers.
-pub const PREFETCH_PER_SLOT: usize = 4;
 
 /// Most deliveries one store round trip starts (received, or held after a
 /// failed start).
@@ -139,7 +133,7 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;
-        let max_in_flight = concurrency * PREFETCH_PER_SLOT;
+        let max_in_flight = window(concurrency, self.broker.owned_partitions());
         let options = SubscribeOptions {
             group: cfg.worker_group(),
             max_in_flight,
@@ -239,7 +233,13 @@ impl Worker {
             // a probe runs alone: it is not started ahead of a slot
             let ahead = match gate {
                 Gate::Probe => 0,
-                _ => start_ahead(limit, recent, self.options.lease_margin / 4),
+                // within the broker's window, beside the running jobs
+                _ => start_ahead(
+                    limit,
+                    recent,
+                    self.options.lease_margin / 4,
+                    max_in_flight.saturating_sub(limit),
+                ),
             };
             let now = Instant::now();
             // a batch received while the queue ran, when it has been paused
@@ -521,17 +521,21 @@ impl Worker {
                             Err(wait) => (wait.await, true),
                         };
                         waiting.fetch_sub(1, Ordering::Relaxed);
-                        // A job that waited for its slot until its lease can
-                        // no longer cover the handler is not run: another
-                        // worker may take it over. Its start is undone in
-                        // the store (the attempt never ran, so it must not
-                        // count), then its delivery goes back to the broker,
-                        // which hands it out again. A job whose id was made
-                        // up for this delivery runs all the same: delivered
-                        // again, its message would become another job (and
-                        // no other delivery can take this one over).
+                        // A job is handed back unrun when it waited for its
+                        // slot until its lease can no longer cover the
+                        // handler (another worker may take it over), or when
+                        // the circuit tripped or opened since it started
+                        // (only the probe meets the downstream then). Its
+                        // start is undone in the store (the attempt never
+                        // ran, so it must not count), then its delivery goes
+                        // back to the broker, which hands it out again. A
+                        // job whose id was made up for this delivery runs all
+                        // the same: delivered again, its message would become
+                        // another job (and no other delivery can take this
+                        // one over).
                         let short = now_ms().saturating_add(timeout_ms) > active.lease_until;
-                        if waited && short && !one_off {
+                        let halted = !probe && recorder.holding();
+                        if ((waited && short) || halted) && !one_off {
                             limiter.lock().expect("limiter lock").abandoned();
                             if probe {
                                 recorder.probe_handed_back();

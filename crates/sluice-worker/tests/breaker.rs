@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::json;
-use sluice_core::{Failure, HandlerConfig, JobStatus};
+use sluice_core::{Concurrency, Failure, HandlerConfig, JobId, JobStatus, QueueConfig};
 use sluice_store::CircuitState;
 use sluice_worker::{Handler, JobContext};
 
@@ -38,30 +38,33 @@ impl Handler for Flaky {
     }
 }
 
+/// Runs `q` against a downstream that is down, submits `jobs` jobs and
+/// waits until the circuit has opened.
+async fn down_until_open(q: QueueConfig, jobs: usize) -> (Rig, Arc<Flaky>, Vec<JobId>) {
+    let rig = Rig::new(q).await;
+    let flaky = Arc::new(Flaky::default());
+    flaky.down.store(true, Ordering::SeqCst);
+    rig.start(flaky.clone(), None);
+    let mut ids = Vec::new();
+    for i in 0..jobs {
+        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
+    }
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rig.store.circuits().await.unwrap().is_empty() {
+        assert!(Instant::now() < deadline, "the circuit never opened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    (rig, flaky, ids)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_downstream_opens_the_circuit_and_nothing_dies() {
     let mut q = queue("breaker", HandlerConfig::Log);
     q.concurrency.max = 4;
     q.circuit.consecutive_failures = 3;
     q.circuit.cooldown_ms = 300;
-    let rig = Rig::new(q).await;
-    let flaky = Arc::new(Flaky::default());
-    flaky.down.store(true, Ordering::SeqCst);
-    rig.start(flaky.clone(), None);
-    let mut ids = Vec::new();
-    for i in 0..40 {
-        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
-    }
     // the breaker opens after 3 failures; probes follow every 300 ms
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let c = rig.store.circuits().await.unwrap();
-        if c.iter().any(|c| c.queue == "breaker") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the circuit never opened");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let (rig, flaky, ids) = down_until_open(q, 40).await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let burned = flaky.calls_while_down.load(Ordering::SeqCst);
     // without a breaker all 40 jobs would have used their 3 attempts (120
@@ -95,6 +98,36 @@ async fn a_down_downstream_opens_the_circuit_and_nothing_dies() {
         "attempts while down: {burned}; handler calls in all: {}",
         flaky.calls.load(Ordering::SeqCst)
     );
+}
+
+/// Jobs started ahead of free slots that have not run when the circuit
+/// trips are handed back, not sent to the failing downstream; nothing is
+/// lost and they all run once it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_waiting_for_a_slot_when_the_circuit_trips_are_handed_back() {
+    const LIMIT: u32 = 2;
+    let mut q = queue("breaker_ahead", HandlerConfig::Log);
+    q.concurrency = Concurrency {
+        min: LIMIT,
+        max: LIMIT,
+    };
+    q.circuit.consecutive_failures = 3;
+    // no probe while the calls are counted
+    q.circuit.cooldown_ms = 1500;
+    let (rig, flaky, ids) = down_until_open(q, 30).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // the failures that tripped it and the job running beside the last;
+    // the jobs started ahead (up to the window, 8) were handed back
+    let burned = flaky.calls_while_down.load(Ordering::SeqCst);
+    assert!(
+        burned <= 3 + LIMIT as usize,
+        "{burned} calls reached the downstream after it was found down"
+    );
+    assert!(rig.watched.released() > 0, "nothing was handed back");
+    flaky.down.store(false, Ordering::SeqCst);
+    for id in &ids {
+        assert_eq!(rig.wait_final(*id).await.status, JobStatus::Succeeded);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -147,6 +147,11 @@ impl Broker for AmqpBroker {
         lag::queue_depth(&self.consumers, topic, group).await
     }
 
+    /// A group's subscribers compete for its one queue.
+    fn owned_partitions(&self) -> bool {
+        false
+    }
+
     fn backend(&self) -> &'static str {
         "amqp"
     }

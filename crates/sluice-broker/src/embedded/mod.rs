@@ -371,6 +371,11 @@ impl Broker for EmbeddedBroker {
         Ok(Some(u64::try_from(lag).unwrap_or(0)))
     }
 
+    /// A group's subscribers compete for its one queue.
+    fn owned_partitions(&self) -> bool {
+        false
+    }
+
     fn backend(&self) -> &'static str {
         "embedded"
     }

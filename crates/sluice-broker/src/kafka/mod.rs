@@ -169,6 +169,11 @@ impl Broker for KafkaBroker {
         self.lag.passed(&self.config, topic, group, mark).await
     }
 
+    /// A partition is consumed by one member of a group at a time.
+    fn owned_partitions(&self) -> bool {
+        true
+    }
+
     fn backend(&self) -> &'static str {
         "kafka"
     }
