@@ -1,6 +1,6 @@
 //! Test support for code above the store (behind the `testing` feature).
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,8 +14,9 @@ use crate::*;
 /// `enqueue` calls, their requests and the calls in flight at once, holds
 /// each `enqueue` until [`Wrapped::gate`] gives it a permit, and fails
 /// attempt starts and outcome writes as in an outage (transient
-/// `Unavailable` errors) while [`Wrapped::set_down`]; everything else goes
-/// to the store it wraps.
+/// `Unavailable` errors) while [`Wrapped::set_down`], answers attempt
+/// starts late after [`Wrapped::set_start_delay`]; everything else goes to
+/// the store it wraps.
 pub struct Wrapped {
     inner: Arc<dyn Store>,
     pub calls: AtomicUsize,
@@ -26,6 +27,7 @@ pub struct Wrapped {
     pub gate: Arc<Semaphore>,
     down: AtomicBool,
     refused: AtomicUsize,
+    start_delay_ms: AtomicU64,
 }
 
 impl Wrapped {
@@ -45,12 +47,20 @@ impl Wrapped {
             gate: Arc::new(Semaphore::new(permits)),
             down: AtomicBool::new(false),
             refused: AtomicUsize::new(0),
+            start_delay_ms: AtomicU64::new(0),
         })
     }
 
     /// Starts or ends the outage of attempt starts and outcome writes.
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Attempt starts answer `delay` after the store committed them, as
+    /// over a slow connection.
+    pub fn set_start_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.start_delay_ms.store(ms, Ordering::SeqCst);
     }
 
     fn is_down(&self) -> bool {
@@ -147,7 +157,10 @@ impl AttemptStore for Wrapped {
             self.refused.fetch_add(requests.len(), Ordering::SeqCst);
             return requests.iter().map(|_| Err(down())).collect();
         }
-        self.inner.start_attempts(requests, lease).await
+        let started = self.inner.start_attempts(requests, lease).await;
+        let delay = self.start_delay_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+        started
     }
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {
         if self.is_down() {

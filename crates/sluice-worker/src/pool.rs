@@ -1,5 +1,6 @@
 //! The worker pool of one queue.
 
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -7,9 +8,9 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use sluice_broker::{AckToken, Broker, Delivery, SubscribeOptions, Subscription};
 use sluice_core::{now_ms, HandlerConfig, QueueConfig, TokenBucket};
-use sluice_store::{Outcome, StartOutcome, Store};
+use sluice_store::{Outcome, StartOutcome, Store, StoreError};
 use tokio::sync::mpsc;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
 use crate::ahead::{start_ahead, window};
@@ -27,6 +28,12 @@ use crate::{Handler, WorkerError};
 /// Most deliveries one store round trip starts (received, or held after a
 /// failed start).
 const MAX_BATCH: usize = 256;
+
+/// Batches whose attempts start in the store at once: a batch starts while
+/// the one before it is still in its round trip (most of which is waiting
+/// for the commit), so fast handlers are not held up by it. They launch in
+/// the order they were received.
+const STARTS_IN_FLIGHT: usize = 2;
 
 /// How long a stopping pool keeps trying to write outcomes after its last
 /// job ended, at least, when its drain grace ends sooner.
@@ -192,14 +199,26 @@ impl Worker {
         // broker's window is full, no receive can return anything until
         // acks go out, so the loop waits for outcomes instead.
         let mut unacked = 0usize;
-        // A received batch whose attempts start (one store round trip)
-        // while the next receive runs.
+        // A received batch, to start with the next receive.
         let mut pending: Option<Batch> = None;
+        // Batches whose attempts are starting (one store round trip each),
+        // oldest first, while the next receive runs.
+        let mut starting: VecDeque<Starting> = VecDeque::new();
         // deliveries whose starts the store could not take, to start again
         let mut stalled = Stalled::default();
         // set when the subscription ends for good: the pool drains, then
         // fails, so that its process does not run on without the queue
         let mut closed = None;
+        // what launching a started batch needs
+        let started = Started {
+            slots: &slots,
+            waiting: &waiting,
+            back_tx: &back_tx,
+            done_tx: &done_tx,
+            attempts: &attempts,
+            recorder: breaker.recorder(),
+            limiter: &limiter,
+        };
         while !shutdown.is_cancelled() {
             while let Ok(t) = ack_rx.try_recv() {
                 acks.extend(t);
@@ -274,7 +293,12 @@ impl Worker {
                 }
                 _ => {}
             }
-            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len()) + stalled.len();
+            let pending_len = pending.as_ref().map_or(0, |b| b.deliveries.len())
+                + starting
+                    .iter()
+                    .map(|s| s.batch.deliveries.len())
+                    .sum::<usize>()
+                + stalled.len();
             let free = (slots.available() + ahead)
                 .saturating_sub(pending_len + waiting.load(Ordering::Relaxed));
             let tokens = bucket.as_mut().map_or(usize::MAX, |b| b.available(now));
@@ -283,8 +307,9 @@ impl Worker {
                 || paused
                 || gate == Gate::Wait
                 || tokens == 0
-                || (gate == Gate::Probe && (pending.is_some() || stalled.len() > 0)));
-            if !receive && pending.is_none() {
+                || (gate == Gate::Probe
+                    && (pending.is_some() || !starting.is_empty() || stalled.len() > 0)));
+            if !receive && pending.is_none() && starting.is_empty() {
                 let nap = match bucket.as_mut() {
                     Some(b) if tokens == 0 => b.wait(now).min(self.options.recv_wait),
                     _ => self.options.recv_wait,
@@ -306,7 +331,15 @@ impl Worker {
             } else {
                 free.min(MAX_BATCH).min(tokens)
             };
-            let to_start = pending.take();
+            if let Some(b) = pending.take() {
+                starting.push_back(self.start(b));
+            }
+            // the oldest start is awaited when it is done, when nothing is
+            // received meanwhile, or when no other start may begin
+            let take = !receive
+                || starting.len() >= STARTS_IN_FLIGHT
+                || starting.front().is_some_and(|s| s.outcomes.is_finished());
+            let to_launch = if take { starting.pop_front() } else { None };
             let (received, started_batch) = tokio::join!(
                 async {
                     match receive {
@@ -315,22 +348,13 @@ impl Worker {
                     }
                 },
                 async {
-                    match to_start {
-                        Some(b) => Some(self.start(b).await),
+                    match to_launch {
+                        Some(s) => Some(s.started().await),
                         None => None,
                     }
                 }
             );
             if let Some(batch) = started_batch {
-                let started = Started {
-                    slots: &slots,
-                    waiting: &waiting,
-                    back_tx: &back_tx,
-                    done_tx: &done_tx,
-                    attempts: &attempts,
-                    recorder: breaker.recorder(),
-                    limiter: &limiter,
-                };
                 let released = self
                     .launch(
                         &mut *sub,
@@ -370,6 +394,20 @@ impl Worker {
                     tokio::time::sleep(wait).await;
                 }
             }
+        }
+        // batches whose attempts are starting run in the drain: their jobs
+        // are leased, and left unrun they would wait out their leases
+        while let Some(s) = starting.pop_front() {
+            let batch = s.started().await;
+            self.launch(
+                &mut *sub,
+                batch,
+                &started,
+                &mut tasks,
+                &mut acks,
+                &mut stalled,
+            )
+            .await;
         }
         // a batch received but not started (or held after a failed start):
         // nothing of it is in the store; left unacked, the broker delivers
@@ -429,8 +467,9 @@ impl Worker {
         }
     }
 
-    /// Starts the batch's attempts in the store (one round trip).
-    async fn start(&self, batch: Batch) -> StartedBatch {
+    /// Starts the batch's attempts in the store (one round trip, in a task
+    /// of its own).
+    fn start(&self, batch: Batch) -> Starting {
         let cfg = &self.queue.config;
         let intakes: Vec<Intake> = batch
             .deliveries
@@ -439,11 +478,11 @@ impl Worker {
             .collect();
         let requests = intakes.iter().map(|i| i.request.clone()).collect();
         let lease = self.timeout + self.options.lease_margin;
-        let outcomes = self.store.start_attempts(requests, lease).await;
-        StartedBatch {
+        let store = self.store.clone();
+        Starting {
             batch,
             intakes,
-            outcomes,
+            outcomes: tokio::spawn(async move { store.start_attempts(requests, lease).await }),
         }
     }
 
@@ -602,11 +641,38 @@ struct Batch {
     probe: bool,
 }
 
+/// A batch whose attempts are starting.
+struct Starting {
+    batch: Batch,
+    intakes: Vec<Intake>,
+    outcomes: JoinHandle<Vec<Result<StartOutcome, StoreError>>>,
+}
+
+impl Starting {
+    /// The batch once the store answered. A start task that failed (it
+    /// panicked) answers as a store that cannot be reached, so the
+    /// deliveries are held to start again.
+    async fn started(self) -> StartedBatch {
+        let n = self.batch.deliveries.len();
+        let outcomes = self.outcomes.await.unwrap_or_else(|e| {
+            tracing::error!(error = %e, "start task failed");
+            (0..n)
+                .map(|_| Err(StoreError::Unavailable("start task failed".into())))
+                .collect()
+        });
+        StartedBatch {
+            batch: self.batch,
+            intakes: self.intakes,
+            outcomes,
+        }
+    }
+}
+
 /// A batch and what the store said to each of its start requests.
 struct StartedBatch {
     batch: Batch,
     intakes: Vec<Intake>,
-    outcomes: Vec<Result<StartOutcome, sluice_store::StoreError>>,
+    outcomes: Vec<Result<StartOutcome, StoreError>>,
 }
 
 async fn release(sub: &mut dyn Subscription, tokens: &[AckToken], delay: Duration) {

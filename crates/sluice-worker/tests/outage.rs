@@ -1,7 +1,8 @@
 //! While the store cannot start attempts (an outage), a pool holds the
 //! messages it received and starts them again once the store is back: none
 //! is returned to the broker, which may count every return against a
-//! delivery limit and drop the message (RabbitMQ quorum queues).
+//! delivery limit and drop the message (RabbitMQ quorum queues). A pool that
+//! stops while the store is slow or down loses nothing either.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -9,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use serde_json::json;
-use sluice_core::{Failure, HandlerConfig, JobStatus};
+use sluice_core::{Concurrency, Failure, HandlerConfig, JobId, JobStatus};
 use sluice_store::testing::Wrapped;
-use sluice_worker::{Handler, JobContext, LogHandler, WorkerOptions};
+use sluice_worker::{Handler, JobContext, LogHandler, Worker, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 mod common;
@@ -60,6 +61,25 @@ async fn a_store_outage_returns_no_message_to_the_broker() {
         .unwrap();
 }
 
+/// Runs `worker` until `id` has started an attempt and `then` has passed,
+/// then stops it and waits (a bounded time) for it to end.
+async fn stop_once_started(rig: &Rig, worker: Worker, id: JobId, then: Duration) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while rig.store.get_job(id).await.unwrap().attempts == 0 {
+        assert!(Instant::now() < deadline, "the job never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(then).await;
+    stop.cancel();
+    tokio::time::timeout(Duration::from_secs(15), task)
+        .await
+        .expect("the pool did not stop")
+        .unwrap()
+        .unwrap();
+}
+
 /// Takes the store down as it runs its job, so the job's outcome cannot be
 /// written.
 struct TakesTheStoreDown(Arc<Wrapped>);
@@ -90,21 +110,30 @@ async fn a_store_down_while_draining_does_not_hold_the_pool_for_ever() {
     };
     let handler = Arc::new(TakesTheStoreDown(outage.clone()));
     let worker = rig.worker_with(outage.clone(), rig.broker.clone(), handler, None, options);
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while rig.store.get_job(id).await.unwrap().attempts == 0 {
-        assert!(Instant::now() < deadline, "the job never started");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(15), task)
-        .await
-        .expect("the pool did not stop while the store was down")
-        .unwrap()
-        .unwrap();
+    stop_once_started(&rig, worker, id, Duration::from_millis(200)).await;
     // its outcome was never written: the job waits for its message again
     let job = rig.store.get_job(id).await.unwrap();
     assert_eq!((job.status, job.attempts), (JobStatus::Published, 1));
+}
+
+/// A pool told to stop while a batch's attempts are starting (the store's
+/// answer is slow) still runs those jobs in its drain: they are leased, and
+/// dropped unrun they would wait out their leases and count an attempt
+/// more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_whose_start_is_in_flight_when_the_pool_stops_run_in_the_drain() {
+    let mut q = queue("starting-drain", HandlerConfig::Log);
+    q.circuit.enabled = false;
+    // free slots beside the job: the pool keeps receiving while it starts
+    q.concurrency = Concurrency { min: 4, max: 4 };
+    let rig = Rig::new(q).await;
+    let slow = Wrapped::new(rig.store.clone());
+    slow.set_start_delay(Duration::from_millis(1500));
+    let id = rig.submit(json!({ "i": 1 }), BTreeMap::new()).await;
+    rig.start_relay();
+    let worker = rig.worker(slow.clone(), rig.broker.clone(), Arc::new(LogHandler));
+    // stopped as soon as the start is committed, its answer still on its way
+    stop_once_started(&rig, worker, id, Duration::ZERO).await;
+    let job = rig.store.get_job(id).await.unwrap();
+    assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
 }
