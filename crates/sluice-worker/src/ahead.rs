@@ -31,6 +31,19 @@ pub fn window(concurrency: usize, owned_partitions: bool) -> usize {
     concurrency.max(1).saturating_mul(per_slot)
 }
 
+/// The most jobs a pool of `limit` slots and a window of `window`
+/// deliveries may start ahead. With owned partitions (Kafka), what the
+/// window holds beside the running jobs. Where a group's subscribers share
+/// a queue, one limit: jobs started ahead are leased to this pool, kept
+/// from workers that may be idle (and there a deeper start measured slower:
+/// RabbitMQ's no-op worker fell from 20,000 to 15,000 jobs/s).
+pub(crate) fn ahead_cap(limit: usize, window: usize, owned_partitions: bool) -> usize {
+    match owned_partitions {
+        true => window.saturating_sub(limit),
+        false => limit,
+    }
+}
+
 /// How many jobs may be started beyond the free slots, while the recent
 /// handler latency is known and at most `budget`: as many as `limit`
 /// handlers are expected to get through within `budget`, in whole rounds of
@@ -98,6 +111,14 @@ mod tests {
         assert_eq!(window(16, false), 16 * PREFETCH_PER_SLOT);
         assert_eq!(window(16, true), 16 * PREFETCH_PER_SLOT_OWNED);
         assert_eq!(window(0, false), PREFETCH_PER_SLOT);
+    }
+
+    #[test]
+    fn a_shared_queue_starts_one_limit_ahead_at_most() {
+        assert_eq!(ahead_cap(16, window(16, true), true), 16 * 7);
+        assert_eq!(ahead_cap(16, window(16, false), false), 16);
+        let cap = ahead_cap(16, window(16, false), false);
+        assert_eq!(start_ahead(16, Some(Duration::ZERO), BUDGET, cap), 16);
     }
 
     #[test]

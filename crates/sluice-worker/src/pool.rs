@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::ahead::{start_ahead, window};
+use crate::ahead::{ahead_cap, start_ahead, window};
 use crate::attempt::{done, Attempts};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
@@ -140,7 +140,8 @@ impl Worker {
     pub async fn run(self, shutdown: CancellationToken) -> Result<(), WorkerError> {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;
-        let max_in_flight = window(concurrency, self.broker.owned_partitions());
+        let owned = self.broker.owned_partitions();
+        let max_in_flight = window(concurrency, owned);
         let options = SubscribeOptions {
             group: cfg.worker_group(),
             max_in_flight,
@@ -252,12 +253,11 @@ impl Worker {
             // a probe runs alone: it is not started ahead of a slot
             let ahead = match gate {
                 Gate::Probe => 0,
-                // within the broker's window, beside the running jobs
                 _ => start_ahead(
                     limit,
                     recent,
                     self.options.lease_margin / 4,
-                    max_in_flight.saturating_sub(limit),
+                    ahead_cap(limit, max_in_flight, owned),
                 ),
             };
             let now = Instant::now();

@@ -1,7 +1,7 @@
 //! Starting attempts ahead of free slots, with the real SQLite store,
-//! embedded broker and relay: while handlers are fast a pool starts jobs
-//! beyond its running handlers up to its prefetch window, never more, and
-//! never runs more handlers than the limit.
+//! embedded broker and relay: while handlers are fast a pool starts up to one
+//! limit's worth of jobs beyond its running handlers, never more, and never
+//! runs more handlers than the limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::json;
 use sluice_core::{now_ms, Concurrency, Failure, HandlerConfig, JobId, JobStatus};
-use sluice_worker::{window, Handler, JobContext, WorkerOptions};
+use sluice_worker::{Handler, JobContext, WorkerOptions};
 use tokio::sync::Semaphore;
 
 mod common;
@@ -86,27 +86,24 @@ impl Handler for Gated {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn fast_handlers_get_jobs_started_ahead_up_to_the_window_and_no_more() {
+async fn fast_handlers_get_one_limit_of_jobs_started_ahead_and_no_more() {
     const LIMIT: u32 = 3;
-    // the embedded broker's subscribers share a queue: the shallower window
-    let full = window(LIMIT as usize, false) as u64;
-    let (rig, handler, slow) =
-        fast_then_blocked(LIMIT, 2 * full as usize, WorkerOptions::default()).await;
-    // LIMIT run; the rest of the window is started and waits for a slot
+    let (rig, handler, slow) = fast_then_blocked(LIMIT, 10, WorkerOptions::default()).await;
+    // LIMIT run, LIMIT more are started and wait for a slot
     let in_flight = || async {
         let queues = [rig.queue.name.clone()];
         let s = rig.store.queue_scaling(&queues, now_ms()).await;
         s.expect("scaling figures")[0].in_flight
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight().await < full {
+    while in_flight().await < u64::from(2 * LIMIT) {
         assert!(Instant::now() < deadline, "jobs were not started ahead");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // it stays there: no job starts beyond the window
+    // it stays there: no job starts beyond one limit ahead
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(25)).await;
-        assert_eq!(in_flight().await, full);
+        assert_eq!(in_flight().await, u64::from(2 * LIMIT));
         assert_eq!(handler.running.load(Ordering::SeqCst), LIMIT as usize);
     }
     handler.gate.add_permits(slow.len());
