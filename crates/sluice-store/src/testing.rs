@@ -159,7 +159,9 @@ impl AttemptStore for Wrapped {
         }
         let started = self.inner.start_attempts(requests, lease).await;
         let delay = self.start_delay_ms.load(Ordering::SeqCst);
-        tokio::time::sleep(Duration::from_millis(delay)).await;
+        if delay > 0 {
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+        }
         started
     }
     async fn finish_attempts(&self, completions: Vec<Completion>) -> Vec<Result<(), StoreError>> {

@@ -9,8 +9,9 @@
 
 use std::time::Duration;
 
-/// Deliveries a pool holds per concurrency slot (its prefetch window is
-/// `concurrency.max` × this, as Celery's default prefetch multiplier): each
+/// Deliveries a pool holds per concurrency slot where a group's subscribers
+/// share a queue (its prefetch window is `concurrency.max` × this, as
+/// Celery's default prefetch multiplier): each
 /// delivery waits on two store round trips (start, outcome) besides its
 /// handler, so a window of only one per slot would idle fast handlers.
 pub const PREFETCH_PER_SLOT: usize = 4;
@@ -23,7 +24,7 @@ pub const PREFETCH_PER_SLOT_OWNED: usize = 8;
 
 /// The prefetch window of a pool of `concurrency` slots: most deliveries
 /// it holds un-acked, started or not (see [`sluice_broker::Broker::owned_partitions`]).
-pub fn window(concurrency: usize, owned_partitions: bool) -> usize {
+pub fn prefetch_window(concurrency: usize, owned_partitions: bool) -> usize {
     let per_slot = match owned_partitions {
         true => PREFETCH_PER_SLOT_OWNED,
         false => PREFETCH_PER_SLOT,
@@ -108,16 +109,16 @@ mod tests {
 
     #[test]
     fn the_window_is_deeper_where_a_partition_has_one_consumer() {
-        assert_eq!(window(16, false), 16 * PREFETCH_PER_SLOT);
-        assert_eq!(window(16, true), 16 * PREFETCH_PER_SLOT_OWNED);
-        assert_eq!(window(0, false), PREFETCH_PER_SLOT);
+        assert_eq!(prefetch_window(16, false), 16 * PREFETCH_PER_SLOT);
+        assert_eq!(prefetch_window(16, true), 16 * PREFETCH_PER_SLOT_OWNED);
+        assert_eq!(prefetch_window(0, false), PREFETCH_PER_SLOT);
     }
 
     #[test]
     fn a_shared_queue_starts_one_limit_ahead_at_most() {
-        assert_eq!(ahead_cap(16, window(16, true), true), 16 * 7);
-        assert_eq!(ahead_cap(16, window(16, false), false), 16);
-        let cap = ahead_cap(16, window(16, false), false);
+        assert_eq!(ahead_cap(16, prefetch_window(16, true), true), 16 * 7);
+        assert_eq!(ahead_cap(16, prefetch_window(16, false), false), 16);
+        let cap = ahead_cap(16, prefetch_window(16, false), false);
         assert_eq!(start_ahead(16, Some(Duration::ZERO), BUDGET, cap), 16);
     }
 

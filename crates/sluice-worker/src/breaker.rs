@@ -187,8 +187,10 @@ impl Breaker {
             return Gate::Run;
         }
         let (tripped, probe) = {
-            let mut s = self.shared.lock().unwrap();
-            (std::mem::take(&mut s.tripped), s.probe)
+            let s = self.shared.lock().unwrap();
+            // left set until the circuit opens (set_view clears it), so
+            // that jobs meanwhile are held too
+            (s.tripped, s.probe)
         };
         if tripped && self.view == View::Closed {
             self.open(store, "failures crossed the threshold").await;

@@ -22,7 +22,7 @@ mod report;
 mod slots;
 mod stalled;
 
-pub use ahead::{window, PREFETCH_PER_SLOT, PREFETCH_PER_SLOT_OWNED};
+pub use ahead::{prefetch_window, PREFETCH_PER_SLOT, PREFETCH_PER_SLOT_OWNED};
 pub use handler::{Handler, JobContext, LogHandler, NoopHandler};
 pub use http::HttpHandler;
 pub use pool::{Worker, WorkerOptions, WorkerQueue};

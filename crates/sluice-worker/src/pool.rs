@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use tokio::task::{JoinHandle, JoinSet};
 use tokio_util::sync::CancellationToken;
 
-use crate::ahead::{ahead_cap, start_ahead, window};
+use crate::ahead::{ahead_cap, prefetch_window, start_ahead};
 use crate::attempt::{done, Attempts};
 use crate::breaker::{Breaker, Gate, Recorder};
 use crate::flush::{Done, Flusher};
@@ -141,7 +141,7 @@ impl Worker {
         let cfg = &self.queue.config;
         let concurrency = cfg.concurrency.max as usize;
         let owned = self.broker.owned_partitions();
-        let max_in_flight = window(concurrency, owned);
+        let max_in_flight = prefetch_window(concurrency, owned);
         let options = SubscribeOptions {
             group: cfg.worker_group(),
             max_in_flight,
@@ -167,6 +167,9 @@ impl Worker {
         // keep it back: of jobs started ahead whose lease ran short while
         // they waited for a slot, and of outcomes the store refused for good
         let (back_tx, mut back_rx) = mpsc::unbounded_channel::<(AckToken, Duration)>();
+        // deliveries of jobs started ahead that had not run when the circuit
+        // tripped, held by the pool (see Stalled) to start again
+        let (hold_tx, mut hold_rx) = mpsc::unbounded_channel::<Delivery>();
         let flusher = Flusher::new(
             self.store.clone(),
             &cfg.name,
@@ -215,6 +218,7 @@ impl Worker {
             slots: &slots,
             waiting: &waiting,
             back_tx: &back_tx,
+            hold_tx: &hold_tx,
             done_tx: &done_tx,
             attempts: &attempts,
             recorder: breaker.recorder(),
@@ -232,6 +236,9 @@ impl Worker {
                     Some((_, tokens)) => tokens.push(t),
                     None => back.push((delay, vec![t])),
                 }
+            }
+            while let Ok(d) = hold_rx.try_recv() {
+                stalled.hold(d, Instant::now());
             }
             for (delay, tokens) in back {
                 tracing::debug!(queue = %cfg.name, count = tokens.len(), delay_ms = delay.as_millis() as u64, "handing deliveries back to the broker");
@@ -281,6 +288,8 @@ impl Worker {
                     batch.deliveries.extend(stalled.take_due(now, MAX_BATCH))
                 }
                 // a probe runs alone
+                // a probe runs alone: not while another batch starts
+                (None, Gate::Probe) if !starting.is_empty() => {}
                 (None, Gate::Run | Gate::Probe) => {
                     let max = if gate == Gate::Probe { 1 } else { MAX_BATCH };
                     let again = stalled.take_due(now, max);
@@ -396,9 +405,16 @@ impl Worker {
             }
         }
         // batches whose attempts are starting run in the drain: their jobs
-        // are leased, and left unrun they would wait out their leases
+        // are leased, and left unrun they would wait out their leases; a
+        // store that does not answer within the drain grace is left behind
+        // (the leases fence those attempts, the broker delivers them again)
+        let deadline = Instant::now() + self.options.drain_grace;
         while let Some(s) = starting.pop_front() {
-            let batch = s.started().await;
+            let left = deadline.saturating_duration_since(Instant::now());
+            let Ok(batch) = tokio::time::timeout(left, s.started()).await else {
+                tracing::warn!(queue = %cfg.name, "attempts still starting at the end of the drain grace; their messages are delivered again");
+                break;
+            };
             self.launch(
                 &mut *sub,
                 batch,
@@ -415,7 +431,6 @@ impl Worker {
         drop(pending);
         drop(stalled);
         tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
-        let deadline = Instant::now() + self.options.drain_grace;
         while !tasks.is_empty() {
             let left = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(left, tasks.join_next()).await.is_err() {
@@ -535,6 +550,7 @@ impl Worker {
                     let slots = started.slots.clone();
                     let waiting = started.waiting.clone();
                     let back = started.back_tx.clone();
+                    let hold = started.hold_tx.clone();
                     let timeout_ms = i64::try_from(self.timeout.as_millis()).unwrap_or(i64::MAX);
                     let attempts = started.attempts.clone();
                     let tx = started.done_tx.clone();
@@ -560,21 +576,23 @@ impl Worker {
                             Err(wait) => (wait.await, true),
                         };
                         waiting.fetch_sub(1, Ordering::Relaxed);
-                        // A job is handed back unrun when it waited for its
-                        // slot until its lease can no longer cover the
-                        // handler (another worker may take it over), or when
-                        // the circuit tripped or opened since it started
-                        // (only the probe meets the downstream then). Its
-                        // start is undone in the store (the attempt never
-                        // ran, so it must not count), then its delivery goes
-                        // back to the broker, which hands it out again. A
-                        // job whose id was made up for this delivery runs all
-                        // the same: delivered again, its message would become
+                        // A job is not run when it waited for its slot until
+                        // its lease can no longer cover the handler (another
+                        // worker may take it over: its delivery goes back to
+                        // the broker), or when the circuit tripped or opened
+                        // since it started (only the probe meets the
+                        // downstream then: the pool holds its delivery, to
+                        // start it again once the circuit lets it). Either
+                        // way its start is undone in the store first (the
+                        // attempt never ran, so it must not count). A job
+                        // whose id was made up for this delivery runs all the
+                        // same: delivered again, its message would become
                         // another job (and no other delivery can take this
                         // one over).
-                        let short = now_ms().saturating_add(timeout_ms) > active.lease_until;
+                        let short =
+                            waited && now_ms().saturating_add(timeout_ms) > active.lease_until;
                         let halted = !probe && recorder.holding();
-                        if ((waited && short) || halted) && !one_off {
+                        if (short || halted) && !one_off {
                             limiter.lock().expect("limiter lock").abandoned();
                             if probe {
                                 recorder.probe_handed_back();
@@ -582,7 +600,14 @@ impl Worker {
                             // the next job in line need not wait for the store
                             drop(slot);
                             attempts.abandon(&active, message_attempt).await;
-                            let _ = back.send((d.token, Duration::ZERO));
+                            match short {
+                                true => {
+                                    let _ = back.send((d.token, Duration::ZERO));
+                                }
+                                false => {
+                                    let _ = hold.send(d);
+                                }
+                            }
                             return;
                         }
                         let t0 = Instant::now();
@@ -628,6 +653,8 @@ struct Started<'a> {
     waiting: &'a Arc<AtomicUsize>,
     /// Deliveries to hand back to the broker.
     back_tx: &'a mpsc::UnboundedSender<(AckToken, Duration)>,
+    /// Deliveries for the pool to hold and start again.
+    hold_tx: &'a mpsc::UnboundedSender<Delivery>,
     done_tx: &'a mpsc::UnboundedSender<Done>,
     attempts: &'a Arc<Attempts>,
     recorder: Recorder,

@@ -1,7 +1,8 @@
 //! Starting attempts ahead of free slots, with the real SQLite store,
 //! embedded broker and relay: while handlers are fast a pool starts up to one
-//! limit's worth of jobs beyond its running handlers, never more, and never
-//! runs more handlers than the limit.
+//! limit's worth of jobs beyond its running handlers (with owned partitions,
+//! as Kafka's, up to its prefetch window), never more, and never runs more
+//! handlers than the limit.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use serde_json::json;
 use sluice_core::{now_ms, Concurrency, Failure, HandlerConfig, JobId, JobStatus};
-use sluice_worker::{Handler, JobContext, WorkerOptions};
+use sluice_worker::{prefetch_window, Handler, JobContext, WorkerOptions};
 use tokio::sync::Semaphore;
 
 mod common;
@@ -23,6 +24,7 @@ async fn fast_then_blocked(
     limit: u32,
     slow: usize,
     options: WorkerOptions,
+    owned_partitions: bool,
 ) -> (Rig, Arc<Gated>, Vec<JobId>) {
     let mut q = queue("ahead", HandlerConfig::Log);
     q.concurrency = Concurrency {
@@ -32,6 +34,9 @@ async fn fast_then_blocked(
     q.circuit.enabled = false;
     let rig = Rig::new(q).await;
     let handler = Gated::new();
+    if owned_partitions {
+        rig.watched.claim_owned_partitions();
+    }
     rig.start_with(handler.clone(), None, options);
     // fast jobs first: the pool learns its handlers are fast
     let mut ids = Vec::new();
@@ -85,25 +90,40 @@ impl Handler for Gated {
     }
 }
 
+const LIMIT: u32 = 3;
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fast_handlers_get_one_limit_of_jobs_started_ahead_and_no_more() {
-    const LIMIT: u32 = 3;
-    let (rig, handler, slow) = fast_then_blocked(LIMIT, 10, WorkerOptions::default()).await;
     // LIMIT run, LIMIT more are started and wait for a slot
+    jobs_started_stay_at(false, u64::from(2 * LIMIT)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_owned_partitions_fast_handlers_get_the_window_started_and_no_more() {
+    // LIMIT run, the rest of the window is started and waits for a slot
+    jobs_started_stay_at(true, prefetch_window(LIMIT as usize, true) as u64).await;
+}
+
+/// While the handlers are blocked after fast ones, `full` jobs are started
+/// (run or wait for a slot) and no more; then every job runs once.
+async fn jobs_started_stay_at(owned_partitions: bool, full: u64) {
+    let options = WorkerOptions::default();
+    let (rig, handler, slow) =
+        fast_then_blocked(LIMIT, 2 * full as usize, options, owned_partitions).await;
     let in_flight = || async {
         let queues = [rig.queue.name.clone()];
         let s = rig.store.queue_scaling(&queues, now_ms()).await;
         s.expect("scaling figures")[0].in_flight
     };
     let deadline = Instant::now() + Duration::from_secs(10);
-    while in_flight().await < u64::from(2 * LIMIT) {
+    while in_flight().await < full {
         assert!(Instant::now() < deadline, "jobs were not started ahead");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    // it stays there: no job starts beyond one limit ahead
+    // it stays there: no job starts beyond that
     for _ in 0..20 {
         tokio::time::sleep(Duration::from_millis(25)).await;
-        assert_eq!(in_flight().await, u64::from(2 * LIMIT));
+        assert_eq!(in_flight().await, full);
         assert_eq!(handler.running.load(Ordering::SeqCst), LIMIT as usize);
     }
     handler.gate.add_permits(slow.len());
@@ -127,7 +147,7 @@ async fn jobs_whose_lease_ran_short_waiting_for_a_slot_are_handed_back_and_run_o
         lease_margin: Duration::from_millis(400),
         ..WorkerOptions::default()
     };
-    let (rig, handler, slow) = fast_then_blocked(LIMIT, 4, options).await;
+    let (rig, handler, slow) = fast_then_blocked(LIMIT, 4, options, false).await;
     let queues = [rig.queue.name.clone()];
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {

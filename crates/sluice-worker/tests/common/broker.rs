@@ -2,7 +2,7 @@
 //! counts the deliveries they release and, when asked, closes each for good
 //! once it acked something (as a Kafka consumer thread that ended).
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,6 +15,8 @@ pub struct Watched {
     inner: Arc<dyn Broker>,
     released: Arc<AtomicUsize>,
     close_after_ack: bool,
+    /// What it says of its partitions (the inner broker's, unless set).
+    owned_partitions: AtomicBool,
 }
 
 impl Watched {
@@ -28,11 +30,19 @@ impl Watched {
     }
 
     fn with(inner: Arc<dyn Broker>, close_after_ack: bool) -> Arc<Self> {
+        let owned = inner.owned_partitions();
         Arc::new(Self {
             inner,
             released: Arc::default(),
             close_after_ack,
+            owned_partitions: AtomicBool::new(owned),
         })
+    }
+
+    /// Says each partition has one consumer in a group (as Kafka), for
+    /// pools subscribing from now on.
+    pub fn claim_owned_partitions(&self) {
+        self.owned_partitions.store(true, Ordering::SeqCst);
     }
 
     /// Deliveries released (handed back) so far.
@@ -115,7 +125,7 @@ impl Broker for Watched {
     }
 
     fn owned_partitions(&self) -> bool {
-        self.inner.owned_partitions()
+        self.owned_partitions.load(Ordering::SeqCst)
     }
 
     fn backend(&self) -> &'static str {

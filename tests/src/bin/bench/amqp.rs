@@ -166,7 +166,7 @@ async fn raw_consume(url: &str, queue: &str, n: usize, prefetch: u16) -> anyhow:
 
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
-    // Worker concurrency (its prefetch is sluice_worker::window of this) and relay batch size.
+    // Worker concurrency (its prefetch is sluice_worker::prefetch_window of this) and relay batch size.
     let concurrency = arg("--concurrency", 64) as usize;
     let relay_batch = arg("--relay-batch", 1000); // the relay's default
     let handler = crate::handler_arg();
@@ -218,7 +218,7 @@ pub async fn run() -> anyhow::Result<()> {
     let relay_rate = relay.per_second;
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
-    let prefetch = sluice_worker::window(concurrency, false) as u16;
+    let prefetch = sluice_worker::prefetch_window(concurrency, false) as u16;
     let cpu0 = CpuSample::now();
     let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
     let raw_con_cpu = CpuSample::now().report_since(&cpu0, 2 * backlog);

@@ -53,7 +53,7 @@ struct Raw {
 pub async fn run() -> anyhow::Result<()> {
     let backlog = arg("--backlog", 100_000) as usize;
     let handler = crate::handler_arg();
-    // the worker's concurrency (its window of messages is sluice_worker::window of this)
+    // the worker's concurrency (its window of messages is sluice_worker::prefetch_window of this)
     let concurrency = arg("--concurrency", 64);
     // the relay's batch size, also that of sluice's publisher alone
     let relay_batch = arg("--relay-batch", 1000) as usize; // the relay's default
@@ -192,7 +192,7 @@ pub async fn run() -> anyhow::Result<()> {
     println!("      CPU per message: worker {worker_cpu}; raw consumer {consume_cpu}");
     // (b, the store's half alone) the same jobs started and recorded, a
     // worker's window (concurrency × prefetch) at a time, without a broker
-    let window = sluice_worker::window(concurrency as usize, true);
+    let window = sluice_worker::prefetch_window(concurrency as usize, true);
     for d in crate::store_half::worker(&db.url, &pool, &queue, window, &[1, 2]).await? {
         println!(
             "      store alone, start + success in batches of {window}, {} loop(s): {:>8.0} jobs/s (no broker)  ratio to raw = {:.2}",
