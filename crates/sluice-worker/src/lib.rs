@@ -15,6 +15,7 @@ mod flush;
 mod handler;
 mod http;
 mod intake;
+mod launch;
 mod limit;
 mod pause;
 mod pool;
