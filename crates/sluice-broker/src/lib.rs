@@ -28,6 +28,8 @@ pub mod embedded;
 mod error;
 #[cfg(feature = "kafka")]
 pub mod kafka;
+#[cfg(feature = "testing")]
+pub mod recording;
 
 pub use error::BrokerError;
 

@@ -9,7 +9,6 @@ use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
@@ -21,7 +20,8 @@ use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{BasicProperties, Channel, Connection, ConnectionProperties, ExchangeKind};
 use sluice_broker::amqp::AmqpBroker;
 use sluice_broker::conformance::{message, service_from_env, Fixture, Settings};
-use sluice_broker::{Broker, BrokerError, Publisher, SubscribeOptions, Subscription};
+use sluice_broker::recording::{Created, Recording};
+use sluice_broker::{Broker, BrokerError, SubscribeOptions};
 use tokio::time::Instant;
 
 fn amqp_url() -> Option<String> {
@@ -33,74 +33,6 @@ fn unique(what: &str) -> String {
         "sluice.test.{what}.{}",
         &uuid::Uuid::new_v4().simple().to_string()[..12]
     )
-}
-
-/// What a test broker declared or subscribed, deleted when dropped.
-#[derive(Default)]
-struct Created {
-    topics: BTreeSet<String>,
-    groups: BTreeSet<(String, String)>,
-}
-
-/// An [`AmqpBroker`] that records the topics and groups it creates.
-struct Recording {
-    inner: Arc<AmqpBroker>,
-    created: Arc<Mutex<Created>>,
-}
-
-#[async_trait]
-impl Broker for Recording {
-    fn publisher(&self) -> Arc<dyn Publisher> {
-        self.inner.publisher()
-    }
-    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        self.created
-            .lock()
-            .unwrap()
-            .topics
-            .extend(topics.iter().cloned());
-        self.inner.declare(topics).await
-    }
-    async fn subscribe(
-        &self,
-        topic: &str,
-        options: SubscribeOptions,
-    ) -> Result<Box<dyn Subscription>, BrokerError> {
-        self.created
-            .lock()
-            .unwrap()
-            .groups
-            .insert((topic.to_string(), options.group.clone()));
-        self.inner.subscribe(topic, options).await
-    }
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.inner.ping().await
-    }
-    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
-        self.inner.consumer_lag(topic, group).await
-    }
-    async fn consumer_mark(
-        &self,
-        topic: &str,
-        group: &str,
-    ) -> Result<Option<sluice_broker::ConsumerMark>, BrokerError> {
-        self.inner.consumer_mark(topic, group).await
-    }
-    async fn consumer_passed(
-        &self,
-        topic: &str,
-        group: &str,
-        mark: &sluice_broker::ConsumerMark,
-    ) -> Result<Option<bool>, BrokerError> {
-        self.inner.consumer_passed(topic, group, mark).await
-    }
-    fn owned_partitions(&self) -> bool {
-        self.inner.owned_partitions()
-    }
-
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
 }
 
 /// Deletes everything recorded, on a thread of its own (drop runs inside the
@@ -141,13 +73,9 @@ impl Drop for Cleanup {
 
 async fn fresh() -> Option<Fixture> {
     let url = amqp_url()?;
-    let inner = Arc::new(AmqpBroker::open(&url).await.expect("open"));
-    let created = Arc::new(Mutex::new(Created::default()));
-    let broker: Arc<dyn Broker> = Arc::new(Recording {
-        inner,
-        created: created.clone(),
-    });
-    Some(Fixture::new(broker).keeping(Cleanup { url, created }))
+    let broker = Recording::new(Arc::new(AmqpBroker::open(&url).await.expect("open")));
+    let created = broker.created.clone();
+    Some(Fixture::new(Arc::new(broker)).keeping(Cleanup { url, created }))
 }
 
 fn settings() -> Settings {

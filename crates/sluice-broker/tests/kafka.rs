@@ -10,7 +10,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use async_trait::async_trait;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
@@ -22,9 +21,8 @@ use sluice_broker::conformance::{
     Fixture, Settings,
 };
 use sluice_broker::kafka::KafkaBroker;
-use sluice_broker::{
-    AckToken, Broker, BrokerError, Delivery, Publisher, SubscribeOptions, Subscription,
-};
+use sluice_broker::recording::{Created, Recording};
+use sluice_broker::{AckToken, Broker, BrokerError, Delivery, SubscribeOptions};
 use tokio::time::Instant;
 
 fn brokers() -> Option<String> {
@@ -34,12 +32,12 @@ fn brokers() -> Option<String> {
 /// Deletes the topics it lists when dropped.
 struct Topics {
     brokers: String,
-    names: Arc<Mutex<Vec<String>>>,
+    created: Arc<Mutex<Created>>,
 }
 
 impl Drop for Topics {
     fn drop(&mut self) {
-        let names = std::mem::take(&mut *self.names.lock().unwrap());
+        let names = std::mem::take(&mut self.created.lock().unwrap().topics);
         if names.is_empty() {
             return;
         }
@@ -55,70 +53,14 @@ impl Drop for Topics {
     }
 }
 
-/// A Kafka broker that records the topics declared through it.
-struct Recording {
-    inner: KafkaBroker,
-    declared: Arc<Mutex<Vec<String>>>,
-}
-
-#[async_trait]
-impl Broker for Recording {
-    fn publisher(&self) -> Arc<dyn Publisher> {
-        self.inner.publisher()
-    }
-    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        self.declared.lock().unwrap().extend(topics.iter().cloned());
-        self.inner.declare(topics).await
-    }
-    async fn subscribe(
-        &self,
-        topic: &str,
-        options: SubscribeOptions,
-    ) -> Result<Box<dyn Subscription>, BrokerError> {
-        self.inner.subscribe(topic, options).await
-    }
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.inner.ping().await
-    }
-    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
-        self.inner.consumer_lag(topic, group).await
-    }
-    async fn consumer_mark(
-        &self,
-        topic: &str,
-        group: &str,
-    ) -> Result<Option<sluice_broker::ConsumerMark>, BrokerError> {
-        self.inner.consumer_mark(topic, group).await
-    }
-    async fn consumer_passed(
-        &self,
-        topic: &str,
-        group: &str,
-        mark: &sluice_broker::ConsumerMark,
-    ) -> Result<Option<bool>, BrokerError> {
-        self.inner.consumer_passed(topic, group, mark).await
-    }
-    fn owned_partitions(&self) -> bool {
-        self.inner.owned_partitions()
-    }
-
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
-    }
-}
-
 /// A broker whose declared topics are deleted when the returned guard drops.
 fn open(options: &str) -> Option<(Arc<dyn Broker>, Topics)> {
     let brokers = brokers()?;
     let url = format!("kafka://{brokers}?replication_factor=1{options}");
-    let declared = Arc::new(Mutex::new(Vec::new()));
-    let broker = Recording {
-        inner: KafkaBroker::open(&url).expect("open"),
-        declared: declared.clone(),
-    };
+    let broker = Recording::new(Arc::new(KafkaBroker::open(&url).expect("open")));
     let guard = Topics {
         brokers,
-        names: declared,
+        created: broker.created.clone(),
     };
     Some((Arc::new(broker), guard))
 }
