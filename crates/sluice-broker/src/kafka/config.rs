@@ -27,11 +27,21 @@ pub struct KafkaConfig {
     /// Bound of metadata, admin and join waits (query option
     /// `request_timeout_ms`, default 30 s).
     pub request_timeout: Duration,
+    /// How long the producer waits for more messages before it sends a
+    /// partition's batch (query option `linger_ms`, librdkafka's
+    /// `linger.ms`; default 1 ms, 0 sends at once; below
+    /// `publish_timeout_ms`). A relay hands over a whole batch at once,
+    /// so 1 ms adds at most that to a message's latency and gathers the
+    /// batch into fewer, larger produce requests (see the README).
+    pub linger: Duration,
 }
+
+/// The most `linger_ms` accepts.
+const MAX_LINGER: Duration = Duration::from_secs(1);
 
 impl KafkaConfig {
     /// Parses `kafka://host:port[,host:port...][?partitions=&replication_factor=
-    /// &publish_timeout_ms=&session_timeout_ms=&request_timeout_ms=]`.
+    /// &publish_timeout_ms=&session_timeout_ms=&request_timeout_ms=&linger_ms=]`.
     /// Errors never echo credentials.
     pub fn parse(url: &str) -> Result<Self, BrokerError> {
         let rest = url.strip_prefix(SCHEME).ok_or_else(|| {
@@ -67,6 +77,7 @@ impl KafkaConfig {
             publish_timeout: Duration::from_secs(30),
             session_timeout: Duration::from_secs(10),
             request_timeout: Duration::from_secs(30),
+            linger: Duration::from_millis(1),
         };
         for (name, value) in url::form_urlencoded::parse(query.as_bytes()) {
             match name.as_ref() {
@@ -75,13 +86,21 @@ impl KafkaConfig {
                 "publish_timeout_ms" => config.publish_timeout = millis(&name, &value)?,
                 "session_timeout_ms" => config.session_timeout = millis(&name, &value)?,
                 "request_timeout_ms" => config.request_timeout = millis(&name, &value)?,
+                "linger_ms" => config.linger = linger(&name, &value)?,
                 other => {
                     return Err(BrokerError::InvalidUrl(format!(
                         "unknown kafka option {other:?} (expected partitions, replication_factor, \
-                         publish_timeout_ms, session_timeout_ms or request_timeout_ms)"
+                         publish_timeout_ms, session_timeout_ms, request_timeout_ms or linger_ms)"
                     )))
                 }
             }
+        }
+        if config.linger >= config.publish_timeout {
+            return Err(BrokerError::InvalidUrl(format!(
+                "kafka option linger_ms={} must be below publish_timeout_ms={}",
+                config.linger.as_millis(),
+                config.publish_timeout.as_millis()
+            )));
         }
         Ok(config)
     }
@@ -105,6 +124,16 @@ fn millis(name: &str, value: &str) -> Result<Duration, BrokerError> {
     }
 }
 
+fn linger(name: &str, value: &str) -> Result<Duration, BrokerError> {
+    match value.parse::<u64>().map(Duration::from_millis) {
+        Ok(d) if d <= MAX_LINGER => Ok(d),
+        _ => Err(BrokerError::InvalidUrl(format!(
+            "kafka option {name}={value:?} is not a number of milliseconds from 0 to {}",
+            MAX_LINGER.as_millis()
+        ))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -118,6 +147,11 @@ mod tests {
         assert_eq!(c.replication_factor, None);
         assert_eq!(c.publish_timeout, Duration::from_millis(500));
         assert_eq!(c.session_timeout, Duration::from_secs(10));
+        assert_eq!(c.linger, Duration::from_millis(1));
+        let c = KafkaConfig::parse("kafka://a:9092?linger_ms=0").unwrap();
+        assert_eq!(c.linger, Duration::ZERO);
+        let c = KafkaConfig::parse("kafka://a:9092?linger_ms=1000").unwrap();
+        assert_eq!(c.linger, Duration::from_secs(1));
     }
 
     #[test]
@@ -127,6 +161,12 @@ mod tests {
             ("kafka://a:b", "not host:port"),
             ("kafka://a:9092?partitions=0", "partitions"),
             ("kafka://a:9092?speed=1", "\"speed\""),
+            ("kafka://a:9092?linger_ms=-1", "linger_ms"),
+            ("kafka://a:9092?linger_ms=1001", "from 0 to 1000"),
+            (
+                "kafka://a:9092?linger_ms=500&publish_timeout_ms=500",
+                "below publish_timeout_ms",
+            ),
             ("kafka://user:hunter2@a:9092", "credentials"),
         ] {
             let e = KafkaConfig::parse(url).unwrap_err();
