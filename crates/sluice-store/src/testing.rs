@@ -15,8 +15,9 @@ use crate::*;
 /// each `enqueue` until [`Wrapped::gate`] gives it a permit, and fails
 /// attempt starts and outcome writes as in an outage (transient
 /// `Unavailable` errors) while [`Wrapped::set_down`], answers attempt
-/// starts late after [`Wrapped::set_start_delay`]; everything else goes to
-/// the store it wraps.
+/// starts late after [`Wrapped::set_start_delay`], panics in the next
+/// attempt starts after [`Wrapped::panic_in_starts`]; everything else goes
+/// to the store it wraps.
 pub struct Wrapped {
     inner: Arc<dyn Store>,
     pub calls: AtomicUsize,
@@ -28,6 +29,7 @@ pub struct Wrapped {
     down: AtomicBool,
     refused: AtomicUsize,
     start_delay_ms: AtomicU64,
+    start_panics: AtomicUsize,
 }
 
 impl Wrapped {
@@ -48,6 +50,7 @@ impl Wrapped {
             down: AtomicBool::new(false),
             refused: AtomicUsize::new(0),
             start_delay_ms: AtomicU64::new(0),
+            start_panics: AtomicUsize::new(0),
         })
     }
 
@@ -61,6 +64,18 @@ impl Wrapped {
     pub fn set_start_delay(&self, delay: Duration) {
         let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
         self.start_delay_ms.store(ms, Ordering::SeqCst);
+    }
+
+    /// The next `n` calls of `start_attempts` panic before they reach the
+    /// store (as a bug in a backend would).
+    pub fn panic_in_starts(&self, n: usize) {
+        self.start_panics.store(n, Ordering::SeqCst);
+    }
+
+    /// How many of the calls [`Wrapped::panic_in_starts`] asked for have
+    /// not panicked yet.
+    pub fn panics_left(&self) -> usize {
+        self.start_panics.load(Ordering::SeqCst)
     }
 
     fn is_down(&self) -> bool {
@@ -156,6 +171,12 @@ impl AttemptStore for Wrapped {
         if self.is_down() {
             self.refused.fetch_add(requests.len(), Ordering::SeqCst);
             return requests.iter().map(|_| Err(down())).collect();
+        }
+        let panics = self
+            .start_panics
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if panics.is_ok() {
+            panic!("start_attempts panicked (Wrapped::panic_in_starts)");
         }
         let started = self.inner.start_attempts(requests, lease).await;
         let delay = self.start_delay_ms.load(Ordering::SeqCst);

@@ -12,13 +12,48 @@ use async_trait::async_trait;
 use serde_json::json;
 use sluice_core::{Concurrency, Failure, HandlerConfig, JobId, JobStatus};
 use sluice_store::testing::Wrapped;
-use sluice_worker::{Handler, JobContext, LogHandler, Worker, WorkerOptions};
+use sluice_worker::{Handler, JobContext, LogHandler, Worker, WorkerError, WorkerOptions};
 use tokio_util::sync::CancellationToken;
 
 mod common;
 
 use common::broker::Watched;
 use common::{queue, Rig};
+
+/// A pool of the rig's queue running on `store` and `broker`.
+struct Running {
+    stop: CancellationToken,
+    task: tokio::task::JoinHandle<Result<(), WorkerError>>,
+}
+
+impl Running {
+    /// Stops the pool; it must end within 10 s.
+    async fn stop(self) {
+        self.stop.cancel();
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("the pool did not stop")
+            .unwrap()
+            .unwrap();
+    }
+}
+
+/// Submits five jobs, starts the relay and a pool on `store` and `broker`.
+async fn run_five_jobs(
+    rig: &Rig,
+    store: &Arc<Wrapped>,
+    broker: &Arc<Watched>,
+) -> (Vec<JobId>, Running) {
+    let mut ids = Vec::new();
+    for i in 0..5 {
+        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
+    }
+    rig.start_relay();
+    let worker = rig.worker(store.clone(), broker.clone(), Arc::new(LogHandler));
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(worker.run(stop.clone()));
+    (ids, Running { stop, task })
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_outage_returns_no_message_to_the_broker() {
@@ -29,14 +64,7 @@ async fn a_store_outage_returns_no_message_to_the_broker() {
     let outage = Wrapped::new(rig.store.clone());
     let broker = Watched::new(rig.broker.clone());
     outage.set_down(true);
-    let mut ids = Vec::new();
-    for i in 0..5 {
-        ids.push(rig.submit(json!({ "i": i }), BTreeMap::new()).await);
-    }
-    rig.start_relay();
-    let worker = rig.worker(outage.clone(), broker.clone(), Arc::new(LogHandler));
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
+    let (ids, running) = run_five_jobs(&rig, &outage, &broker).await;
     // the pool takes only what it can start (its limit starts low): a
     // start failed, and was tried again after the pause
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -53,12 +81,29 @@ async fn a_store_outage_returns_no_message_to_the_broker() {
         assert_eq!(rig.wait_final(*id).await.status, JobStatus::Succeeded);
     }
     assert_eq!(broker.released(), 0, "messages returned to the broker");
-    stop.cancel();
-    tokio::time::timeout(Duration::from_secs(10), task)
-        .await
-        .expect("the pool did not stop")
-        .unwrap()
-        .unwrap();
+    running.stop().await;
+}
+
+/// A start that panics (a bug in a backend) fails its batch as an outage
+/// would: the pool keeps running, holds the batch's messages without
+/// returning them to the broker, and starts them again; each job runs
+/// once, with one attempt counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_panics_holds_its_messages_and_starts_them_again() {
+    let mut q = queue("start-panics", HandlerConfig::Log);
+    q.circuit.enabled = false;
+    let rig = Rig::new(q).await;
+    let buggy = Wrapped::new(rig.store.clone());
+    let broker = Watched::new(rig.broker.clone());
+    buggy.panic_in_starts(2);
+    let (ids, running) = run_five_jobs(&rig, &buggy, &broker).await;
+    for id in &ids {
+        let job = rig.wait_final(*id).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+    }
+    assert_eq!(buggy.panics_left(), 0, "the starts did not panic");
+    assert_eq!(broker.released(), 0, "messages returned to the broker");
+    running.stop().await;
 }
 
 /// Runs `worker` until `id` has started an attempt and `then` has passed,
