@@ -163,6 +163,7 @@ async fn kill(store: &Arc<dyn Store>, id: JobId, error: &str) {
                 job_id: id,
                 attempt: Some(1),
                 create: None,
+                lease: None,
             }],
             Duration::from_secs(30),
         )

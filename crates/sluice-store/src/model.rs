@@ -152,6 +152,12 @@ pub struct StartRequest {
     pub attempt: Option<u32>,
     /// For direct producers: the job to create when it does not exist yet.
     pub create: Option<NewJob>,
+    /// The lease to start the attempt under (`None`: the store picks one).
+    /// A start whose answer was lost (the store may have committed it) is
+    /// asked again with the same token: when that token still holds the
+    /// job's lease, the attempt it started is resumed (`Started`, its lease
+    /// extended) rather than waited for and counted again.
+    pub lease: Option<LeaseToken>,
 }
 
 /// An attempt a worker now holds the lease of.

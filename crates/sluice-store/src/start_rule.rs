@@ -8,6 +8,9 @@ use sluice_core::{EpochMs, JobStatus};
 pub(crate) enum StartRule {
     /// Start the job's next attempt (its attempts so far counted as seen).
     Start,
+    /// The request's own lease holds the job's latest attempt, started by
+    /// an earlier ask whose answer was lost: hand that attempt back.
+    Resume,
     /// The job's latest attempt runs under a lease until then: try again.
     Busy(EpochMs),
     /// Nothing to run: acknowledge the message.
@@ -17,15 +20,19 @@ pub(crate) enum StartRule {
 /// [`start_rule`] for the message of `attempt` (`None`: a new job's first),
 /// given the job's stored state: its status, attempts so far and lease
 /// (`leased`: a lease token is set; a token without a time counts as a
-/// lapsed lease).
+/// lapsed lease; `mine`: that token is the request's own).
 pub(crate) fn start_rule_for(
     attempt: Option<u32>,
     status: JobStatus,
     attempts: u32,
-    leased: bool,
+    (leased, mine): (bool, bool),
     lease_until: Option<EpochMs>,
     now: EpochMs,
 ) -> StartRule {
+    // only the unfinished attempt a lease names holds it
+    if mine && leased && !status.is_final() {
+        return StartRule::Resume;
+    }
     let lease = leased.then(|| lease_until.unwrap_or(EpochMs::MIN));
     start_rule(
         attempt.unwrap_or(1),
@@ -70,8 +77,16 @@ mod tests {
 
     #[test]
     fn a_lease_token_without_a_time_is_a_lapsed_lease() {
-        let rule =
-            |leased, until| start_rule_for(Some(1), JobStatus::Published, 1, leased, until, 100);
+        let rule = |leased, until| {
+            start_rule_for(
+                Some(1),
+                JobStatus::Published,
+                1,
+                (leased, false),
+                until,
+                100,
+            )
+        };
         assert_eq!(rule(true, None), StartRule::Start, "taken over");
         assert_eq!(rule(true, Some(50)), StartRule::Start, "lapsed");
         assert_eq!(rule(true, Some(150)), StartRule::Busy(150));
@@ -80,11 +95,24 @@ mod tests {
 
     #[test]
     fn a_finished_job_and_a_message_from_the_future_are_stale() {
-        let done = start_rule_for(Some(2), JobStatus::Succeeded, 1, false, None, 100);
+        let done = start_rule_for(Some(2), JobStatus::Succeeded, 1, (false, false), None, 100);
         assert_eq!(done, StartRule::Stale);
-        let ahead = start_rule_for(Some(3), JobStatus::Retrying, 1, false, None, 100);
+        let ahead = start_rule_for(Some(3), JobStatus::Retrying, 1, (false, false), None, 100);
         assert_eq!(ahead, StartRule::Stale);
-        let next = start_rule_for(None, JobStatus::Pending, 0, false, None, 100);
+        let next = start_rule_for(None, JobStatus::Pending, 0, (false, false), None, 100);
         assert_eq!(next, StartRule::Start);
+    }
+
+    #[test]
+    fn the_request_whose_lease_holds_the_job_resumes_its_attempt() {
+        let rule = |status, until| start_rule_for(Some(1), status, 1, (true, true), until, 100);
+        assert_eq!(rule(JobStatus::Published, Some(150)), StartRule::Resume);
+        assert_eq!(
+            rule(JobStatus::Published, Some(50)),
+            StartRule::Resume,
+            "lapsed"
+        );
+        let done = start_rule_for(Some(1), JobStatus::Succeeded, 1, (false, true), None, 100);
+        assert_eq!(done, StartRule::Stale);
     }
 }

@@ -16,8 +16,9 @@ use crate::*;
 /// attempt starts and outcome writes as in an outage (transient
 /// `Unavailable` errors) while [`Wrapped::set_down`], answers attempt
 /// starts late after [`Wrapped::set_start_delay`], panics in the next
-/// attempt starts after [`Wrapped::panic_in_starts`]; everything else goes
-/// to the store it wraps.
+/// attempt starts after [`Wrapped::panic_in_starts`], loses the answers of
+/// the next committed starts after [`Wrapped::lose_start_answers`];
+/// everything else goes to the store it wraps.
 pub struct Wrapped {
     inner: Arc<dyn Store>,
     pub calls: AtomicUsize,
@@ -30,6 +31,7 @@ pub struct Wrapped {
     refused: AtomicUsize,
     start_delay_ms: AtomicU64,
     start_panics: AtomicUsize,
+    lost_answers: AtomicUsize,
 }
 
 impl Wrapped {
@@ -51,6 +53,7 @@ impl Wrapped {
             refused: AtomicUsize::new(0),
             start_delay_ms: AtomicU64::new(0),
             start_panics: AtomicUsize::new(0),
+            lost_answers: AtomicUsize::new(0),
         })
     }
 
@@ -70,6 +73,19 @@ impl Wrapped {
     /// store (as a bug in a backend would).
     pub fn panic_in_starts(&self, n: usize) {
         self.start_panics.store(n, Ordering::SeqCst);
+    }
+
+    /// The next `n` calls of `start_attempts` reach the store, which commits
+    /// them, and answer as if the connection dropped before the answer came
+    /// (`Unavailable`).
+    pub fn lose_start_answers(&self, n: usize) {
+        self.lost_answers.store(n, Ordering::SeqCst);
+    }
+
+    /// How many of the answers [`Wrapped::lose_start_answers`] asked for
+    /// are still to be lost.
+    pub fn lost_answers_left(&self) -> usize {
+        self.lost_answers.load(Ordering::SeqCst)
     }
 
     /// How many of the calls [`Wrapped::panic_in_starts`] asked for have
@@ -179,6 +195,13 @@ impl AttemptStore for Wrapped {
             panic!("start_attempts panicked (Wrapped::panic_in_starts)");
         }
         let started = self.inner.start_attempts(requests, lease).await;
+        let lost = self
+            .lost_answers
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
+        if lost.is_ok() {
+            let lost = || StoreError::Unavailable("connection lost after the commit".into());
+            return started.iter().map(|_| Err(lost())).collect();
+        }
         let delay = self.start_delay_ms.load(Ordering::SeqCst);
         if delay > 0 {
             tokio::time::sleep(Duration::from_millis(delay)).await;

@@ -331,6 +331,7 @@ async fn one_notification_per_committed_batch() {
                 job_id: r.job_id,
                 attempt: Some(1),
                 create: None,
+                lease: None,
             })
             .collect();
         let mut completions = Vec::new();
@@ -889,6 +890,7 @@ async fn history_and_dead_letters_are_stored_as_written() {
                         job_id: j.id,
                         attempt: Some(n),
                         create: None,
+                        lease: None,
                     }],
                     LONG,
                 )

@@ -190,6 +190,7 @@ async fn history_and_dead_letter_rows_are_written_for_failures_only() {
                     job_id: j.id,
                     attempt: Some(n),
                     create: None,
+                    lease: None,
                 }],
                 LONG,
             )
@@ -225,6 +226,7 @@ async fn history_and_dead_letter_rows_are_written_for_failures_only() {
                 job_id: ok.id,
                 attempt: Some(1),
                 create: None,
+                lease: None,
             }],
             LONG,
         )

@@ -22,14 +22,19 @@ use crate::stalled::Stalled;
 use crate::Worker;
 
 impl Worker {
-    /// Starts the batch's attempts in the store attempts in the store (one round trip, in a task
-    /// of its own).
-    pub(crate) fn start(&self, batch: Batch) -> Starting {
+    /// Starts the batch's attempts in the store (one round trip, in a task
+    /// of its own), each under the lease token of its last unanswered start
+    /// when it has one (see [`Stalled`]).
+    pub(crate) fn start(&self, batch: Batch, stalled: &mut Stalled) -> Starting {
         let cfg = &self.queue.config;
         let intakes: Vec<Intake> = batch
             .deliveries
             .iter()
-            .map(|d| intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref()))
+            .map(|d| {
+                let mut i = intake(d, &cfg.name, cfg.max_attempts, self.validator.as_deref());
+                i.request.lease = Some(stalled.lease_for(d.token));
+                i
+            })
             .collect();
         let requests = intakes.iter().map(|i| i.request.clone()).collect();
         let lease = self.timeout + self.options.lease_margin;
@@ -173,7 +178,8 @@ impl Worker {
                         tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempts; holding the messages to start them again");
                     }
                     held += 1;
-                    stalled.hold(d, Instant::now());
+                    // it may have started: asked again under its lease
+                    stalled.hold_unheard(d, i.request.lease, Instant::now());
                 }
                 Err(e) => {
                     tracing::warn!(queue = %cfg.name, error = %e, "cannot start attempt; releasing message");

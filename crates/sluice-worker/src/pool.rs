@@ -341,7 +341,7 @@ impl Worker {
                 free.min(MAX_BATCH).min(tokens)
             };
             if let Some(b) = pending.take() {
-                starting.push_back(self.start(b));
+                starting.push_back(self.start(b, &mut stalled));
             }
             // the oldest start is awaited when it is done, when nothing is
             // received meanwhile, or when no other start may begin

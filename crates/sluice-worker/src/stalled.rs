@@ -4,10 +4,15 @@
 //! to the broker: a broker may count every return against a delivery limit
 //! (RabbitMQ quorum queues: 20 by default from 4.0) and then drop the
 //! message, so an outage of the store must not cost a message its returns.
+//! A held delivery whose start went unanswered (the store may have committed
+//! it) is started again under the same lease token, so that the store hands
+//! back the attempt it started instead of counting another.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use sluice_broker::Delivery;
+use sluice_broker::{AckToken, Delivery};
+use sluice_store::LeaseToken;
 
 /// How long held deliveries wait before their starts are tried again.
 pub(crate) const STALL_PAUSE: Duration = Duration::from_secs(1);
@@ -17,6 +22,8 @@ pub(crate) struct Stalled {
     deliveries: Vec<Delivery>,
     /// When the held deliveries may be started again.
     due: Option<Instant>,
+    /// The lease tokens of held deliveries' unanswered starts.
+    unheard: HashMap<AckToken, LeaseToken>,
 }
 
 impl Stalled {
@@ -25,6 +32,21 @@ impl Stalled {
     pub fn hold(&mut self, d: Delivery, now: Instant) {
         self.due.get_or_insert(now + STALL_PAUSE);
         self.deliveries.push(d);
+    }
+
+    /// Holds `d`, whose start under `lease` went unanswered: it is started
+    /// again under the same token (see [`Stalled::lease_for`]).
+    pub fn hold_unheard(&mut self, d: Delivery, lease: Option<LeaseToken>, now: Instant) {
+        if let Some(lease) = lease {
+            self.unheard.insert(d.token, lease);
+        }
+        self.hold(d, now);
+    }
+
+    /// The lease token to start the delivery of `token` under: that of its
+    /// last unanswered start, or a new one.
+    pub fn lease_for(&mut self, token: AckToken) -> LeaseToken {
+        self.unheard.remove(&token).unwrap_or_default()
     }
 
     pub fn len(&self) -> usize {
@@ -84,5 +106,19 @@ mod tests {
         assert_eq!(tokens(&s.take_due(now + STALL_PAUSE, 2)), vec![3]);
         assert_eq!(s.len(), 0);
         assert!(s.take_due(now + STALL_PAUSE * 5, 2).is_empty());
+    }
+
+    #[test]
+    fn a_delivery_whose_start_went_unanswered_keeps_its_lease_token_once() {
+        let t0 = Instant::now();
+        let mut s = Stalled::default();
+        let lease = LeaseToken::new();
+        s.hold_unheard(delivery(1), Some(lease.clone()), t0);
+        s.hold_unheard(delivery(2), None, t0);
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.lease_for(AckToken(1)), lease);
+        // taken: a later start of it gets a new token, as does any other
+        assert_ne!(s.lease_for(AckToken(1)), lease);
+        assert_ne!(s.lease_for(AckToken(2)), lease);
     }
 }

@@ -84,26 +84,45 @@ async fn a_store_outage_returns_no_message_to_the_broker() {
     running.stop().await;
 }
 
+/// Five jobs through a pool whose store `fault` has set up: each succeeds
+/// with one attempt counted, and no message goes back to the broker.
+/// Returns the store.
+async fn each_job_runs_once_despite(name: &str, fault: impl FnOnce(&Wrapped)) -> Arc<Wrapped> {
+    let mut q = queue(name, HandlerConfig::Log);
+    q.circuit.enabled = false;
+    let rig = Rig::new(q).await;
+    let store = Wrapped::new(rig.store.clone());
+    let broker = Watched::new(rig.broker.clone());
+    fault(&store);
+    let (ids, running) = run_five_jobs(&rig, &store, &broker).await;
+    for id in &ids {
+        let job = rig.wait_final(*id).await;
+        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
+    }
+    assert_eq!(broker.released(), 0, "messages returned to the broker");
+    running.stop().await;
+    store
+}
+
 /// A start that panics (a bug in a backend) fails its batch as an outage
 /// would: the pool keeps running, holds the batch's messages without
 /// returning them to the broker, and starts them again; each job runs
 /// once, with one attempt counted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_start_that_panics_holds_its_messages_and_starts_them_again() {
-    let mut q = queue("start-panics", HandlerConfig::Log);
-    q.circuit.enabled = false;
-    let rig = Rig::new(q).await;
-    let buggy = Wrapped::new(rig.store.clone());
-    let broker = Watched::new(rig.broker.clone());
-    buggy.panic_in_starts(2);
-    let (ids, running) = run_five_jobs(&rig, &buggy, &broker).await;
-    for id in &ids {
-        let job = rig.wait_final(*id).await;
-        assert_eq!((job.status, job.attempts), (JobStatus::Succeeded, 1));
-    }
-    assert_eq!(buggy.panics_left(), 0, "the starts did not panic");
-    assert_eq!(broker.released(), 0, "messages returned to the broker");
-    running.stop().await;
+    let store = each_job_runs_once_despite("start-panics", |s| s.panic_in_starts(2)).await;
+    assert_eq!(store.panics_left(), 0, "the starts did not panic");
+}
+
+/// A start the store committed whose answer was lost (the connection
+/// dropped) is asked again under the same lease token: the store hands back
+/// the attempt it started, so the job runs with one attempt counted; it is
+/// not handed back to the broker to wait out that attempt's lease and be
+/// counted again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_whose_answer_was_lost_runs_its_attempt_without_counting_another() {
+    let store = each_job_runs_once_despite("lost-answer", |s| s.lose_start_answers(1)).await;
+    assert_eq!(store.lost_answers_left(), 0, "no answer was lost");
 }
 
 /// Runs `worker` until `id` has started an attempt and `then` has passed,

@@ -147,6 +147,7 @@ impl AdminApp {
             job_id: id,
             attempt: Some(mine[0].attempt),
             create: None,
+            lease: None,
         };
         let started = self.store.start_attempts(vec![start], LEASE).await;
         let Ok(StartOutcome::Started(a)) = started.into_iter().next().unwrap() else {

@@ -36,6 +36,55 @@ pub async fn start_fresh_then_duplicate_is_busy(store: Arc<dyn Store>) {
     );
 }
 
+/// A start asked again under the lease token it was first asked with (its
+/// answer was lost) hands back the attempt it started, its lease running
+/// from now, and counts nothing; a start of the fast path and one batched
+/// with another request of the same job alike. Another token still waits,
+/// and once the attempt finishes the token resumes nothing.
+pub async fn a_start_asked_again_under_its_lease_resumes_its_attempt(store: Arc<dyn Store>) {
+    let store = &*store;
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let token = LeaseToken::new();
+    let ask = |lease: Option<LeaseToken>| StartRequest {
+        job_id: job.id,
+        attempt: Some(1),
+        create: None,
+        lease,
+    };
+    let first = store
+        .start_attempts(vec![ask(Some(token.clone()))], Duration::from_secs(5))
+        .await;
+    let a = started(first.into_iter().next().unwrap().unwrap());
+    assert_eq!((a.lease.clone(), a.attempt), (token.clone(), 1));
+
+    let again = store
+        .start_attempts(vec![ask(Some(token.clone()))], LONG)
+        .await;
+    let b = started(again.into_iter().next().unwrap().unwrap());
+    assert_eq!(
+        (b.lease.clone(), b.attempt, b.job.attempts),
+        (token.clone(), 1, 1)
+    );
+    assert_eq!(b.job.payload, job.payload);
+    assert!(b.lease_until > a.lease_until, "the lease runs from now");
+    assert_eq!(store.get_job(job.id).await.unwrap().attempts, 1);
+
+    // batched with a stranger's ask of the same job (the full path)
+    let both = store
+        .start_attempts(vec![ask(None), ask(Some(token.clone()))], LONG)
+        .await;
+    assert!(matches!(both[0], Ok(StartOutcome::Busy { .. })), "{both:?}");
+    let c = started(both[1].as_ref().unwrap().clone());
+    assert_eq!((c.lease.clone(), c.attempt), (token.clone(), 1));
+    assert_eq!(store.get_job(job.id).await.unwrap().attempts, 1);
+
+    finish(store, &c, Outcome::Succeeded).await.unwrap();
+    let after = store.start_attempts(vec![ask(Some(token))], LONG).await;
+    assert_eq!(after[0].as_ref().unwrap(), &StartOutcome::Stale);
+    assert_eq!(store.get_job(job.id).await.unwrap().attempts, 1);
+}
+
 /// One batch of starts answers each request in its place, whatever the
 /// job's state: next attempts start, a busy, a final and a missing job are
 /// answered as they would be alone.
@@ -327,6 +376,7 @@ pub async fn start_missing_and_create_for_direct_producers(store: Arc<dyn Store>
         job_id: job.id,
         attempt: None,
         create: Some(job.clone()),
+        lease: None,
     };
     let mut res = store.start_attempts(vec![req.clone()], LONG).await;
     let a = started(res.remove(0).unwrap());
@@ -368,16 +418,19 @@ pub async fn start_missing_and_create_for_direct_producers(store: Arc<dyn Store>
                     job_id: JobId::new(),
                     attempt: None,
                     create: None,
+                    lease: None,
                 },
                 StartRequest {
                     job_id: other.id,
                     attempt: None,
                     create: Some(other.clone()),
+                    lease: None,
                 },
                 StartRequest {
                     job_id: job.id,
                     attempt: None,
                     create: None,
+                    lease: None,
                 },
             ],
             LONG,

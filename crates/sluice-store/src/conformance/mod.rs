@@ -115,6 +115,7 @@ macro_rules! store_conformance {
             redrive_republishes_only_lost_jobs,
             redrive_skips_jobs_changed_since_listed,
             start_fresh_then_duplicate_is_busy,
+            a_start_asked_again_under_its_lease_resumes_its_attempt,
             a_batch_of_starts_answers_each_in_order,
             start_stale_and_final_attempts,
             start_takes_over_expired_attempt,
@@ -291,6 +292,7 @@ pub(crate) async fn start(
                 job_id: id,
                 attempt,
                 create: None,
+                lease: None,
             }],
             lease,
         )
@@ -310,6 +312,7 @@ pub(crate) async fn start_all(
             job_id,
             attempt: Some(1),
             create: None,
+            lease: None,
         })
         .collect();
     store.start_attempts(requests, LONG).await

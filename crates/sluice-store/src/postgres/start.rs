@@ -6,8 +6,10 @@
 //! UPDATE`, in id order, so concurrent batches never deadlock on each other)
 //! reading only their state, decides each request in order as if the
 //! requests ran one after another, and starts the chosen attempts with the
-//! same `UPDATE`. The lock holds each job as it was decided on until the
-//! transaction ends.
+//! same `UPDATE`; a request whose own lease token holds its job's latest
+//! attempt (asked again after its answer was lost) gets that attempt back,
+//! its lease extended, through `attempt_resume.sql`. The lock holds each job
+//! as it was decided on until the transaction ends.
 
 use std::collections::HashMap;
 
@@ -50,6 +52,8 @@ fn job_state(row: &PgRow) -> Result<(JobId, JobState), StoreError> {
 enum Decision {
     /// Start the attempt after `seen` attempts.
     Start { seen: u32 },
+    /// Hand back the attempt the request's own lease holds.
+    Resume,
     /// Answer without starting.
     Skip(Skip),
 }
@@ -77,11 +81,15 @@ fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decis
     let Some(current) = current else {
         return Decision::Skip(Skip::Missing);
     };
+    let mine = req
+        .lease
+        .as_ref()
+        .is_some_and(|t| current.lease_token.as_deref() == Some(t.0.as_str()));
     let rule = start_rule_for(
         req.attempt,
         current.status,
         current.attempts,
-        current.lease_token.is_some(),
+        (current.lease_token.is_some(), mine),
         current.lease_until,
         now,
     );
@@ -89,6 +97,7 @@ fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decis
         StartRule::Start => Decision::Start {
             seen: current.attempts,
         },
+        StartRule::Resume => Decision::Resume,
         StartRule::Busy(until) => Decision::Skip(Skip::Busy(until)),
         StartRule::Stale => Decision::Skip(Skip::Stale),
     }
@@ -132,32 +141,39 @@ pub(super) async fn start_next(
     for i in order {
         starts.requests.push(i);
         starts.ids.push(requests[i].job_id.as_uuid());
-        starts.tokens.push(LeaseToken::new());
+        starts
+            .tokens
+            .push(requests[i].lease.clone().unwrap_or_default());
         starts
             .seen
             .push(i64::from(requests[i].attempt.unwrap_or(1)) - 1);
     }
     let mut results: Vec<Option<StartOutcome>> = requests.iter().map(|_| None).collect();
-    for (i, attempt) in run_starts(pool, starts, lease_until, now).await? {
+    for (i, attempt) in run_starts(pool, starts, lease_until, now, false).await? {
         results[i] = attempt.map(StartOutcome::Started);
     }
     Ok(results)
 }
 
-/// Runs `attempt_start.sql` for `starts`: for each, the index of its
-/// request and the attempt it started, or `None` when its job no longer
-/// qualified.
+/// Runs `attempt_start.sql` for `starts` (`attempt_resume.sql` with
+/// `resume`): for each, the index of its request and the attempt it started
+/// (or handed back), or `None` when its job no longer qualified.
 async fn run_starts<'c, E>(
     executor: E,
     starts: Starts,
     lease_until: EpochMs,
     now: EpochMs,
+    resume: bool,
 ) -> Result<Vec<(usize, Option<ActiveAttempt>)>, Fail>
 where
     E: sqlx::PgExecutor<'c>,
 {
     let tokens: Vec<&str> = starts.tokens.iter().map(|t| t.0.as_str()).collect();
-    let rows = sqlx::query(include_str!("sql/attempt_start.sql"))
+    let sql = match resume {
+        true => include_str!("sql/attempt_resume.sql"),
+        false => include_str!("sql/attempt_start.sql"),
+    };
+    let rows = sqlx::query(sql)
         .bind(lease_until)
         .bind(now)
         .bind(&starts.ids)
@@ -240,14 +256,26 @@ pub(super) async fn start_tx(
     let mut results: Vec<Option<Result<StartOutcome, StoreError>>> =
         requests.iter().map(|_| None).collect();
     let mut starts = Starts::default();
+    let mut resumes = Starts::default();
     for (i, req) in requests.iter().enumerate() {
         let visible = visible_from.get(&req.job_id).is_none_or(|&from| i >= from);
         let current = jobs.get_mut(&req.job_id).filter(|_| visible);
         match decide(req, current.as_deref(), now) {
             Decision::Skip(skip) => results[i] = Some(Ok(skip.into())),
+            // the job stays as it is: later requests see its attempt held
+            Decision::Resume => {
+                let current = current.expect("decided on an existing job");
+                resumes.requests.push(i);
+                resumes.ids.push(req.job_id.as_uuid());
+                resumes.seen.push(i64::from(current.attempts));
+                resumes
+                    .tokens
+                    .push(req.lease.clone().expect("resumed by its lease"));
+                current.lease_until = Some(lease_until);
+            }
             Decision::Start { seen } => {
                 let current = current.expect("decided on an existing job");
-                let token = LeaseToken::new();
+                let token = req.lease.clone().unwrap_or_default();
                 starts.requests.push(i);
                 starts.ids.push(req.job_id.as_uuid());
                 starts.seen.push(i64::from(seen));
@@ -261,8 +289,11 @@ pub(super) async fn start_tx(
         }
     }
 
-    if !starts.ids.is_empty() {
-        for (i, attempt) in run_starts(&mut *tx, starts, lease_until, now).await? {
+    for (batch, resume) in [(starts, false), (resumes, true)] {
+        if batch.ids.is_empty() {
+            continue;
+        }
+        for (i, attempt) in run_starts(&mut *tx, batch, lease_until, now, resume).await? {
             results[i] = Some(match attempt {
                 Some(a) => Ok(StartOutcome::Started(a)),
                 None => Err(StoreError::Unavailable(

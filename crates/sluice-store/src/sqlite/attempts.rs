@@ -136,22 +136,31 @@ async fn start_one(
     };
     let current = job_row(&row)?;
     let attempts = current.job.attempts;
+    let mine = req
+        .lease
+        .as_ref()
+        .is_some_and(|t| current.lease_token.as_deref() == Some(t.0.as_str()));
     let rule = start_rule_for(
         req.attempt,
         current.job.status,
         attempts,
-        current.lease_token.is_some(),
+        (current.lease_token.is_some(), mine),
         current.lease_until,
         now,
     );
-    match rule {
-        StartRule::Start => {}
+    let resume = match rule {
+        StartRule::Start => false,
+        StartRule::Resume => true,
         StartRule::Busy(until) => return Ok(StartOutcome::Busy { until }),
         StartRule::Stale => return Ok(StartOutcome::Stale),
-    }
-    let token = LeaseToken::new();
+    };
+    let token = req.lease.clone().unwrap_or_default();
     let lease_until = now.saturating_add(lease_ms);
-    let row = sqlx::query(include_str!("sql/attempt_start.sql"))
+    let query = match resume {
+        true => sqlx::query(include_str!("sql/attempt_resume.sql")),
+        false => sqlx::query(include_str!("sql/attempt_start.sql")),
+    };
+    let row = query
         .bind(&token.0)
         .bind(lease_until)
         .bind(now)

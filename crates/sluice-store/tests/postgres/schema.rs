@@ -165,6 +165,7 @@ async fn a_success_adds_no_attempt_history_row() {
                 job_id: j.id,
                 attempt: Some(1),
                 create: None,
+                lease: None,
             };
             let Ok(StartOutcome::Started(a)) =
                 store.start_attempts(vec![request], LONG).await.remove(0)

@@ -9,6 +9,7 @@ fn start(id: JobId, attempt: u32) -> StartRequest {
         job_id: id,
         attempt: Some(attempt),
         create: None,
+        lease: None,
     }
 }
 

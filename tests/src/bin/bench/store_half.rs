@@ -123,6 +123,7 @@ pub async fn worker(
                             job_id: (*id).into(),
                             attempt: Some(1),
                             create: None,
+                            lease: None,
                         })
                         .collect();
                     let mut completions = Vec::with_capacity(chunk.len());
