@@ -112,7 +112,7 @@ mod tests {
             StartRule::Resume,
             "lapsed"
         );
-        let done = start_rule_for(Some(1), JobStatus::Succeeded, 1, (false, true), None, 100);
-        assert_eq!(done, StartRule::Stale);
+        assert_eq!(rule(JobStatus::Succeeded, Some(150)), StartRule::Stale);
+        assert_eq!(rule(JobStatus::Dead, None), StartRule::Stale);
     }
 }

@@ -284,10 +284,14 @@ impl Worker {
             // (a received one too: steady traffic must not hold them back)
             match (&mut pending, gate) {
                 _ if paused => {}
+                // first: the store decides a batch's requests in order, and
+                // a held one may resume the attempt its lost start began,
+                // before another message of its job takes that over
                 (Some(batch), Gate::Run) => {
-                    batch.deliveries.extend(stalled.take_due(now, MAX_BATCH))
+                    let mut held = stalled.take_due(now, MAX_BATCH);
+                    held.append(&mut batch.deliveries);
+                    batch.deliveries = held;
                 }
-                // a probe runs alone
                 // a probe runs alone: not while another batch starts
                 (None, Gate::Probe) if !starting.is_empty() => {}
                 (None, Gate::Run | Gate::Probe) => {

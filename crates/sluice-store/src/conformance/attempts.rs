@@ -38,9 +38,10 @@ pub async fn start_fresh_then_duplicate_is_busy(store: Arc<dyn Store>) {
 
 /// A start asked again under the lease token it was first asked with (its
 /// answer was lost) hands back the attempt it started, its lease running
-/// from now, and counts nothing; a start of the fast path and one batched
-/// with another request of the same job alike. Another token still waits,
-/// and once the attempt finishes the token resumes nothing.
+/// from now, and counts nothing: alone, batched with another request of the
+/// same job (which still waits), and after the lease lapsed; once the
+/// attempt finishes, or another token took it over, the token resumes
+/// nothing.
 pub async fn a_start_asked_again_under_its_lease_resumes_its_attempt(store: Arc<dyn Store>) {
     let store = &*store;
     let job = new_job("q");
@@ -83,6 +84,39 @@ pub async fn a_start_asked_again_under_its_lease_resumes_its_attempt(store: Arc<
     let after = store.start_attempts(vec![ask(Some(token))], LONG).await;
     assert_eq!(after[0].as_ref().unwrap(), &StartOutcome::Stale);
     assert_eq!(store.get_job(job.id).await.unwrap().attempts, 1);
+
+    // a lapsed lease: its own token resumes it, until another takes over
+    let job = new_job("q");
+    enqueue(store, vec![job.clone()]).await;
+    let ask = |lease: LeaseToken| StartRequest {
+        job_id: job.id,
+        attempt: Some(1),
+        create: None,
+        lease: Some(lease),
+    };
+    let (mine, theirs) = (LeaseToken::new(), LeaseToken::new());
+    let first = store.start_attempts(vec![ask(mine.clone())], SHORT).await;
+    let a = started(first.into_iter().next().unwrap().unwrap());
+    sleep_past(a.lease_until).await;
+    let again = store.start_attempts(vec![ask(mine.clone())], SHORT).await;
+    let b = started(again.into_iter().next().unwrap().unwrap());
+    assert_eq!(
+        (b.lease.clone(), b.attempt),
+        (mine.clone(), 1),
+        "lapsed, resumed"
+    );
+    sleep_past(b.lease_until).await;
+    let other = store.start_attempts(vec![ask(theirs.clone())], LONG).await;
+    let c = started(other.into_iter().next().unwrap().unwrap());
+    assert_eq!((c.lease.clone(), c.attempt), (theirs, 2), "taken over");
+    let late = store.start_attempts(vec![ask(mine)], LONG).await;
+    assert_eq!(
+        late[0].as_ref().unwrap(),
+        &StartOutcome::Busy {
+            until: c.lease_until
+        }
+    );
+    assert_eq!(store.get_job(job.id).await.unwrap().attempts, 2);
 }
 
 /// One batch of starts answers each request in its place, whatever the

@@ -127,6 +127,19 @@ async fn large_lock_start_finish_and_redrive_batches_read_jobs_by_key() {
         .await;
         assert_by_key(
             &mut conn,
+            "resume",
+            include_str!("../../src/postgres/sql/attempt_resume.sql"),
+            |q| {
+                q.bind(now + 30_000)
+                    .bind(now)
+                    .bind(batch.clone())
+                    .bind(tokens.clone())
+                    .bind(vec![1i64; BATCH])
+            },
+        )
+        .await;
+        assert_by_key(
+            &mut conn,
             "finish",
             include_str!("../../src/postgres/sql/attempt_finish.sql"),
             |q| {
