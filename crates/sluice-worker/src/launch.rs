@@ -248,6 +248,24 @@ pub(crate) struct StartedBatch {
     outcomes: Vec<Result<StartOutcome, StoreError>>,
 }
 
+impl StartedBatch {
+    /// Undoes every attempt the batch started (none of them will run), so
+    /// that their messages, delivered again, start at once without the
+    /// attempts counted; returns how many.
+    pub async fn undo(self, attempts: &Attempts) -> usize {
+        let mut undone = 0;
+        for (i, outcome) in self.intakes.iter().zip(self.outcomes) {
+            if let Ok(StartOutcome::Started(active)) = outcome {
+                attempts
+                    .abandon(&active, i.request.attempt.unwrap_or(1))
+                    .await;
+                undone += 1;
+            }
+        }
+        undone
+    }
+}
+
 pub(crate) async fn release(sub: &mut dyn Subscription, tokens: &[AckToken], delay: Duration) {
     if let Err(e) = sub.release(tokens, delay).await {
         tracing::warn!(error = %e, "release failed; the message comes back after its visibility timeout");

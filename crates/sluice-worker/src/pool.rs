@@ -429,6 +429,28 @@ impl Worker {
             )
             .await;
         }
+        // held after a start that went unanswered: the store may have
+        // started those attempts, leased to nobody; asked again under their
+        // tokens, the attempts it hands back are undone, so that their
+        // messages, delivered again, start at once and count them once
+        let unheard = stalled.take_unheard();
+        if !unheard.is_empty() {
+            let batch = Batch {
+                deliveries: unheard,
+                probe: false,
+            };
+            let s = self.start(batch, &mut stalled);
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, s.started()).await {
+                Ok(batch) => {
+                    let undone = batch.undo(&attempts).await;
+                    tracing::info!(queue = %cfg.name, undone, "undid the attempts of starts that went unanswered");
+                }
+                Err(_) => {
+                    tracing::warn!(queue = %cfg.name, "cannot undo the attempts of starts that went unanswered within the drain grace; they are taken over once their leases lapse")
+                }
+            }
+        }
         // a batch received but not started (or held after a failed start):
         // nothing of it is in the store; left unacked, the broker delivers
         // it again

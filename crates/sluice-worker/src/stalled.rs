@@ -49,6 +49,16 @@ impl Stalled {
         self.unheard.remove(&token).unwrap_or_default()
     }
 
+    /// The held deliveries whose last start went unanswered, taken out; their
+    /// tokens stay for [`Stalled::lease_for`].
+    pub fn take_unheard(&mut self) -> Vec<Delivery> {
+        let (unheard, rest) = std::mem::take(&mut self.deliveries)
+            .into_iter()
+            .partition(|d| self.unheard.contains_key(&d.token));
+        self.deliveries = rest;
+        unheard
+    }
+
     pub fn len(&self) -> usize {
         self.deliveries.len()
     }
@@ -120,5 +130,17 @@ mod tests {
         // taken: a later start of it gets a new token, as does any other
         assert_ne!(s.lease_for(AckToken(1)), lease);
         assert_ne!(s.lease_for(AckToken(2)), lease);
+    }
+
+    #[test]
+    fn the_deliveries_whose_start_went_unanswered_are_taken_out_with_their_tokens() {
+        let t0 = Instant::now();
+        let mut s = Stalled::default();
+        let lease = LeaseToken::new();
+        s.hold(delivery(1), t0);
+        s.hold_unheard(delivery(2), Some(lease.clone()), t0);
+        assert_eq!(tokens(&s.take_unheard()), vec![2]);
+        assert_eq!(s.len(), 1);
+        assert_eq!(s.lease_for(AckToken(2)), lease);
     }
 }

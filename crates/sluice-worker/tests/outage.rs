@@ -27,6 +27,13 @@ struct Running {
 }
 
 impl Running {
+    /// Runs `worker` until [`Running::stop`].
+    fn start(worker: Worker) -> Self {
+        let stop = CancellationToken::new();
+        let task = tokio::spawn(worker.run(stop.clone()));
+        Self { stop, task }
+    }
+
     /// Stops the pool; it must end within 10 s.
     async fn stop(self) {
         self.stop.cancel();
@@ -50,9 +57,7 @@ async fn run_five_jobs(
     }
     rig.start_relay();
     let worker = rig.worker(store.clone(), broker.clone(), Arc::new(LogHandler));
-    let stop = CancellationToken::new();
-    let task = tokio::spawn(worker.run(stop.clone()));
-    (ids, Running { stop, task })
+    (ids, Running::start(worker))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -123,6 +128,36 @@ async fn a_start_that_panics_holds_its_messages_and_starts_them_again() {
 async fn a_start_whose_answer_was_lost_runs_its_attempt_without_counting_another() {
     let store = each_job_runs_once_despite("lost-answer", |s| s.lose_start_answers(1)).await;
     assert_eq!(store.lost_answers_left(), 0, "no answer was lost");
+}
+
+/// A pool that stops while it holds a message whose start went unanswered
+/// (the store committed it) undoes that attempt in its drain: the job is
+/// left with no attempt counted and no lease, so that its message, delivered
+/// again, starts at once as its first attempt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pool_stopping_undoes_the_attempts_of_starts_that_went_unanswered() {
+    let mut q = queue("lost-answer-stop", HandlerConfig::Log);
+    q.circuit.enabled = false;
+    let rig = Rig::new(q).await;
+    let flaky = Wrapped::new(rig.store.clone());
+    flaky.lose_start_answers(1);
+    let id = rig.submit(json!({ "i": 1 }), BTreeMap::new()).await;
+    rig.start_relay();
+    let worker = rig.worker(flaky.clone(), rig.broker.clone(), Arc::new(LogHandler));
+    let running = Running::start(worker);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while flaky.lost_answers_left() > 0 {
+        assert!(Instant::now() < deadline, "no start was answered");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // stopped before the held message is started again (a second later)
+    running.stop().await;
+    let job = rig.store.get_job(id).await.unwrap();
+    assert_eq!(
+        job.attempts, 0,
+        "the unanswered start's attempt stays counted"
+    );
+    assert_ne!(job.status, JobStatus::Succeeded, "the job ran");
 }
 
 /// Runs `worker` until `id` has started an attempt and `then` has passed,
