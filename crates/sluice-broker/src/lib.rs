@@ -26,6 +26,8 @@ pub mod conformance;
 #[cfg(feature = "embedded")]
 pub mod embedded;
 mod error;
+#[cfg(feature = "testing")]
+pub mod forward;
 #[cfg(feature = "kafka")]
 pub mod kafka;
 #[cfg(feature = "testing")]

@@ -1,13 +1,14 @@
 //! A broker wrapper for backends' tests: it records the topics declared and
 //! the groups subscribed through it, so a test can delete them afterwards,
-//! and forwards everything to the broker it wraps.
+//! and forwards everything else to the broker it wraps (see [`Forward`]).
 
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 
-use crate::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
+use crate::forward::Forward;
+use crate::{Broker, BrokerError, SubscribeOptions, Subscription};
 
 /// What was declared or subscribed through a [`Recording`] broker.
 #[derive(Debug, Default, Clone)]
@@ -38,9 +39,9 @@ impl Recording {
 }
 
 #[async_trait]
-impl Broker for Recording {
-    fn publisher(&self) -> Arc<dyn Publisher> {
-        self.inner.publisher()
+impl Forward for Recording {
+    fn inner(&self) -> &dyn Broker {
+        &*self.inner
     }
     async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
         self.record().topics.extend(topics.iter().cloned());
@@ -55,32 +56,5 @@ impl Broker for Recording {
             .groups
             .insert((topic.to_string(), options.group.clone()));
         self.inner.subscribe(topic, options).await
-    }
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.inner.ping().await
-    }
-    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
-        self.inner.consumer_lag(topic, group).await
-    }
-    async fn consumer_mark(
-        &self,
-        topic: &str,
-        group: &str,
-    ) -> Result<Option<ConsumerMark>, BrokerError> {
-        self.inner.consumer_mark(topic, group).await
-    }
-    async fn consumer_passed(
-        &self,
-        topic: &str,
-        group: &str,
-        mark: &ConsumerMark,
-    ) -> Result<Option<bool>, BrokerError> {
-        self.inner.consumer_passed(topic, group, mark).await
-    }
-    fn owned_partitions(&self) -> bool {
-        self.inner.owned_partitions()
-    }
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
     }
 }

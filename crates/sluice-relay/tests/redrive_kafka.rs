@@ -14,7 +14,8 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use sluice_broker::conformance::service_from_env;
-use sluice_broker::{Broker, BrokerError, ConsumerMark, Publisher, SubscribeOptions, Subscription};
+use sluice_broker::forward::Forward;
+use sluice_broker::{Broker, BrokerError, ConsumerMark};
 use sluice_core::{JobId, QueueConfig};
 use sluice_relay::{Redrive, RedriveConfig};
 use sluice_store::Store;
@@ -37,33 +38,13 @@ struct Busy {
 }
 
 #[async_trait]
-impl Broker for Busy {
-    fn publisher(&self) -> Arc<dyn Publisher> {
-        self.kafka.publisher()
-    }
-    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        self.kafka.declare(topics).await
-    }
-    async fn subscribe(
-        &self,
-        topic: &str,
-        options: SubscribeOptions,
-    ) -> Result<Box<dyn Subscription>, BrokerError> {
-        self.kafka.subscribe(topic, options).await
-    }
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.kafka.ping().await
+impl Forward for Busy {
+    fn inner(&self) -> &dyn Broker {
+        &*self.kafka
     }
     async fn consumer_lag(&self, _topic: &str, _group: &str) -> Result<Option<u64>, BrokerError> {
         let read = self.lag_reads.fetch_add(1, Ordering::Relaxed);
         Ok(Some(u64::from(!self.swing || read % 2 == 1)))
-    }
-    async fn consumer_mark(
-        &self,
-        topic: &str,
-        group: &str,
-    ) -> Result<Option<ConsumerMark>, BrokerError> {
-        self.kafka.consumer_mark(topic, group).await
     }
     async fn consumer_passed(
         &self,
@@ -73,13 +54,6 @@ impl Broker for Busy {
     ) -> Result<Option<bool>, BrokerError> {
         self.asked.fetch_add(1, Ordering::Relaxed);
         self.kafka.consumer_passed(topic, group, mark).await
-    }
-    fn owned_partitions(&self) -> bool {
-        self.kafka.owned_partitions()
-    }
-
-    fn backend(&self) -> &'static str {
-        self.kafka.backend()
     }
 }
 

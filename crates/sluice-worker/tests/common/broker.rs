@@ -7,9 +7,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use sluice_broker::{
-    AckToken, Broker, BrokerError, Delivery, Publisher, SubscribeOptions, Subscription,
-};
+use sluice_broker::forward::Forward;
+use sluice_broker::{AckToken, Broker, BrokerError, Delivery, SubscribeOptions, Subscription};
 
 pub struct Watched {
     inner: Arc<dyn Broker>,
@@ -79,13 +78,9 @@ impl Subscription for WatchedSub {
 }
 
 #[async_trait]
-impl Broker for Watched {
-    fn publisher(&self) -> Arc<dyn Publisher> {
-        self.inner.publisher()
-    }
-
-    async fn declare(&self, topics: &[String]) -> Result<(), BrokerError> {
-        self.inner.declare(topics).await
+impl Forward for Watched {
+    fn inner(&self) -> &dyn Broker {
+        &*self.inner
     }
 
     async fn subscribe(
@@ -101,34 +96,7 @@ impl Broker for Watched {
         }))
     }
 
-    async fn ping(&self) -> Result<(), BrokerError> {
-        self.inner.ping().await
-    }
-
-    async fn consumer_lag(&self, topic: &str, group: &str) -> Result<Option<u64>, BrokerError> {
-        self.inner.consumer_lag(topic, group).await
-    }
-    async fn consumer_mark(
-        &self,
-        topic: &str,
-        group: &str,
-    ) -> Result<Option<sluice_broker::ConsumerMark>, BrokerError> {
-        self.inner.consumer_mark(topic, group).await
-    }
-    async fn consumer_passed(
-        &self,
-        topic: &str,
-        group: &str,
-        mark: &sluice_broker::ConsumerMark,
-    ) -> Result<Option<bool>, BrokerError> {
-        self.inner.consumer_passed(topic, group, mark).await
-    }
-
     fn owned_partitions(&self) -> bool {
         self.owned_partitions.load(Ordering::SeqCst)
-    }
-
-    fn backend(&self) -> &'static str {
-        self.inner.backend()
     }
 }
