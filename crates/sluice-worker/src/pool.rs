@@ -288,9 +288,10 @@ impl Worker {
                 // a held one may resume the attempt its lost start began,
                 // before another message of its job takes that over
                 (Some(batch), Gate::Run) => {
-                    let mut held = stalled.take_due(now, MAX_BATCH);
-                    held.append(&mut batch.deliveries);
-                    batch.deliveries = held;
+                    let held = stalled.take_due(now, MAX_BATCH);
+                    if !held.is_empty() {
+                        batch.deliveries.splice(0..0, held);
+                    }
                 }
                 // a probe runs alone: not while another batch starts
                 (None, Gate::Probe) if !starting.is_empty() => {}
