@@ -16,20 +16,28 @@
 mod admin;
 mod attempts;
 mod circuit;
+mod dead_letters;
 mod ingest;
 mod outbox;
 mod replay;
+mod replay_runs;
 mod retention;
 mod scaling;
+mod starts;
+mod takeovers;
 
 pub use admin::*;
 pub use attempts::*;
 pub use circuit::*;
+pub use dead_letters::*;
 pub use ingest::*;
 pub use outbox::*;
 pub use replay::*;
+pub use replay_runs::*;
 pub use retention::*;
 pub use scaling::*;
+pub use starts::*;
+pub use takeovers::*;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
