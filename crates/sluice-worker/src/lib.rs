@@ -11,6 +11,7 @@ use sluice_core::HandlerConfig;
 mod ahead;
 mod attempt;
 mod breaker;
+mod drain;
 mod flush;
 mod handler;
 mod http;

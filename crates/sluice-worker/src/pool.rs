@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use crate::ahead::{ahead_cap, prefetch_window, start_ahead};
 use crate::attempt::Attempts;
 use crate::breaker::{Breaker, Gate};
+use crate::drain::Leftovers;
 use crate::flush::Flusher;
 use crate::launch::{release, Batch, Started, Starting};
 use crate::limit::Limiter;
@@ -34,10 +35,6 @@ const MAX_BATCH: usize = 256;
 /// for the commit), so fast handlers are not held up by it. They launch in
 /// the order they were received.
 const STARTS_IN_FLIGHT: usize = 2;
-
-/// How long a stopping pool keeps trying to write outcomes after its last
-/// job ended, at least, when its drain grace ends sooner.
-const FLUSH_GRACE: Duration = Duration::from_secs(5);
 
 /// A queue and how to handle its jobs.
 #[derive(Clone)]
@@ -409,79 +406,17 @@ impl Worker {
                 }
             }
         }
-        // batches whose attempts are starting run in the drain: their jobs
-        // are leased, and left unrun they would wait out their leases; a
-        // store that does not answer within the drain grace is left behind
-        // (the leases fence those attempts, the broker delivers them again)
         let deadline = Instant::now() + self.options.drain_grace;
-        while let Some(s) = starting.pop_front() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let Ok(batch) = tokio::time::timeout(left, s.started()).await else {
-                tracing::warn!(queue = %cfg.name, "attempts still starting at the end of the drain grace; their messages are delivered again");
-                break;
-            };
-            self.launch(
-                &mut *sub,
-                batch,
-                &started,
-                &mut tasks,
-                &mut acks,
-                &mut stalled,
-            )
+        let left = Leftovers {
+            starting,
+            pending,
+            stalled,
+        };
+        self.drain_jobs(&mut *sub, left, &started, &mut tasks, &mut acks, deadline)
             .await;
-        }
-        // held after a start that went unanswered: the store may have
-        // started those attempts, leased to nobody; asked again under their
-        // tokens, the attempts it hands back are undone, so that their
-        // messages, delivered again, start at once and count them once
-        let unheard = stalled.take_unheard();
-        if !unheard.is_empty() {
-            let batch = Batch {
-                deliveries: unheard,
-                probe: false,
-            };
-            let s = self.start(batch, &mut stalled);
-            let left = deadline.saturating_duration_since(Instant::now());
-            match tokio::time::timeout(left, s.started()).await {
-                Ok(batch) => {
-                    let undone = batch.undo(&attempts).await;
-                    tracing::info!(queue = %cfg.name, undone, "undid the attempts of starts that went unanswered");
-                }
-                Err(_) => {
-                    tracing::warn!(queue = %cfg.name, "cannot undo the attempts of starts that went unanswered within the drain grace; they are taken over once their leases lapse")
-                }
-            }
-        }
-        // a batch received but not started (or held after a failed start):
-        // nothing of it is in the store; left unacked, the broker delivers
-        // it again
-        drop(pending);
-        drop(stalled);
-        tracing::info!(queue = %cfg.name, in_flight = tasks.len(), "worker draining");
-        while !tasks.is_empty() {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, tasks.join_next()).await.is_err() {
-                tracing::warn!(queue = %cfg.name, abandoned = tasks.len(), "drain grace over; abandoning jobs for redelivery");
-                tasks.abort_all();
-                break;
-            }
-        }
         drop(done_tx);
-        // outcomes are written until the drain grace is over (for at least
-        // FLUSH_GRACE): a store that stays down must not keep the process
-        // from exiting. What is left unwritten stays un-acked, so the
-        // broker delivers it again (the lease fences the old attempt).
-        let flush_until = deadline.max(Instant::now() + FLUSH_GRACE);
-        let mut flusher = flusher;
-        let flushing = tokio::time::timeout_at(flush_until.into(), &mut flusher);
-        if flushing.await.is_err() {
-            tracing::warn!(queue = %cfg.name, "store unavailable at the end of the drain; outcomes left unwritten, their messages are delivered again");
-            flusher.abort();
-        }
-        while let Ok(t) = ack_rx.try_recv() {
-            acks.extend(t);
-        }
-        self.ack(&mut *sub, &mut acks).await;
+        self.drain_outcomes(&mut *sub, flusher, &mut ack_rx, &mut acks, deadline)
+            .await;
         reporting.cancel();
         let _ = tokio::time::timeout(Duration::from_secs(2), reporter).await;
         tracing::info!(queue = %cfg.name, "worker stopped");
@@ -492,7 +427,7 @@ impl Worker {
     }
 
     /// Acks what is waiting; returns how many were acked.
-    async fn ack(&self, sub: &mut dyn Subscription, acks: &mut Vec<AckToken>) -> usize {
+    pub(crate) async fn ack(&self, sub: &mut dyn Subscription, acks: &mut Vec<AckToken>) -> usize {
         if acks.is_empty() {
             return 0;
         }
