@@ -1,5 +1,6 @@
-//! Cases for the operators' operations: pause state and the audit log,
-//! and the helpers that kill jobs for the dead-letter and replay cases.
+//! Cases for the operators' operations: pause state, the audit log, and a
+//! replay and a delete racing a dead letter not yet published; and the
+//! helpers that kill jobs for the dead-letter and replay cases.
 
 use super::*;
 use crate::AuditEntry;

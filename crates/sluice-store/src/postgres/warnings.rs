@@ -12,7 +12,7 @@ pub struct ServerWarning {
 }
 
 /// Settings of the server behind `pool` that work against sluice (logged
-/// by [`PgStore::open`]); see [`warnings_for`]. A failed check reports
+/// by [`PgStore::open`](super::PgStore::open)); see [`warnings_for`]. A failed check reports
 /// nothing.
 pub(super) async fn server_warnings(pool: &PgPool) -> Vec<ServerWarning> {
     let autovacuum: Option<String> = sqlx::query_scalar("SELECT current_setting('autovacuum')")
