@@ -112,6 +112,21 @@ pub enum ReplaySkip {
     Taken,
 }
 
+/// How many entries of a [`AdminStore::replay_from_snapshot`] call it
+/// replayed and how many it skipped; entries an earlier call took
+/// ([`ReplaySkip::Taken`]) are neither (that call counted them).
+pub fn replay_tally(results: &[(JobId, Result<(), ReplaySkip>)]) -> (u64, u64) {
+    let (mut replayed, mut skipped) = (0, 0);
+    for (_, r) in results {
+        match r {
+            Ok(()) => replayed += 1,
+            Err(ReplaySkip::Taken) => {}
+            Err(_) => skipped += 1,
+        }
+    }
+    (replayed, skipped)
+}
+
 /// An operator action, for the audit log.
 #[derive(Debug, Clone, PartialEq)]
 pub struct AuditEntry {
@@ -173,6 +188,13 @@ pub trait AdminStore: Send + Sync {
     /// and published as usual (an outside consumer may see it after the
     /// replay; it carries the same job id and the error of that death), and
     /// never changes the job. Returns every entry of the range.
+    ///
+    /// The same transaction records the range in the replay's progress (and
+    /// so as a sign of life): its position moves to the range's end (never
+    /// back), and the entries this call replayed or skipped (see
+    /// [`replay_tally`]) are added to its counts. A runner that stops
+    /// between calls leaves exact counts: an entry is counted by the call
+    /// that takes it. A `replay` that does not exist records nothing.
     async fn replay_from_snapshot(
         &self,
         replay: uuid::Uuid,
@@ -187,14 +209,13 @@ pub trait AdminStore: Send + Sync {
     /// [`StoreError::IdempotencyConflict`].
     async fn create_replay(&self, replay: NewReplay) -> Result<(ReplayRecord, bool), StoreError>;
 
-    /// Records progress: adds to the counters, sets the position, and
-    /// finishes the replay when `status` is given.
+    /// Records that a replay's runner is alive: moves the position to
+    /// `position` unless it is past it already, and finishes the replay when
+    /// `status` is given. The counts are [`AdminStore::replay_from_snapshot`]'s.
     async fn update_replay(
         &self,
         id: uuid::Uuid,
         position: u64,
-        replayed: u64,
-        skipped: u64,
         status: Option<&str>,
     ) -> Result<ReplayRecord, StoreError>;
 

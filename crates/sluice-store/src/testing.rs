@@ -276,13 +276,9 @@ impl crate::AdminStore for Wrapped {
         &self,
         id: uuid::Uuid,
         position: u64,
-        replayed: u64,
-        skipped: u64,
         status: Option<&str>,
     ) -> Result<crate::ReplayRecord, StoreError> {
-        self.inner
-            .update_replay(id, position, replayed, skipped, status)
-            .await
+        self.inner.update_replay(id, position, status).await
     }
     async fn get_replay(&self, id: uuid::Uuid) -> Result<crate::ReplayRecord, StoreError> {
         self.inner.get_replay(id).await

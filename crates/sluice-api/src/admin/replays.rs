@@ -123,7 +123,7 @@ async fn replay_one(
         Err(e) => {
             let _ = state
                 .store()
-                .update_replay(record.id, 0, 0, 0, Some("failed"))
+                .update_replay(record.id, 0, Some("failed"))
                 .await;
             return Err(e.into());
         }
@@ -136,7 +136,7 @@ async fn replay_one(
     runner::count_outcomes(replayed, skipped);
     state
         .store()
-        .update_replay(record.id, 1, replayed, skipped, Some("completed"))
+        .update_replay(record.id, 1, Some("completed"))
         .await?;
     match outcome {
         Ok(()) => {

@@ -1,6 +1,8 @@
 //! The background runner of a replay: replays the snapshot of job ids at
 //! `rate_per_second` (steady pacing) or in batches as fast as the store
-//! allows, and records progress at least every [`HEARTBEAT`] and at the end.
+//! allows. Each batch records its progress in the transaction that replays
+//! it; a slowly paced runner also records every [`IDLE_HEARTBEAT`] that it
+//! is alive, and the end.
 //! A supervisor resumes replays whose runner died (no progress recorded for
 //! [`STALE_AFTER`]), from their recorded position. The store takes each
 //! snapshot entry in the transaction that replays it, so entries past the
@@ -12,14 +14,12 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use sluice_core::{RateLimit, TokenBucket};
-use sluice_store::{ReplayRecord, ReplaySkip, StoreError};
+use sluice_store::{replay_tally, ReplayRecord, StoreError};
 use tokio::time::Instant;
 
 use super::AdminState;
 use crate::metrics::REPLAY_JOBS_TOTAL;
 
-/// A running replay records progress at least this often.
-pub(crate) const HEARTBEAT: Duration = Duration::from_millis(250);
 /// A `running` replay without progress for this long has lost its runner
 /// (the default of [`AdminState::set_replay_stale_after`]).
 pub(crate) const STALE_AFTER: Duration = Duration::from_secs(30);
@@ -83,23 +83,18 @@ pub(crate) async fn supervise(state: AdminState, shutdown: impl Future<Output = 
     }
 }
 
-/// Progress not yet recorded.
+/// Where a runner is. Each store call records its own range and counts
+/// (see `AdminStore::replay_from_snapshot`); the runner records that it is
+/// alive while it waits, and the final status.
 struct Progress {
     id: uuid::Uuid,
     position: u64,
-    replayed: u64,
-    skipped: u64,
-    flushed_at: Instant,
 }
 
 impl Progress {
     async fn flush(&mut self, state: &AdminState, status: Option<&str>) -> Result<(), StoreError> {
         let store = state.store();
-        retry(|| store.update_replay(self.id, self.position, self.replayed, self.skipped, status))
-            .await?;
-        self.replayed = 0;
-        self.skipped = 0;
-        self.flushed_at = Instant::now();
+        retry(|| store.update_replay(self.id, self.position, status)).await?;
         Ok(())
     }
 }
@@ -108,9 +103,6 @@ async fn run(state: &AdminState, record: ReplayRecord) -> Result<(), StoreError>
     let mut progress = Progress {
         id: record.id,
         position: record.position,
-        replayed: 0,
-        skipped: 0,
-        flushed_at: Instant::now(),
     };
     match replay_all(state, &record, &mut progress).await {
         Ok(true) => progress.flush(state, Some("completed")).await,
@@ -176,23 +168,13 @@ async fn replay_all(
         }
         let (from, max) = (progress.position, record.max_replays);
         let results = retry(|| store.replay_from_snapshot(record.id, from, n, max)).await?;
-        // entries an earlier run took were counted then (or lost with
-        // the progress it did not record)
-        let replayed = results.iter().filter(|(_, r)| r.is_ok()).count() as u64;
-        let taken = results
-            .iter()
-            .filter(|(_, r)| *r == Err(ReplaySkip::Taken))
-            .count() as u64;
-        let skipped = results.len() as u64 - replayed - taken;
+        // the call recorded its range and counts; entries an earlier run
+        // took were counted by that run's call
+        let (replayed, skipped) = replay_tally(&results);
         count_outcomes(replayed, skipped);
-        progress.replayed += replayed;
-        progress.skipped += skipped;
         progress.position += results.len() as u64;
         if results.len() < n {
             return Ok(true);
-        }
-        if progress.flushed_at.elapsed() >= HEARTBEAT {
-            progress.flush(state, None).await?;
         }
     }
 }

@@ -22,6 +22,8 @@ fn snapshot_of(ids: Vec<JobId>) -> NewReplay {
 /// older recorded position) replays none of them again, even a job that
 /// died again meanwhile; it goes on with the entries after them. A range
 /// past the end is short or empty; another replay has its own entries.
+/// Each call records its range in the replay's progress, counting only the
+/// entries it took.
 pub async fn replay_snapshot_entries_are_taken_once(store: Arc<dyn Store>) {
     let store = &*store;
     let a = kill(store, "q", "a died").await;
@@ -43,6 +45,7 @@ pub async fn replay_snapshot_entries_are_taken_once(store: Arc<dyn Store>) {
         vec![(a, Ok(())), (alive, Err(ReplaySkip::NotDead))]
     );
     assert_eq!(status_of(store, a).await, JobStatus::Pending);
+    assert_eq!(progress(store, rec.id).await, (2, 1, 1));
     die(store, a, "a died again").await;
 
     assert_eq!(
@@ -60,6 +63,11 @@ pub async fn replay_snapshot_entries_are_taken_once(store: Arc<dyn Store>) {
         "one replay of a per replay request"
     );
     assert_eq!(status_of(store, b).await, JobStatus::Pending);
+    assert_eq!(
+        progress(store, rec.id).await,
+        (3, 2, 1),
+        "taken entries count once"
+    );
     assert!(store
         .replay_from_snapshot(rec.id, 3, 10, 3)
         .await
@@ -77,6 +85,7 @@ pub async fn replay_snapshot_entries_are_taken_once(store: Arc<dyn Store>) {
         store.replay_from_snapshot(other.id, 0, 5, 1).await.unwrap(),
         vec![(a, Err(ReplaySkip::LimitReached(1)))]
     );
+    assert_eq!(progress(store, other.id).await, (1, 0, 1));
     let (third, _) = store.create_replay(snapshot_of(vec![a])).await.unwrap();
     assert_eq!(
         store.replay_from_snapshot(third.id, 0, 5, 3).await.unwrap(),
@@ -120,4 +129,15 @@ pub async fn concurrent_snapshot_calls_replay_each_entry_once(store: Arc<dyn Sto
         assert!(outcomes.contains(&&Err(ReplaySkip::Taken)), "entry {n}");
         assert_eq!(store.get_job(id).await.unwrap().replay_count, 1);
     }
+    assert_eq!(
+        progress(&*store, rec.id).await,
+        (12, 12, 0),
+        "each entry counted once"
+    );
+}
+
+/// A replay's recorded (position, replayed, skipped).
+async fn progress(store: &dyn Store, id: uuid::Uuid) -> (u64, u64, u64) {
+    let r = store.get_replay(id).await.unwrap();
+    (r.position, r.replayed, r.skipped)
 }

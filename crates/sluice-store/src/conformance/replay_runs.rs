@@ -175,7 +175,7 @@ pub async fn a_running_replays_key_outlives_pruning(store: Arc<dyn Store>) {
     let done = replay_request(vec![JobId::new()], Some(("k-done", "fp-b")));
     store.create_replay(done.clone()).await.unwrap();
     store
-        .update_replay(done.id, 1, 1, 0, Some("completed"))
+        .update_replay(done.id, 1, Some("completed"))
         .await
         .unwrap();
     let cutoff = now_ms() + 1;
@@ -188,7 +188,7 @@ pub async fn a_running_replays_key_outlives_pruning(store: Arc<dyn Store>) {
     let done_again = replay_request(vec![JobId::new()], Some(("k-done", "fp-b")));
     assert!(store.create_replay(done_again).await.unwrap().1);
     store
-        .update_replay(running.id, 1, 1, 0, Some("completed"))
+        .update_replay(running.id, 1, Some("completed"))
         .await
         .unwrap();
     assert_eq!(store.prune_idempotency_keys(cutoff, 100).await.unwrap(), 1);
@@ -255,7 +255,7 @@ pub async fn create_replay_is_idempotent(store: Arc<dyn Store>) {
     assert_ne!(rec4.id, rec3.id);
 
     // Progress made since is what the key returns.
-    let progressed = store.update_replay(first.id, 1, 1, 0, None).await.unwrap();
+    let progressed = store.update_replay(first.id, 1, None).await.unwrap();
     let (got, created) = store
         .create_replay(replay_request(Vec::new(), Some(("k1", "fp-a"))))
         .await
@@ -269,8 +269,9 @@ pub async fn create_replay_is_idempotent(store: Arc<dyn Store>) {
     ));
 }
 
-/// The snapshot reads in its own order, by range; updates add to the
-/// counters, move the position and finish the replay.
+/// The snapshot reads in its own order, by range, and each range is
+/// recorded in the replay's progress; updates move the position (never
+/// back) and finish the replay.
 pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
     let store = &*store;
     // Not in id order: the snapshot keeps the order given.
@@ -310,8 +311,20 @@ pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
         vec![(ids[0], Err(ReplaySkip::NotDead))]
     );
 
-    let p1 = store.update_replay(rec.id, 2, 1, 1, None).await.unwrap();
-    assert_eq!((p1.position, p1.replayed, p1.skipped), (2, 1, 1));
+    // five entries skipped (none is a dead letter), each counted once
+    let ranges = store.get_replay(rec.id).await.unwrap();
+    assert_eq!(
+        (ranges.position, ranges.replayed, ranges.skipped),
+        (5, 0, 5)
+    );
+    assert!(ranges.updated_at >= rec.updated_at);
+
+    let p1 = store.update_replay(rec.id, 2, None).await.unwrap();
+    assert_eq!(
+        (p1.position, p1.replayed, p1.skipped),
+        (5, 0, 5),
+        "never back"
+    );
     assert_eq!((p1.status.as_str(), p1.finished_at), ("running", None));
     assert!(p1.updated_at >= rec.updated_at);
     assert_eq!(
@@ -321,17 +334,17 @@ pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
     assert_eq!(store.get_replay(rec.id).await.unwrap(), p1);
 
     let p2 = store
-        .update_replay(rec.id, 5, 2, 1, Some("completed"))
+        .update_replay(rec.id, 5, Some("completed"))
         .await
         .unwrap();
-    assert_eq!((p2.position, p2.replayed, p2.skipped), (5, 3, 2));
+    assert_eq!((p2.position, p2.replayed, p2.skipped), (5, 0, 5));
     assert_eq!(p2.status, "completed");
     let finished = p2.finished_at.expect("finished");
     assert!(finished >= p1.updated_at && finished <= now_ms());
     assert_eq!(store.get_replay(rec.id).await.unwrap(), p2);
 
     let failed = store
-        .update_replay(other.id, 0, 0, 0, Some("failed"))
+        .update_replay(other.id, 0, Some("failed"))
         .await
         .unwrap();
     assert_eq!(failed.status, "failed");
@@ -339,9 +352,7 @@ pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
     assert_eq!(store.get_replay(other.id).await.unwrap(), failed);
 
     assert!(matches!(
-        store
-            .update_replay(uuid::Uuid::new_v4(), 1, 1, 1, None)
-            .await,
+        store.update_replay(uuid::Uuid::new_v4(), 1, None).await,
         Err(StoreError::NotFound)
     ));
 }
@@ -359,14 +370,14 @@ pub async fn stale_replays_are_running_and_old(store: Arc<dyn Store>) {
         .unwrap();
     assert!(store.stale_replays(60_000).await.unwrap().is_empty());
     tokio::time::sleep(Duration::from_millis(400)).await;
-    let b = store.update_replay(b.id, 0, 0, 0, None).await.unwrap();
+    let b = store.update_replay(b.id, 0, None).await.unwrap();
     let ids = |v: Vec<ReplayRecord>| v.into_iter().map(|r| r.id).collect::<Vec<_>>();
     assert_eq!(ids(store.stale_replays(200).await.unwrap()), vec![a.id]);
     let stale = store.stale_replays(200).await.unwrap();
     assert_eq!(stale[0], store.get_replay(a.id).await.unwrap());
 
     store
-        .update_replay(a.id, 1, 1, 0, Some("completed"))
+        .update_replay(a.id, 1, Some("completed"))
         .await
         .unwrap();
     tokio::time::sleep(Duration::from_millis(400)).await;

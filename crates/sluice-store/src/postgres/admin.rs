@@ -335,8 +335,6 @@ impl AdminStore for PgStore {
         &self,
         id: Uuid,
         position: u64,
-        replayed: u64,
-        skipped: u64,
         status: Option<&str>,
     ) -> Result<ReplayRecord, StoreError> {
         let pool = &self.pool;
@@ -344,8 +342,6 @@ impl AdminStore for PgStore {
             .run("update replay", move || async move {
                 Ok(sqlx::query(include_str!("sql/replay_update.sql"))
                     .bind(to_i64(position))
-                    .bind(to_i64(replayed))
-                    .bind(to_i64(skipped))
                     .bind(status)
                     .bind(now_ms())
                     .bind(id)

@@ -10,11 +10,12 @@ use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, to_u32};
 use super::Fail;
-use crate::ReplaySkip;
+use crate::{replay_tally, ReplaySkip};
 
 /// [`crate::AdminStore::replay_from_snapshot`] in one transaction: the
 /// range's entries are locked, those not taken yet are marked taken and
-/// replayed, and all of it commits together. A concurrent call over the
+/// replayed, the replay's progress records them, and all of it commits
+/// together. A concurrent call over the
 /// same entries waits for the lock and then finds them taken.
 pub(super) async fn replay_snapshot_tx(
     pool: &PgPool,
@@ -53,6 +54,16 @@ pub(super) async fn replay_snapshot_tx(
         };
         results.push((id, result));
     }
+    let (replayed, skipped) = replay_tally(&results);
+    let reached = from.saturating_add(i64::try_from(results.len()).unwrap_or(i64::MAX));
+    sqlx::query(include_str!("sql/replay_progress.sql"))
+        .bind(replay)
+        .bind(reached)
+        .bind(i64::try_from(replayed).unwrap_or(i64::MAX))
+        .bind(i64::try_from(skipped).unwrap_or(i64::MAX))
+        .bind(now_ms())
+        .execute(&mut *tx)
+        .await?;
     tx.commit().await?;
     Ok(results)
 }

@@ -11,8 +11,8 @@ use sqlx::{Row, SqliteConnection};
 use super::rows::{corrupt, job_id, json_list, to_u32};
 use super::{delete_jobs, map_err, SqliteStore};
 use crate::{
-    AdminStore, AttemptRecord, AuditEntry, DeadLetter, DeadLetterCursor, DeadLetterDetail,
-    DeadLetterFilter, NewReplay, ReplayRecord, ReplaySkip, StoreError,
+    replay_tally, AdminStore, AttemptRecord, AuditEntry, DeadLetter, DeadLetterCursor,
+    DeadLetterDetail, DeadLetterFilter, NewReplay, ReplayRecord, ReplaySkip, StoreError,
 };
 
 /// A count or position as SQLite stores it.
@@ -313,6 +313,17 @@ impl AdminStore for SqliteStore {
             };
             results.push((id, result));
         }
+        let (replayed, skipped) = replay_tally(&results);
+        let reached = from.saturating_add(limit_i64(results.len()));
+        sqlx::query(include_str!("sql/replay_progress.sql"))
+            .bind(&replay)
+            .bind(reached)
+            .bind(to_i64(replayed))
+            .bind(to_i64(skipped))
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
         if results.iter().any(|(_, r)| r.is_ok()) {
             self.wake_relays();
@@ -389,15 +400,11 @@ impl AdminStore for SqliteStore {
         &self,
         id: uuid::Uuid,
         position: u64,
-        replayed: u64,
-        skipped: u64,
         status: Option<&str>,
     ) -> Result<ReplayRecord, StoreError> {
         let mut tx = self.begin_write().await?;
         let row = sqlx::query(include_str!("sql/replay_update.sql"))
             .bind(to_i64(position))
-            .bind(to_i64(replayed))
-            .bind(to_i64(skipped))
             .bind(status)
             .bind(now_ms())
             .bind(id.to_string())
