@@ -191,7 +191,7 @@ pub trait AdminStore: Send + Sync {
     ///
     /// The same transaction records the range in the replay's progress (and
     /// so as a sign of life): its position moves to the range's end (never
-    /// back), and the entries this call replayed or skipped (see
+    /// back, nor past the snapshot's end), and the entries this call replayed or skipped (see
     /// [`replay_tally`]) are added to its counts. A runner that stops
     /// between calls leaves exact counts: an entry is counted by the call
     /// that takes it. A `replay` that does not exist records nothing.

@@ -291,10 +291,17 @@ pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
             .map(|(id, _)| id)
             .collect::<Vec<JobId>>()
     };
+    sleep_past(rec.updated_at).await;
     assert_eq!(range(rec.id, 0, 2).await, ids[..2].to_vec());
+    let first = store.get_replay(rec.id).await.unwrap();
+    assert!(
+        first.updated_at > rec.updated_at,
+        "a range is a sign of life"
+    );
     assert_eq!(range(rec.id, 2, 2).await, ids[2..4].to_vec());
     assert_eq!(range(rec.id, 4, 2).await, ids[4..].to_vec());
     assert!(range(rec.id, 5, 2).await.is_empty());
+    assert!(range(rec.id, 7, 2).await.is_empty(), "past the end");
     assert_eq!(range(rec.id, 0, 100).await, ids, "taken entries too");
     assert_eq!(range(rec.id, 3, 100).await, ids[3..].to_vec());
     assert!(range(rec.id, 0, 0).await.is_empty());
@@ -311,13 +318,13 @@ pub async fn replay_snapshot_ranges_and_progress(store: Arc<dyn Store>) {
         vec![(ids[0], Err(ReplaySkip::NotDead))]
     );
 
-    // five entries skipped (none is a dead letter), each counted once
+    // five entries skipped (none is a dead letter), each counted once; the
+    // position stops at the snapshot's end
     let ranges = store.get_replay(rec.id).await.unwrap();
     assert_eq!(
         (ranges.position, ranges.replayed, ranges.skipped),
         (5, 0, 5)
     );
-    assert!(ranges.updated_at >= rec.updated_at);
 
     let p1 = store.update_replay(rec.id, 2, None).await.unwrap();
     assert_eq!(

@@ -1,7 +1,7 @@
 -- ?1 replay id, ?2 position reached, ?3 replayed to add, ?4 skipped to add,
--- ?5 now. The position never moves back.
+-- ?5 now. The position never moves back, nor past the snapshot's end.
 UPDATE replays
-SET position = MAX(position, ?2),
+SET position = MAX(position, MIN(?2, matched)),
     replayed = replayed + ?3,
     skipped = skipped + ?4,
     updated_at = ?5
