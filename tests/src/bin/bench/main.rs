@@ -113,9 +113,29 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
     sorted[((sorted.len() - 1) as f64 * p).round() as usize]
 }
 
+/// What `--help` prints (before any build or connection).
+const USAGE: &str = "\
+usage: scripts/bench [embedded|ingest|amqp|kafka] [options]
+  embedded (default)  HTTP ingest and 202-to-handler latency on SQLite + the embedded broker
+                      [--seconds N] [--latency-rate R]
+  ingest              PostgreSQL ingest against pgbench, the batch endpoint against
+                      multi-row INSERTs, the relay's drain, the no-op HTTP ceiling
+                      [--seconds N]  (PostgreSQL at SLUICE_TEST_POSTGRES_URL)
+  amqp                relay and worker against raw lapin, RabbitMQ at SLUICE_TEST_AMQP_URL
+                      [--backlog N] [--concurrency N] [--handler noop|log] [--relay-batch N]
+  kafka               relay and worker against raw librdkafka, at SLUICE_TEST_KAFKA_BROKERS
+                      [--backlog N] [--concurrency N] [--handler noop|log] [--relay-batch N]
+                      [--worker-limit SECONDS]
+The sluice binary is SLUICE_BIN (scripts/bench sets it), else the one built
+beside this benchmark.";
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match std::env::args().nth(1).as_deref() {
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
         None | Some("embedded") => embedded::run().await,
         Some(a) if a.starts_with("--") => embedded::run().await,
         Some("ingest") => postgres::run().await,
