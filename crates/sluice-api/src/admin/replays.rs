@@ -113,13 +113,12 @@ async fn replay_one(
     }
     // Through the snapshot: a supervisor that resumes this replay should
     // this process stall or die now finds the entry taken.
-    let outcome = state
+    let results = match state
         .store()
         .replay_from_snapshot(record.id, 0, 1, max)
-        .await;
-    let outcome = match outcome {
-        Ok(mut v) if v.len() == 1 => v.remove(0).1,
-        Ok(_) => Err(ReplaySkip::NotDead),
+        .await
+    {
+        Ok(results) => results,
         Err(e) => {
             let _ = state
                 .store()
@@ -128,12 +127,11 @@ async fn replay_one(
             return Err(e.into());
         }
     };
-    let (replayed, skipped) = match &outcome {
-        Ok(()) => (1, 0),
-        Err(ReplaySkip::Taken) => (0, 0),
-        Err(_) => (0, 1),
-    };
-    runner::count_outcomes(replayed, skipped);
+    runner::count_outcomes(&results);
+    let outcome = results
+        .into_iter()
+        .next()
+        .map_or(Err(ReplaySkip::NotDead), |(_, r)| r);
     state
         .store()
         .update_replay(record.id, 1, Some("completed"))

@@ -13,8 +13,8 @@ use std::future::Future;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use sluice_core::{RateLimit, TokenBucket};
-use sluice_store::{replay_tally, ReplayRecord, StoreError};
+use sluice_core::{JobId, RateLimit, TokenBucket};
+use sluice_store::{replay_tally, ReplayRecord, ReplaySkip, StoreError};
 use tokio::time::Instant;
 
 use super::AdminState;
@@ -34,8 +34,11 @@ const MIN_TICK: Duration = Duration::from_millis(10);
 /// (the supervisor resumes the replay later).
 const RETRY_FOR: Duration = Duration::from_secs(60);
 
-/// Counts replayed and skipped jobs in `sluice_replay_jobs_total`.
-pub(crate) fn count_outcomes(replayed: u64, skipped: u64) {
+/// Counts the jobs a `replay_from_snapshot` call replayed and skipped (as
+/// the store recorded them: see [`replay_tally`]) in
+/// `sluice_replay_jobs_total`.
+pub(crate) fn count_outcomes(results: &[(JobId, Result<(), ReplaySkip>)]) {
+    let (replayed, skipped) = replay_tally(results);
     if replayed > 0 {
         metrics::counter!(REPLAY_JOBS_TOTAL, "outcome" => "replayed").increment(replayed);
     }
@@ -170,8 +173,7 @@ async fn replay_all(
         let results = retry(|| store.replay_from_snapshot(record.id, from, n, max)).await?;
         // the call recorded its range and counts; entries an earlier run
         // took were counted by that run's call
-        let (replayed, skipped) = replay_tally(&results);
-        count_outcomes(replayed, skipped);
+        count_outcomes(&results);
         progress.position += results.len() as u64;
         if results.len() < n {
             return Ok(true);
