@@ -3,6 +3,8 @@
 
 use sluice_core::{EpochMs, JobStatus};
 
+use crate::LeaseToken;
+
 /// What a message may do with its job as it stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum StartRule {
@@ -17,23 +19,24 @@ pub(crate) enum StartRule {
     Stale,
 }
 
-/// [`start_rule`] for the message of `attempt` (`None`: a new job's first),
-/// given the job's stored state: its status, attempts so far and lease
-/// (`leased`: a lease token is set; a token without a time counts as a
-/// lapsed lease; `mine`: that token is the request's own).
+/// [`start_rule`] for the message of `attempt` (`None`: a new job's first)
+/// asking under `asked` (its own lease token, if it chose one), given the
+/// job's stored state: its status, attempts so far and lease (`token`; a
+/// token without a time counts as a lapsed lease).
 pub(crate) fn start_rule_for(
     attempt: Option<u32>,
+    asked: Option<&LeaseToken>,
     status: JobStatus,
     attempts: u32,
-    (leased, mine): (bool, bool),
-    lease_until: Option<EpochMs>,
+    (token, lease_until): (Option<&str>, Option<EpochMs>),
     now: EpochMs,
 ) -> StartRule {
     // only the unfinished attempt a lease names holds it
-    if mine && leased && !status.is_final() {
+    let mine = token.is_some_and(|t| asked.is_some_and(|a| a.0 == t));
+    if mine && !status.is_final() {
         return StartRule::Resume;
     }
-    let lease = leased.then(|| lease_until.unwrap_or(EpochMs::MIN));
+    let lease = token.map(|_| lease_until.unwrap_or(EpochMs::MIN));
     start_rule(
         attempt.unwrap_or(1),
         status.is_final(),
@@ -77,15 +80,9 @@ mod tests {
 
     #[test]
     fn a_lease_token_without_a_time_is_a_lapsed_lease() {
-        let rule = |leased, until| {
-            start_rule_for(
-                Some(1),
-                JobStatus::Published,
-                1,
-                (leased, false),
-                until,
-                100,
-            )
+        let rule = |leased: bool, until| {
+            let token = leased.then_some("t");
+            start_rule_for(Some(1), None, JobStatus::Published, 1, (token, until), 100)
         };
         assert_eq!(rule(true, None), StartRule::Start, "taken over");
         assert_eq!(rule(true, Some(50)), StartRule::Start, "lapsed");
@@ -95,17 +92,21 @@ mod tests {
 
     #[test]
     fn a_finished_job_and_a_message_from_the_future_are_stale() {
-        let done = start_rule_for(Some(2), JobStatus::Succeeded, 1, (false, false), None, 100);
+        let unleased = (None, None);
+        let done = start_rule_for(Some(2), None, JobStatus::Succeeded, 1, unleased, 100);
         assert_eq!(done, StartRule::Stale);
-        let ahead = start_rule_for(Some(3), JobStatus::Retrying, 1, (false, false), None, 100);
+        let ahead = start_rule_for(Some(3), None, JobStatus::Retrying, 1, unleased, 100);
         assert_eq!(ahead, StartRule::Stale);
-        let next = start_rule_for(None, JobStatus::Pending, 0, (false, false), None, 100);
+        let next = start_rule_for(None, None, JobStatus::Pending, 0, unleased, 100);
         assert_eq!(next, StartRule::Start);
     }
 
     #[test]
     fn the_request_whose_lease_holds_the_job_resumes_its_attempt() {
-        let rule = |status, until| start_rule_for(Some(1), status, 1, (true, true), until, 100);
+        let mine = LeaseToken::new();
+        let rule = |status, until| {
+            start_rule_for(Some(1), Some(&mine), status, 1, (Some(&mine.0), until), 100)
+        };
         assert_eq!(rule(JobStatus::Published, Some(150)), StartRule::Resume);
         assert_eq!(
             rule(JobStatus::Published, Some(50)),
@@ -114,5 +115,10 @@ mod tests {
         );
         assert_eq!(rule(JobStatus::Succeeded, Some(150)), StartRule::Stale);
         assert_eq!(rule(JobStatus::Dead, None), StartRule::Stale);
+        // another token's lease holds it: that attempt is not this request's
+        let other = LeaseToken::new();
+        let held = (Some(other.0.as_str()), Some(150));
+        let busy = start_rule_for(Some(1), Some(&mine), JobStatus::Published, 1, held, 100);
+        assert_eq!(busy, StartRule::Busy(150));
     }
 }

@@ -81,16 +81,12 @@ fn decide(req: &StartRequest, current: Option<&JobState>, now: EpochMs) -> Decis
     let Some(current) = current else {
         return Decision::Skip(Skip::Missing);
     };
-    let mine = req
-        .lease
-        .as_ref()
-        .is_some_and(|t| current.lease_token.as_deref() == Some(t.0.as_str()));
     let rule = start_rule_for(
         req.attempt,
+        req.lease.as_ref(),
         current.status,
         current.attempts,
-        (current.lease_token.is_some(), mine),
-        current.lease_until,
+        (current.lease_token.as_deref(), current.lease_until),
         now,
     );
     match rule {

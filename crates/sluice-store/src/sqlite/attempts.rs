@@ -136,16 +136,12 @@ async fn start_one(
     };
     let current = job_row(&row)?;
     let attempts = current.job.attempts;
-    let mine = req
-        .lease
-        .as_ref()
-        .is_some_and(|t| current.lease_token.as_deref() == Some(t.0.as_str()));
     let rule = start_rule_for(
         req.attempt,
+        req.lease.as_ref(),
         current.job.status,
         attempts,
-        (current.lease_token.is_some(), mine),
-        current.lease_until,
+        (current.lease_token.as_deref(), current.lease_until),
         now,
     );
     let resume = match rule {
