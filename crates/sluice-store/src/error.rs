@@ -1,5 +1,6 @@
-/// Every failure of a store operation, classified.
-#[derive(Debug, thiserror::Error)]
+/// Every failure of a store operation, classified. Cloned for each of
+/// several results failed by one cause.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
     /// The store cannot be reached or is overloaded: retry later (HTTP 503).
     #[error("store unavailable: {0}")]

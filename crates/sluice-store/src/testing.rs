@@ -34,6 +34,12 @@ pub struct Wrapped {
     lost_answers: AtomicUsize,
 }
 
+/// Takes one from `left` unless it is 0; whether it did.
+fn take_one(left: &AtomicUsize) -> bool {
+    left.fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+        .is_ok()
+}
+
 impl Wrapped {
     /// Around `inner`, the gate open.
     pub fn new(inner: Arc<dyn Store>) -> Arc<Self> {
@@ -188,17 +194,11 @@ impl AttemptStore for Wrapped {
             self.refused.fetch_add(requests.len(), Ordering::SeqCst);
             return requests.iter().map(|_| Err(down())).collect();
         }
-        let panics = self
-            .start_panics
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if panics.is_ok() {
+        if take_one(&self.start_panics) {
             panic!("start_attempts panicked (Wrapped::panic_in_starts)");
         }
         let started = self.inner.start_attempts(requests, lease).await;
-        let lost = self
-            .lost_answers
-            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1));
-        if lost.is_ok() {
+        if take_one(&self.lost_answers) {
             let lost = || StoreError::Unavailable("connection lost after the commit".into());
             return started.iter().map(|_| Err(lost())).collect();
         }

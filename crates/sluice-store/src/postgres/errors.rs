@@ -105,20 +105,6 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A copy of `e` for each of several results failed by one cause.
-fn dup_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::IdempotencyConflict => StoreError::IdempotencyConflict,
-        StoreError::LeaseLost => StoreError::LeaseLost,
-        StoreError::NotFound => StoreError::NotFound,
-        StoreError::InvalidUrl(m) => StoreError::InvalidUrl(m.clone()),
-        StoreError::BackendDisabled(b) => StoreError::BackendDisabled(b),
-        StoreError::Migration(m) => StoreError::Migration(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-    }
-}
-
 /// The results of a batch of `n` items. A batch shares one transaction, so
 /// when it fails for a reason other than availability (one item's data broke
 /// it, and nothing of it was committed) each item is run again alone by
@@ -146,7 +132,7 @@ where
             }
             out
         }
-        Err(e) => (0..n).map(|_| Err(dup_err(&e))).collect(),
+        Err(e) => (0..n).map(|_| Err(e.clone())).collect(),
     }
 }
 

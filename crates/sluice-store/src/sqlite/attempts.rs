@@ -8,7 +8,7 @@ use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{insert_dead_letter, insert_job, insert_outbox, job_row, to_u32};
-use super::{dup_err, map_err, millis, SqliteStore};
+use super::{map_err, millis, SqliteStore};
 use crate::start_rule::{start_rule_for, StartRule};
 use crate::{
     ActiveAttempt, AttemptStore, Completion, LeaseToken, Outcome, StartOutcome, StartRequest,
@@ -27,7 +27,7 @@ impl AttemptStore for SqliteStore {
         }
         match self.start_tx(&requests, millis(lease)).await {
             Ok(results) => results,
-            Err(e) => requests.iter().map(|_| Err(dup_err(&e))).collect(),
+            Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 
@@ -42,7 +42,7 @@ impl AttemptStore for SqliteStore {
                 }
                 results
             }
-            Err(e) => completions.iter().map(|_| Err(dup_err(&e))).collect(),
+            Err(e) => completions.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 

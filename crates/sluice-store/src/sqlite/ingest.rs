@@ -6,7 +6,7 @@ use sluice_core::{now_ms, EpochMs, JobId, JobStatus};
 use sqlx::{Connection, Row, SqliteConnection};
 
 use super::rows::{corrupt, insert_job, insert_outbox, job_id, job_row};
-use super::{dup_err, map_err, SqliteStore};
+use super::{map_err, SqliteStore};
 use crate::{EnqueueRequest, Enqueued, Idempotency, IngestStore, JobRecord, StoreError};
 
 #[async_trait]
@@ -22,7 +22,7 @@ impl IngestStore for SqliteStore {
                 }
                 results
             }
-            Err(e) => requests.iter().map(|_| Err(dup_err(&e))).collect(),
+            Err(e) => requests.iter().map(|_| Err(e.clone())).collect(),
         }
     }
 

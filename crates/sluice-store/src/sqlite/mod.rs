@@ -361,20 +361,6 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
     }
 }
 
-/// A copy of `e` for each of several results failed by one cause.
-pub(crate) fn dup_err(e: &StoreError) -> StoreError {
-    match e {
-        StoreError::Unavailable(m) => StoreError::Unavailable(m.clone()),
-        StoreError::IdempotencyConflict => StoreError::IdempotencyConflict,
-        StoreError::LeaseLost => StoreError::LeaseLost,
-        StoreError::NotFound => StoreError::NotFound,
-        StoreError::InvalidUrl(m) => StoreError::InvalidUrl(m.clone()),
-        StoreError::BackendDisabled(b) => StoreError::BackendDisabled(b),
-        StoreError::Migration(m) => StoreError::Migration(m.clone()),
-        StoreError::Corrupt(m) => StoreError::Corrupt(m.clone()),
-    }
-}
-
 /// Milliseconds of a lease, saturating.
 pub(crate) fn millis(d: Duration) -> i64 {
     i64::try_from(d.as_millis()).unwrap_or(i64::MAX / 2)
