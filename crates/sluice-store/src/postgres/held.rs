@@ -1,0 +1,269 @@
+//! Held claims: the relay's fast path on PostgreSQL.
+//!
+//! A held claim deletes its free rows (no lease, or released) at once, in a
+//! transaction left open while the relay publishes them, kept here under
+//! the claim's lease token. Marking every row is then the commit: one write
+//! per row, where a leased claim writes each row twice (its lease stamp,
+//! then its delete). Until the commit other claims skip the rows (they are
+//! locked), every other reader still sees them, and a relay that dies rolls
+//! them back with its connection. A relay that hangs instead has its
+//! transaction ended by the server after 5 s idle, as every sluice
+//! session's (`idle_in_transaction_session_timeout`).
+//!
+//! Rows whose lease lapsed are taken first, before the savepoint, and
+//! stamped as a leased claim stamps them: the new token fences the old
+//! lease's holder for good, even if the held claim is turned back.
+//!
+//! Anything but marking every row (a partial mark, a release, an
+//! extension, a refusal), and [`HOLD`] passing first, turns the held claim
+//! into an ordinary leased one: back to the savepoint, the free rows
+//! stamped with its token and lease, committed. So a writer waiting for
+//! the rows (a dead letter deleted, retention) waits no longer than
+//! [`HOLD`], and the lease path does the rest. A free row another claim
+//! takes in the moment between the savepoint and the stamp is lost to this
+//! claim (published twice, never lost). Held claims use at most a quarter of
+//! the pool's connections; beyond that, claims are leased.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use sluice_core::{now_ms, EpochMs};
+use sqlx::postgres::PgRow;
+use sqlx::{PgPool, Postgres, Row, Transaction};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::{map_err, Fail};
+use crate::{LeaseToken, StoreError};
+
+/// Longest a claim stays held (half its lease if that is shorter).
+pub(super) const HOLD: Duration = Duration::from_secs(1);
+
+/// A held claim's transaction, taken by whoever settles it first.
+type Slot = Arc<tokio::sync::Mutex<Option<Held>>>;
+
+/// The claims held in open transactions, by lease token.
+pub(super) struct HeldClaims {
+    slots: Mutex<HashMap<LeaseToken, Slot>>,
+    /// One per connection held claims may use.
+    permits: Arc<Semaphore>,
+    /// Bounds turning a claim into a leased one.
+    op_timeout: Duration,
+}
+
+/// The statements of a held claim, run: its open transaction, its rows (as
+/// `outbox_claim.sql` returns them: the lapsed ones it stamped, then the
+/// free ones it deleted after `SAVEPOINT claim`) and when its lease ends.
+pub(super) struct Opened {
+    tx: Transaction<'static, Postgres>,
+    stamped: Vec<PgRow>,
+    deleted: Vec<PgRow>,
+    lease_until: EpochMs,
+}
+
+/// A held claim, open.
+struct Held {
+    tx: Transaction<'static, Postgres>,
+    /// Lapsed rows it stamped, before the savepoint.
+    stamped: Vec<i64>,
+    /// Free rows it deleted, after it.
+    deleted: Vec<i64>,
+    lease_until: EpochMs,
+    _permit: OwnedSemaphorePermit,
+}
+
+/// Runs a held claim of up to `limit` rows under `token`.
+pub(super) async fn claim(
+    pool: &PgPool,
+    token: &LeaseToken,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Opened, Fail> {
+    let mut tx = pool.begin().await?;
+    let now = now_ms();
+    let lease_until = now.saturating_add(lease_ms);
+    let stamped = sqlx::query(include_str!("sql/outbox_claim_lapsed.sql"))
+        .bind(&token.0)
+        .bind(lease_until)
+        .bind(now)
+        .bind(limit)
+        .fetch_all(&mut *tx)
+        .await?;
+    sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
+    let rest = limit.saturating_sub(stamped.len() as i64);
+    let deleted = match rest {
+        0 => Vec::new(),
+        _ => {
+            sqlx::query(include_str!("sql/outbox_claim_held.sql"))
+                .bind(now)
+                .bind(rest)
+                .fetch_all(&mut *tx)
+                .await?
+        }
+    };
+    Ok(Opened {
+        tx,
+        stamped,
+        deleted,
+        lease_until,
+    })
+}
+
+fn row_ids(rows: &[PgRow]) -> Result<Vec<i64>, StoreError> {
+    rows.iter()
+        .map(|r| r.try_get::<i64, _>("row_id"))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(map_err)
+}
+
+impl HeldClaims {
+    /// Room for a quarter of a pool of `max_connections` (none below 4).
+    pub(super) fn new(max_connections: u32, op_timeout: Duration) -> Arc<Self> {
+        Arc::new(Self {
+            slots: Mutex::default(),
+            permits: Arc::new(Semaphore::new(max_connections as usize / 4)),
+            op_timeout,
+        })
+    }
+
+    /// A connection's worth of room for a held claim, if there is any.
+    pub(super) fn permit(&self) -> Option<OwnedSemaphorePermit> {
+        self.permits.clone().try_acquire_owned().ok()
+    }
+
+    /// Keeps an [`Opened`] claim's transaction open under `token` until the
+    /// claim is settled, or turned into a leased one after [`HOLD`] (half
+    /// the `lease` if shorter); one that deleted nothing is committed at
+    /// once, leased. Returns its rows.
+    pub(super) async fn hold(
+        self: &Arc<Self>,
+        token: &LeaseToken,
+        opened: Opened,
+        lease: Duration,
+        permit: OwnedSemaphorePermit,
+    ) -> Result<Vec<PgRow>, StoreError> {
+        let Opened {
+            tx,
+            mut stamped,
+            deleted,
+            lease_until,
+        } = opened;
+        if deleted.is_empty() {
+            tx.commit().await.map_err(map_err)?;
+            return Ok(stamped);
+        }
+        let held = Held {
+            tx,
+            stamped: row_ids(&stamped)?,
+            deleted: row_ids(&deleted)?,
+            lease_until,
+            _permit: permit,
+        };
+        let slot: Slot = Arc::new(tokio::sync::Mutex::new(Some(held)));
+        self.lock().insert(token.clone(), slot);
+        let (this, token) = (Arc::clone(self), token.clone());
+        tokio::spawn(async move {
+            tokio::time::sleep(HOLD.min(lease / 2)).await;
+            this.unhold(&token).await;
+        });
+        stamped.extend(deleted);
+        Ok(stamped)
+    }
+
+    /// Marks the claim of `token` by committing it, when it is held and
+    /// `row_ids` names every row of it: `Some` of how many were marked.
+    /// `None` when the caller must mark by the lease (a held claim named in
+    /// part is turned into a leased one first).
+    pub(super) async fn mark_all(
+        &self,
+        token: &LeaseToken,
+        row_ids: &[i64],
+    ) -> Option<Result<usize, StoreError>> {
+        let slot = self.slot(token)?;
+        let mut held = slot.lock().await;
+        let named: HashSet<i64> = row_ids.iter().copied().collect();
+        let all = held.as_ref().is_some_and(|h| {
+            h.stamped
+                .iter()
+                .chain(&h.deleted)
+                .all(|r| named.contains(r))
+        });
+        let mut taken = held.take()?;
+        self.lock().remove(token);
+        if !all {
+            self.lease(token, taken).await;
+            return None;
+        }
+        let marked = async move {
+            let mut n = taken.deleted.len();
+            if !taken.stamped.is_empty() {
+                let stamped: i64 = sqlx::query_scalar(include_str!("sql/outbox_mark.sql"))
+                    .bind(&taken.stamped)
+                    .bind(&token.0)
+                    .fetch_one(&mut *taken.tx)
+                    .await?;
+                n += usize::try_from(stamped).unwrap_or(0);
+            }
+            taken.tx.commit().await?;
+            Ok(n)
+        };
+        Some(marked.await.map_err(map_err))
+    }
+
+    /// Turns the claim of `token`, if still held, into a leased one; waits
+    /// for one being turned meanwhile. After this the lease path applies.
+    pub(super) async fn unhold(&self, token: &LeaseToken) {
+        let Some(slot) = self.slot(token) else {
+            return;
+        };
+        let mut held = slot.lock().await;
+        if let Some(taken) = held.take() {
+            self.lock().remove(token);
+            self.lease(token, taken).await;
+        }
+    }
+
+    /// Back to the savepoint, the free rows stamped, committed. On failure
+    /// the transaction rolls back: the free rows are due again unleased, the
+    /// lapsed ones as they were.
+    async fn lease(&self, token: &LeaseToken, held: Held) {
+        let Held {
+            mut tx,
+            deleted,
+            lease_until,
+            _permit,
+            ..
+        } = held;
+        let n = deleted.len();
+        let turned = async move {
+            sqlx::query("ROLLBACK TO SAVEPOINT claim")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
+                .bind(&token.0)
+                .bind(lease_until)
+                .bind(&deleted)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await
+        };
+        match tokio::time::timeout(self.op_timeout, turned).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %map_err(e), rows = n, "cannot lease a held outbox claim; its rows are due again")
+            }
+            Err(_) => tracing::warn!(
+                rows = n,
+                "leasing a held outbox claim timed out; its rows are due again"
+            ),
+        }
+    }
+
+    fn slot(&self, token: &LeaseToken) -> Option<Slot> {
+        self.lock().get(token).cloned()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<LeaseToken, Slot>> {
+        self.slots.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}

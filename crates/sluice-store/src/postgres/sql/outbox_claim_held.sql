@@ -1,0 +1,28 @@
+-- $1 now, $2 limit.
+-- The second part of a held claim (held.rs), after its savepoint: due rows
+-- no lease ever held or that were released, oldest first, deleted in the
+-- claim's open transaction and returned with their jobs. Committing marks
+-- them all published; until then other claims skip them (locked) and every
+-- other reader still sees them. Jobs are fetched by primary key, as
+-- in outbox_claim.sql. A row whose job is gone (none is: a statement that
+-- deletes a job deletes its outbox rows) would be deleted unreturned.
+WITH due AS MATERIALIZED (
+    SELECT row_id
+    FROM outbox
+    WHERE available_at <= $1 AND lease_token IS NULL
+    ORDER BY available_at, row_id
+    LIMIT $2
+    FOR UPDATE SKIP LOCKED
+), gone AS (
+    DELETE FROM outbox AS o
+    WHERE o.row_id = ANY (ARRAY(SELECT row_id FROM due))
+    RETURNING o.row_id, o.job_id, o.queue, o.attempt, o.available_at, o.created_at,
+              o.kind, o.error
+)
+SELECT c.row_id, c.job_id, c.queue, c.attempt, c.created_at, c.kind, c.error,
+       j.payload::text AS payload, j.key, j.traceparent
+FROM gone AS c
+CROSS JOIN LATERAL (
+    SELECT payload, key, traceparent FROM jobs WHERE jobs.id = c.job_id OFFSET 0
+) AS j
+ORDER BY c.available_at, c.row_id
