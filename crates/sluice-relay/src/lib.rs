@@ -21,16 +21,21 @@ mod retention;
 pub use redrive::{Redrive, RedriveConfig};
 pub use retention::{Retention, RetentionConfig, BATCH as RETENTION_BATCH};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
 use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
+use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::leases::Leases;
+
+/// Batches a relay keeps sent and not yet settled (their confirms awaited
+/// and their rows marked) while it sends the next.
+const IN_FLIGHT: usize = 2;
 
 /// The CloudEvents `type` of a dead letter published to a dead-letter topic.
 pub const DEAD_LETTER_TYPE: &str = "sluice.job.dead";
@@ -317,25 +322,28 @@ impl Relay {
     /// poll interval; store errors back off up to 5 s.
     ///
     /// Batches are sent in claim order, each once the one before it is
-    /// sent. While a full batch is sent, the next one is claimed and the
-    /// one sent before is confirmed and marked, so the store's round trips
-    /// overlap the broker's; with a publisher that sends ahead of confirms
-    /// (see [`Publisher::send`]) the broker also has the next batch while it
+    /// sent. While a full batch is sent, the next one is claimed (a task of
+    /// its own) and up to [`IN_FLIGHT`] batches sent before are confirmed
+    /// and marked (a task each), so the store's round trips overlap the
+    /// broker's; with a publisher that sends ahead of confirms (see
+    /// [`Publisher::send`]) the broker also has the next batches while it
     /// confirms one. The lease of every batch claimed and not yet settled is
     /// extended each time half of it has passed.
     pub async fn run(self, shutdown: CancellationToken) {
         let keeper = self.leases.clone();
+        let this = Arc::new(self);
         tokio::select! {
-            () = self.rounds(shutdown) => {}
-            never = keeper.keep(&*self.store) => match never {},
+            () = this.rounds(shutdown) => {}
+            never = keeper.keep(&*this.store) => match never {},
         }
     }
 
-    async fn rounds(&self, shutdown: CancellationToken) {
+    async fn rounds(self: &Arc<Self>, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
         let mut next: Option<OutboxClaim> = None;
-        let mut confirming: Option<(OutboxClaim, Confirms)> = None;
+        // batches sent, being confirmed and settled, oldest first
+        let mut settling: VecDeque<JoinHandle<()>> = VecDeque::new();
         tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
@@ -348,7 +356,7 @@ impl Relay {
             let sleep = match claimed {
                 Ok(claim) if claim.rows.is_empty() => {
                     backoff = Duration::from_millis(100);
-                    self.settle_confirmed(confirming.take()).await;
+                    settle_all(&mut settling, 0).await;
                     self.idle_wait().await
                 }
                 Ok(mut claim) => {
@@ -357,26 +365,30 @@ impl Relay {
                     // a batch claimed ahead may have waited long enough
                     // for its lease to lapse and another relay to take rows
                     self.leases.ready(&*self.store, &mut claim).await;
-                    let (confirms, claimed_next, ()) = tokio::join!(
-                        self.send(&mut claim),
-                        async {
-                            match full {
-                                true => Some(self.claim().await),
-                                false => None,
-                            }
-                        },
-                        self.settle_confirmed(confirming.take()),
-                    );
-                    confirming = Some((claim, confirms));
-                    match claimed_next {
-                        Some(Ok(c)) => next = Some(c),
-                        Some(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
-                        None => {}
+                    // the next claim (its rows decoded) and the settling of
+                    // the batches sent run as tasks of their own, on other
+                    // threads than this batch's messages being built and sent
+                    let ahead = full.then(|| {
+                        let this = Arc::clone(self);
+                        tokio::spawn(async move { this.claim().await })
+                    });
+                    let confirms = self.send(&mut claim).await;
+                    let this = Arc::clone(self);
+                    settling.push_back(tokio::spawn(async move {
+                        this.settle_confirmed(claim, confirms).await
+                    }));
+                    settle_all(&mut settling, IN_FLIGHT).await;
+                    if let Some(ahead) = ahead {
+                        match ahead.await {
+                            Ok(Ok(c)) => next = Some(c),
+                            Ok(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
+                            Err(e) => tracing::error!(error = %e, "a relay claim panicked"),
+                        }
                     }
                     if full {
                         continue;
                     }
-                    self.settle_confirmed(confirming.take()).await;
+                    settle_all(&mut settling, 0).await;
                     self.idle_wait().await
                 }
                 Err(e) => {
@@ -392,7 +404,7 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-        self.settle_confirmed(confirming.take()).await;
+        settle_all(&mut settling, 0).await;
         // a batch claimed ahead and never sent goes back at once, rather
         // than waiting out its lease after every restart
         if let Some(c) = next.take() {
@@ -405,15 +417,13 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
-    /// Waits for the confirms of the batch sent last, if any, and settles
-    /// it. A failure leaves its rows leased: they are published again once
-    /// the lease runs out.
-    async fn settle_confirmed(&self, confirming: Option<(OutboxClaim, Confirms)>) {
-        if let Some((claim, confirms)) = confirming {
-            let results = confirms.await;
-            if let Err(e) = self.settle(&claim, results).await {
-                tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
-            }
+    /// Waits for the confirms of a batch sent and settles it. A failure
+    /// leaves its rows leased: they are published again once the lease
+    /// runs out.
+    async fn settle_confirmed(&self, claim: OutboxClaim, confirms: Confirms) {
+        let results = confirms.await;
+        if let Err(e) = self.settle(&claim, results).await {
+            tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
         }
     }
 
@@ -425,6 +435,17 @@ impl Relay {
                 poll.min(Duration::from_millis(ms.max(5)))
             }
             _ => poll,
+        }
+    }
+}
+
+/// Waits, oldest first, until no more than `keep` batches are settling.
+async fn settle_all(settling: &mut VecDeque<JoinHandle<()>>, keep: usize) {
+    while settling.len() > keep {
+        if let Some(oldest) = settling.pop_front() {
+            if let Err(e) = oldest.await {
+                tracing::error!(error = %e, "settling a relay batch panicked");
+            }
         }
     }
 }
