@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
-use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
+use sluice_store::{LeaseToken, OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -343,7 +343,7 @@ impl Relay {
         let mut backoff = Duration::from_millis(100);
         let mut next: Option<OutboxClaim> = None;
         // batches sent, being confirmed and settled, oldest first
-        let mut settling: VecDeque<JoinHandle<()>> = VecDeque::new();
+        let mut settling: VecDeque<(LeaseToken, JoinHandle<()>)> = VecDeque::new();
         tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
@@ -356,7 +356,7 @@ impl Relay {
             let sleep = match claimed {
                 Ok(claim) if claim.rows.is_empty() => {
                     backoff = Duration::from_millis(100);
-                    settle_all(&mut settling, 0).await;
+                    self.settle_all(&mut settling, 0).await;
                     self.idle_wait().await
                 }
                 Ok(mut claim) => {
@@ -374,10 +374,11 @@ impl Relay {
                     });
                     let confirms = self.send(&mut claim).await;
                     let this = Arc::clone(self);
-                    settling.push_back(tokio::spawn(async move {
-                        this.settle_confirmed(claim, confirms).await
-                    }));
-                    settle_all(&mut settling, IN_FLIGHT).await;
+                    let token = claim.lease.clone();
+                    let task =
+                        tokio::spawn(async move { this.settle_confirmed(claim, confirms).await });
+                    settling.push_back((token, task));
+                    self.settle_all(&mut settling, IN_FLIGHT).await;
                     if let Some(ahead) = ahead {
                         match ahead.await {
                             Ok(Ok(c)) => next = Some(c),
@@ -388,7 +389,7 @@ impl Relay {
                     if full {
                         continue;
                     }
-                    settle_all(&mut settling, 0).await;
+                    self.settle_all(&mut settling, 0).await;
                     self.idle_wait().await
                 }
                 Err(e) => {
@@ -404,7 +405,7 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-        settle_all(&mut settling, 0).await;
+        self.settle_all(&mut settling, 0).await;
         // a batch claimed ahead and never sent goes back at once, rather
         // than waiting out its lease after every restart
         if let Some(c) = next.take() {
@@ -427,6 +428,21 @@ impl Relay {
         }
     }
 
+    /// Waits, oldest first, until no more than `keep` batches are settling.
+    /// A batch whose settling panicked is no longer kept leased: its rows
+    /// are published again once its lease lapses.
+    async fn settle_all(&self, settling: &mut VecDeque<(LeaseToken, JoinHandle<()>)>, keep: usize) {
+        while settling.len() > keep {
+            let Some((token, oldest)) = settling.pop_front() else {
+                break;
+            };
+            if let Err(e) = oldest.await {
+                tracing::error!(error = %e, "settling a relay batch panicked");
+                self.leases.forget(&token);
+            }
+        }
+    }
+
     async fn idle_wait(&self) -> Duration {
         let poll = self.config.poll_interval;
         match self.store.next_due().await {
@@ -435,17 +451,6 @@ impl Relay {
                 poll.min(Duration::from_millis(ms.max(5)))
             }
             _ => poll,
-        }
-    }
-}
-
-/// Waits, oldest first, until no more than `keep` batches are settling.
-async fn settle_all(settling: &mut VecDeque<JoinHandle<()>>, keep: usize) {
-    while settling.len() > keep {
-        if let Some(oldest) = settling.pop_front() {
-            if let Err(e) = oldest.await {
-                tracing::error!(error = %e, "settling a relay batch panicked");
-            }
         }
     }
 }

@@ -1,30 +1,32 @@
 //! Held claims: the relay's fast path on PostgreSQL.
 //!
-//! A held claim deletes its free rows (no lease, or released) at once, in a
-//! transaction left open while the relay publishes them, kept here under
-//! the claim's lease token. Marking every row is then the commit: one write
-//! per row, where a leased claim writes each row twice (its lease stamp,
-//! then its delete). Until the commit other claims skip the rows (they are
-//! locked), every other reader still sees them, and a relay that dies rolls
-//! them back with its connection. A relay that hangs instead has its
-//! transaction ended by the server after 5 s idle, as every sluice
-//! session's (`idle_in_transaction_session_timeout`).
+//! A held claim locks its rows (`FOR UPDATE SKIP LOCKED`, as a leased claim
+//! does), then after a savepoint deletes the free ones (no lease, or
+//! released), and keeps the transaction open, under the claim's lease token,
+//! while the relay publishes them. Marking every row is then the commit: a
+//! lock and a delete per row, where a leased claim writes each row twice (a
+//! new version with its lease stamp, then its delete). Until the commit
+//! other claims skip the rows, every other reader still sees them, and a
+//! relay that dies rolls them back with its connection. A relay that hangs
+//! instead has its transaction ended by the server after 5 s idle, as every
+//! sluice session's (`idle_in_transaction_session_timeout`).
 //!
-//! Rows whose lease lapsed are taken first, before the savepoint, and
-//! stamped as a leased claim stamps them: the new token fences the old
-//! lease's holder for good, even if the held claim is turned back.
+//! Rows whose lease lapsed are stamped with the new lease before the
+//! savepoint, as a leased claim stamps them, which fences their old holder
+//! once the claim commits (a claim that ends otherwise gives them back to
+//! it).
 //!
 //! Anything but marking every row (a partial mark, a release, an
 //! extension, a refusal), and [`HOLD`] passing first, turns the held claim
-//! into an ordinary leased one: back to the savepoint, the free rows
-//! stamped with its token and lease, committed. So a writer waiting for
-//! the rows (a dead letter deleted, retention) waits no longer than
-//! [`HOLD`], and the lease path does the rest. A free row another claim
-//! takes in the moment between the savepoint and the stamp is lost to this
-//! claim (published twice, never lost). Held claims use at most a quarter of
-//! the pool's connections; beyond that, claims are leased.
+//! into an ordinary leased one: back to the savepoint, which undoes the
+//! delete but keeps the locks, the free rows stamped with its token and
+//! lease, committed. A writer waiting for the rows (a dead letter deleted,
+//! retention) waits for that commit, then finds them stamped; the lease path
+//! does the rest. Held claims use at most a quarter of the pool's
+//! connections; beyond that, claims are leased.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -52,12 +54,14 @@ pub(super) struct HeldClaims {
 }
 
 /// The statements of a held claim, run: its open transaction, its rows (as
-/// `outbox_claim.sql` returns them: the lapsed ones it stamped, then the
-/// free ones it deleted after `SAVEPOINT claim`) and when its lease ends.
+/// `outbox_claim.sql` returns them, oldest first), the lapsed ones it
+/// stamped, the free ones it deleted after `SAVEPOINT claim` (none: no
+/// savepoint) and when its lease ends.
 pub(super) struct Opened {
     tx: Transaction<'static, Postgres>,
-    stamped: Vec<PgRow>,
-    deleted: Vec<PgRow>,
+    rows: Vec<PgRow>,
+    stamped: Vec<i64>,
+    free: Vec<i64>,
     lease_until: EpochMs,
 }
 
@@ -67,7 +71,7 @@ struct Held {
     /// Lapsed rows it stamped, before the savepoint.
     stamped: Vec<i64>,
     /// Free rows it deleted, after it.
-    deleted: Vec<i64>,
+    free: Vec<i64>,
     lease_until: EpochMs,
     _permit: OwnedSemaphorePermit,
 }
@@ -82,38 +86,35 @@ pub(super) async fn claim(
     let mut tx = pool.begin().await?;
     let now = now_ms();
     let lease_until = now.saturating_add(lease_ms);
-    let stamped = sqlx::query(include_str!("sql/outbox_claim_lapsed.sql"))
+    let rows = sqlx::query(include_str!("sql/outbox_claim_lock.sql"))
         .bind(&token.0)
         .bind(lease_until)
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
-    let rest = limit.saturating_sub(stamped.len() as i64);
-    let deleted = match rest {
-        0 => Vec::new(),
-        _ => {
-            sqlx::query(include_str!("sql/outbox_claim_held.sql"))
-                .bind(now)
-                .bind(rest)
-                .fetch_all(&mut *tx)
-                .await?
+    let (mut stamped, mut free) = (Vec::new(), Vec::with_capacity(rows.len()));
+    for row in &rows {
+        let id: i64 = row.try_get("row_id")?;
+        match row.try_get::<bool, _>("lapsed")? {
+            true => stamped.push(id),
+            false => free.push(id),
         }
-    };
+    }
+    if !free.is_empty() {
+        sqlx::query("SAVEPOINT claim").execute(&mut *tx).await?;
+        sqlx::query(include_str!("sql/outbox_claim_delete.sql"))
+            .bind(&free)
+            .execute(&mut *tx)
+            .await?;
+    }
     Ok(Opened {
         tx,
+        rows,
         stamped,
-        deleted,
+        free,
         lease_until,
     })
-}
-
-fn row_ids(rows: &[PgRow]) -> Result<Vec<i64>, StoreError> {
-    rows.iter()
-        .map(|r| r.try_get::<i64, _>("row_id"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(map_err)
 }
 
 impl HeldClaims {
@@ -144,18 +145,19 @@ impl HeldClaims {
     ) -> Result<Vec<PgRow>, StoreError> {
         let Opened {
             tx,
-            mut stamped,
-            deleted,
+            rows,
+            stamped,
+            free,
             lease_until,
         } = opened;
-        if deleted.is_empty() {
-            tx.commit().await.map_err(map_err)?;
-            return Ok(stamped);
+        if free.is_empty() {
+            self.bounded("commit a claim", tx.commit()).await?;
+            return Ok(rows);
         }
         let held = Held {
             tx,
-            stamped: row_ids(&stamped)?,
-            deleted: row_ids(&deleted)?,
+            stamped,
+            free,
             lease_until,
             _permit: permit,
         };
@@ -166,8 +168,7 @@ impl HeldClaims {
             tokio::time::sleep(HOLD.min(lease / 2)).await;
             this.unhold(&token).await;
         });
-        stamped.extend(deleted);
-        Ok(stamped)
+        Ok(rows)
     }
 
     /// Marks the claim of `token` by committing it, when it is held and
@@ -182,12 +183,9 @@ impl HeldClaims {
         let slot = self.slot(token)?;
         let mut held = slot.lock().await;
         let named: HashSet<i64> = row_ids.iter().copied().collect();
-        let all = held.as_ref().is_some_and(|h| {
-            h.stamped
-                .iter()
-                .chain(&h.deleted)
-                .all(|r| named.contains(r))
-        });
+        let all = held
+            .as_ref()
+            .is_some_and(|h| h.stamped.iter().chain(&h.free).all(|r| named.contains(r)));
         let mut taken = held.take()?;
         self.lock().remove(token);
         if !all {
@@ -195,7 +193,7 @@ impl HeldClaims {
             return None;
         }
         let marked = async move {
-            let mut n = taken.deleted.len();
+            let mut n = taken.free.len();
             if !taken.stamped.is_empty() {
                 let stamped: i64 = sqlx::query_scalar(include_str!("sql/outbox_mark.sql"))
                     .bind(&taken.stamped)
@@ -207,7 +205,7 @@ impl HeldClaims {
             taken.tx.commit().await?;
             Ok(n)
         };
-        Some(marked.await.map_err(map_err))
+        Some(self.bounded("mark published", marked).await)
     }
 
     /// Turns the claim of `token`, if still held, into a leased one; waits
@@ -225,16 +223,16 @@ impl HeldClaims {
 
     /// Back to the savepoint, the free rows stamped, committed. On failure
     /// the transaction rolls back: the free rows are due again unleased, the
-    /// lapsed ones as they were.
+    /// lapsed ones as they were (their old lease lapsed).
     async fn lease(&self, token: &LeaseToken, held: Held) {
         let Held {
             mut tx,
-            deleted,
+            free,
             lease_until,
             _permit,
             ..
         } = held;
-        let n = deleted.len();
+        let n = free.len();
         let turned = async move {
             sqlx::query("ROLLBACK TO SAVEPOINT claim")
                 .execute(&mut *tx)
@@ -242,7 +240,7 @@ impl HeldClaims {
             sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
                 .bind(&token.0)
                 .bind(lease_until)
-                .bind(&deleted)
+                .bind(&free)
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await
@@ -256,6 +254,21 @@ impl HeldClaims {
                 rows = n,
                 "leasing a held outbox claim timed out; its rows are due again"
             ),
+        }
+    }
+
+    /// `op` bounded by the operation timeout, its error classified.
+    async fn bounded<T>(
+        &self,
+        what: &str,
+        op: impl Future<Output = Result<T, sqlx::Error>>,
+    ) -> Result<T, StoreError> {
+        match tokio::time::timeout(self.op_timeout, op).await {
+            Ok(done) => done.map_err(map_err),
+            Err(_) => Err(StoreError::Unavailable(format!(
+                "{what} did not finish within {} ms",
+                self.op_timeout.as_millis()
+            ))),
         }
     }
 

@@ -347,8 +347,8 @@ async fn a_held_claim_commits_its_mark_or_dies_with_its_session() {
 
 /// A writer blocked by a held claim's row (a dead letter deleted,
 /// retention) goes on once the claim is leased after its hold, and still
-/// finds the row (it follows the stamp, an update); the claim keeps the
-/// rest, stamped with its lease.
+/// finds the row (it follows the stamp, an update of the row it waited
+/// for); the claim keeps the rest, stamped with its lease.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_held_claim_is_leased_after_its_hold_and_blocked_writers_go_on() {
     pg_case!(|db| {
@@ -367,7 +367,7 @@ async fn a_held_claim_is_leased_after_its_hold_and_blocked_writers_go_on() {
             .unwrap()
             .rows_affected();
         assert_eq!(deleted, 1, "the writer skipped the row");
-        // the writer goes on at the savepoint, just before the stamp commits
+        // the writer goes on once the stamp commits
         let lease = Some(claim.lease.0.clone());
         let want: Vec<(i64, Option<String>)> = kept.iter().map(|r| (*r, lease.clone())).collect();
         let deadline = Instant::now() + Duration::from_secs(10);
