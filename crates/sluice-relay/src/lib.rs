@@ -21,21 +21,16 @@ mod retention;
 pub use redrive::{Redrive, RedriveConfig};
 pub use retention::{Retention, RetentionConfig, BATCH as RETENTION_BATCH};
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
-use sluice_store::{LeaseToken, OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
-use tokio::task::JoinHandle;
+use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
 use tokio_util::sync::CancellationToken;
 
 use crate::leases::Leases;
-
-/// Batches a relay keeps sent and not yet settled (their confirms awaited
-/// and their rows marked) while it sends the next.
-const IN_FLIGHT: usize = 2;
 
 /// The CloudEvents `type` of a dead letter published to a dead-letter topic.
 pub const DEAD_LETTER_TYPE: &str = "sluice.job.dead";
@@ -322,28 +317,25 @@ impl Relay {
     /// poll interval; store errors back off up to 5 s.
     ///
     /// Batches are sent in claim order, each once the one before it is
-    /// sent. While a full batch is sent, the next one is claimed (a task of
-    /// its own) and up to [`IN_FLIGHT`] batches sent before are confirmed
-    /// and marked (a task each), so the store's round trips overlap the
-    /// broker's; with a publisher that sends ahead of confirms (see
-    /// [`Publisher::send`]) the broker also has the next batches while it
+    /// sent. While a full batch is sent, the next one is claimed and the
+    /// one sent before is confirmed and marked, so the store's round trips
+    /// overlap the broker's; with a publisher that sends ahead of confirms
+    /// (see [`Publisher::send`]) the broker also has the next batch while it
     /// confirms one. The lease of every batch claimed and not yet settled is
     /// extended each time half of it has passed.
     pub async fn run(self, shutdown: CancellationToken) {
         let keeper = self.leases.clone();
-        let this = Arc::new(self);
         tokio::select! {
-            () = this.rounds(shutdown) => {}
-            never = keeper.keep(&*this.store) => match never {},
+            () = self.rounds(shutdown) => {}
+            never = keeper.keep(&*self.store) => match never {},
         }
     }
 
-    async fn rounds(self: &Arc<Self>, shutdown: CancellationToken) {
+    async fn rounds(&self, shutdown: CancellationToken) {
         let notify = self.store.outbox_notify();
         let mut backoff = Duration::from_millis(100);
         let mut next: Option<OutboxClaim> = None;
-        // batches sent, being confirmed and settled, oldest first
-        let mut settling: VecDeque<(LeaseToken, JoinHandle<()>)> = VecDeque::new();
+        let mut confirming: Option<(OutboxClaim, Confirms)> = None;
         tracing::info!(batch_size = self.config.batch_size, "relay started");
         while !shutdown.is_cancelled() {
             let notified = notify.notified();
@@ -356,7 +348,7 @@ impl Relay {
             let sleep = match claimed {
                 Ok(claim) if claim.rows.is_empty() => {
                     backoff = Duration::from_millis(100);
-                    self.settle_all(&mut settling, 0).await;
+                    self.settle_confirmed(confirming.take()).await;
                     self.idle_wait().await
                 }
                 Ok(mut claim) => {
@@ -365,31 +357,26 @@ impl Relay {
                     // a batch claimed ahead may have waited long enough
                     // for its lease to lapse and another relay to take rows
                     self.leases.ready(&*self.store, &mut claim).await;
-                    // the next claim (its rows decoded) and the settling of
-                    // the batches sent run as tasks of their own, on other
-                    // threads than this batch's messages being built and sent
-                    let ahead = full.then(|| {
-                        let this = Arc::clone(self);
-                        tokio::spawn(async move { this.claim().await })
-                    });
-                    let confirms = self.send(&mut claim).await;
-                    let this = Arc::clone(self);
-                    let token = claim.lease.clone();
-                    let task =
-                        tokio::spawn(async move { this.settle_confirmed(claim, confirms).await });
-                    settling.push_back((token, task));
-                    self.settle_all(&mut settling, IN_FLIGHT).await;
-                    if let Some(ahead) = ahead {
-                        match ahead.await {
-                            Ok(Ok(c)) => next = Some(c),
-                            Ok(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
-                            Err(e) => tracing::error!(error = %e, "a relay claim panicked"),
-                        }
+                    let (confirms, claimed_next, ()) = tokio::join!(
+                        self.send(&mut claim),
+                        async {
+                            match full {
+                                true => Some(self.claim().await),
+                                false => None,
+                            }
+                        },
+                        self.settle_confirmed(confirming.take()),
+                    );
+                    confirming = Some((claim, confirms));
+                    match claimed_next {
+                        Some(Ok(c)) => next = Some(c),
+                        Some(Err(e)) => tracing::warn!(error = %e, "relay claim failed"),
+                        None => {}
                     }
                     if full {
                         continue;
                     }
-                    self.settle_all(&mut settling, 0).await;
+                    self.settle_confirmed(confirming.take()).await;
                     self.idle_wait().await
                 }
                 Err(e) => {
@@ -405,7 +392,7 @@ impl Relay {
                 _ = tokio::time::sleep(sleep) => {}
             }
         }
-        self.settle_all(&mut settling, 0).await;
+        self.settle_confirmed(confirming.take()).await;
         // a batch claimed ahead and never sent goes back at once, rather
         // than waiting out its lease after every restart
         if let Some(c) = next.take() {
@@ -418,27 +405,14 @@ impl Relay {
         tracing::info!("relay stopped");
     }
 
-    /// Waits for the confirms of a batch sent and settles it. A failure
-    /// leaves its rows leased: they are published again once the lease
-    /// runs out.
-    async fn settle_confirmed(&self, claim: OutboxClaim, confirms: Confirms) {
-        let results = confirms.await;
-        if let Err(e) = self.settle(&claim, results).await {
-            tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
-        }
-    }
-
-    /// Waits, oldest first, until no more than `keep` batches are settling.
-    /// A batch whose settling panicked is no longer kept leased: its rows
-    /// are published again once its lease lapses.
-    async fn settle_all(&self, settling: &mut VecDeque<(LeaseToken, JoinHandle<()>)>, keep: usize) {
-        while settling.len() > keep {
-            let Some((token, oldest)) = settling.pop_front() else {
-                break;
-            };
-            if let Err(e) = oldest.await {
-                tracing::error!(error = %e, "settling a relay batch panicked");
-                self.leases.forget(&token);
+    /// Waits for the confirms of the batch sent last, if any, and settles
+    /// it. A failure leaves its rows leased: they are published again once
+    /// the lease runs out.
+    async fn settle_confirmed(&self, confirming: Option<(OutboxClaim, Confirms)>) {
+        if let Some((claim, confirms)) = confirming {
+            let results = confirms.await;
+            if let Err(e) = self.settle(&claim, results).await {
+                tracing::warn!(error = %e, rows = claim.rows.len(), "cannot mark published rows; they will be published again after the claim lease");
             }
         }
     }
