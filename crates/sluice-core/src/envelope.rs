@@ -103,6 +103,12 @@ impl Envelope {
     /// Binary-mode form: attributes (bare names) and the body (the payload JSON).
     pub fn into_binary(self) -> (BTreeMap<String, String>, Vec<u8>) {
         let body = serde_json::to_vec(&self.data).unwrap_or_default();
+        (self.into_attributes(), body)
+    }
+
+    /// The binary-mode attributes alone (bare names), for a body that is
+    /// the payload's JSON text as it is kept elsewhere; `data` is left out.
+    pub fn into_attributes(self) -> BTreeMap<String, String> {
         let mut a = BTreeMap::new();
         a.insert("specversion".to_string(), self.specversion);
         a.insert("id".to_string(), self.id);
@@ -121,7 +127,7 @@ impl Envelope {
                 a.insert(k.to_string(), v);
             }
         }
-        (a, body)
+        a
     }
 
     fn check(self) -> Result<Self, CoreError> {

@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::Value;
 use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
 use sluice_store::{OutboxClaim, OutboxKind, OutboxRow, Store, StoreError};
@@ -125,11 +126,11 @@ impl Relay {
         })
     }
 
-    /// The message publishing `row`. Its payload, key and traceparent move
-    /// into the message; the row keeps what settling it needs.
+    /// The message publishing `row`, whose body is the payload's JSON text
+    /// as the store returned it. Its key and traceparent move into the
+    /// message; the row keeps what settling it needs.
     fn message(&self, row: &mut OutboxRow) -> OutgoingMessage {
-        let payload = std::mem::take(&mut row.payload);
-        let mut env = Envelope::at(row.job_id, &row.queue, payload, row.created_at);
+        let mut env = Envelope::at(row.job_id, &row.queue, Value::Null, row.created_at);
         let key = row.key.take();
         env.sluicekey = key.clone();
         env.sluiceattempt = Some(row.attempt);
@@ -137,7 +138,8 @@ impl Relay {
         if matches!(row.kind, OutboxKind::DeadLetter { .. }) {
             env.ty = DEAD_LETTER_TYPE.into();
         }
-        let (mut attributes, body) = env.into_binary();
+        let mut attributes = env.into_attributes();
+        let body = row.payload.get().as_bytes().to_vec();
         let dead_letter = match &row.kind {
             OutboxKind::Job => false,
             OutboxKind::DeadLetter { error } => {

@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sluice_core::{EpochMs, JobId, JobStatus};
 
@@ -106,14 +107,16 @@ impl OutboxKind {
 }
 
 /// A due outbox row, claimed by a relay.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OutboxRow {
     pub row_id: i64,
     pub job_id: JobId,
     pub queue: String,
     /// The attempt this publication is for (the job's attempts + 1 when written).
     pub attempt: u32,
-    pub payload: Value,
+    /// The job's payload, JSON text as the store returns it: the relay
+    /// publishes it without parsing it again.
+    pub payload: Box<RawValue>,
     pub key: Option<String>,
     pub traceparent: Option<String>,
     pub created_at: EpochMs,
@@ -130,7 +133,7 @@ pub struct LostJob {
 }
 
 /// Outbox rows claimed under one lease.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone)]
 pub struct OutboxClaim {
     pub lease: LeaseToken,
     pub rows: Vec<OutboxRow>,

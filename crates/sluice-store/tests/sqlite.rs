@@ -360,7 +360,8 @@ async fn outbox_rows_written_before_kinds_stay_job_rows() {
     assert_eq!(c.rows.len(), 1);
     assert_eq!(c.rows[0].job_id, id);
     assert_eq!(c.rows[0].kind, sluice_store::OutboxKind::Job);
-    assert_eq!(c.rows[0].payload, json!({"old": true}));
+    let payload: serde_json::Value = serde_json::from_str(c.rows[0].payload.get()).unwrap();
+    assert_eq!(payload, json!({"old": true}));
     assert_eq!(
         store
             .mark_published(&c.lease, &[c.rows[0].row_id])

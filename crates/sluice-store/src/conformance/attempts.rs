@@ -53,7 +53,7 @@ pub async fn finish_retry_requeues_next_attempt(store: Arc<dyn Store>) {
     assert_eq!(c.rows.len(), 1);
     let row = &c.rows[0];
     assert_eq!((row.job_id, row.attempt), (job.id, 2));
-    assert_eq!(row.payload, job.payload);
+    assert_eq!(payload(row), job.payload);
     assert_eq!(
         store.mark_published(&c.lease, &[row.row_id]).await.unwrap(),
         1
@@ -223,7 +223,7 @@ pub async fn dead_letter_is_published_through_the_outbox(store: Arc<dyn Store>) 
         }
     );
     assert_eq!((row.job_id, row.queue.as_str(), row.attempt), (id, "dq", 1));
-    assert_eq!(row.payload, job.payload);
+    assert_eq!(payload(row), job.payload);
     assert_eq!(row.key, job.key);
     assert_eq!(row.traceparent, job.traceparent);
     assert!(row.created_at >= before && row.created_at <= now_ms());

@@ -49,7 +49,7 @@ pub async fn enqueue_get_round_trip(store: Arc<dyn Store>) {
         .expect("row of the job");
     assert_eq!(row.queue, "emails");
     assert_eq!(row.attempt, 1);
-    assert_eq!(row.payload, job.payload);
+    assert_eq!(payload(row), job.payload);
     assert_eq!(row.key, job.key);
     assert_eq!(row.traceparent, job.traceparent);
     assert!(before <= row.created_at && row.created_at <= after);

@@ -80,7 +80,7 @@ pub async fn replay_returns_job_to_outbox(store: Arc<dyn Store>) {
     assert_eq!(mine.len(), 1, "one outbox row for the replayed job");
     assert_eq!(mine[0].attempt, 1);
     assert_eq!(mine[0].queue, "q");
-    assert_eq!(mine[0].payload, before.payload);
+    assert_eq!(payload(mine[0]), before.payload);
     assert_eq!(
         store
             .mark_published(&c.lease, &[mine[0].row_id])

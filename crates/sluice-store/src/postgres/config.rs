@@ -75,9 +75,10 @@ fn parse_ms(key: &str, value: &str) -> Result<Duration, StoreError> {
 }
 
 /// How long a session may sit idle inside a transaction before the server
-/// ends it. sluice's transactions run their statements back to back, so a
-/// session idle that long belongs to a process that is frozen (SIGSTOP, a VM
-/// pause) or starved; ending it frees the rows it locked, so other workers
+/// ends it. sluice's transactions run their statements back to back, except
+/// a relay's held claim (held.rs), idle for at most a second by design, so
+/// a session idle that long belongs to a process that is frozen (SIGSTOP, a
+/// VM pause) or starved; ending it frees the rows it locked, so other workers
 /// can take its jobs over once their leases lapse, instead of waiting for the
 /// process to wake up. Its own operation fails and is retried.
 const IDLE_IN_TRANSACTION_TIMEOUT: &str = "5s";

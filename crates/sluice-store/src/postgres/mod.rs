@@ -9,7 +9,9 @@
 //!   is retried alone, so it fails alone.
 //! - Relays claim with `FOR UPDATE SKIP LOCKED` under a lease token that fences
 //!   every later change; there is no high-water mark, so rows committed out of
-//!   order are all published.
+//!   order are all published. A claim is first held in an open transaction
+//!   that locked its rows, so that marking them is a delete and its commit
+//!   (see [`held`]).
 //! - Every committed transaction that added outbox rows sends one
 //!   `NOTIFY sluice_outbox` (never one per row); a background `LISTEN` task
 //!   turns them into wake-ups of [`Store::outbox_notify`], so relays in any
@@ -28,6 +30,7 @@ mod circuit;
 mod concurrency;
 mod config;
 mod errors;
+mod held;
 mod ingest;
 mod listen;
 mod outbox;
@@ -86,6 +89,8 @@ pub struct PgStore {
     /// Epoch ms until which operations fail fast (see [`HOLD_DOWN_MS`]).
     down_until: Arc<AtomicI64>,
     listener: Arc<ListenerTask>,
+    /// Relay claims held in open transactions (see [`held`]).
+    held: Arc<held::HeldClaims>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -160,6 +165,7 @@ impl PgStore {
                 pool: listen_pool,
                 listening,
             }),
+            held: held::HeldClaims::new(cfg.max_connections, cfg.op_timeout),
         })
     }
 
@@ -341,6 +347,7 @@ mod tests {
                 pool,
                 listening,
             }),
+            held: held::HeldClaims::new(4, Duration::from_secs(5)),
         }
     }
 

@@ -1,6 +1,9 @@
 //! [`OutboxStore`] for PostgreSQL: claims are one statement that locks due
 //! rows with `FOR UPDATE SKIP LOCKED`, stamps them with a new lease token and
 //! returns them with their jobs; every later change is fenced by that token.
+//! While a connection can be spared, a claim instead only locks its rows, in
+//! a transaction held open until they are marked (see [`held`]); any other
+//! change to it first turns it into the stamped kind.
 
 use std::time::Duration;
 
@@ -9,7 +12,7 @@ use sluice_core::{now_ms, EpochMs, JobId};
 use uuid::Uuid;
 
 use super::rows::{corrupt, get, job_id, json, pg_text, to_u32, DeadLetters};
-use super::{millis, PgStore};
+use super::{held, millis, PgStore};
 use crate::{LeaseToken, LostJob, OutboxClaim, OutboxKind, OutboxRow, OutboxStore, StoreError};
 
 /// The kind of an outbox row from its `kind` and `error` columns.
@@ -36,18 +39,27 @@ impl OutboxStore for PgStore {
         let (pool, tok) = (&self.pool, &token);
         let lease_ms = millis(lease);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let claimed = self
-            .run("claim outbox", move || async move {
-                let now = now_ms();
-                Ok(sqlx::query(include_str!("sql/outbox_claim.sql"))
-                    .bind(&tok.0)
-                    .bind(now.saturating_add(lease_ms))
-                    .bind(now)
-                    .bind(limit)
-                    .fetch_all(pool)
-                    .await?)
-            })
-            .await?;
+        let claimed = match self.held.permit() {
+            Some(permit) => {
+                let open = self
+                    .run("claim outbox", move || held::claim(pool, limit, lease_ms))
+                    .await?;
+                self.held.hold(tok, open, lease, permit).await?
+            }
+            None => {
+                self.run("claim outbox", move || async move {
+                    let now = now_ms();
+                    Ok(sqlx::query(include_str!("sql/outbox_claim.sql"))
+                        .bind(&tok.0)
+                        .bind(now.saturating_add(lease_ms))
+                        .bind(now)
+                        .bind(limit)
+                        .fetch_all(pool)
+                        .await?)
+                })
+                .await?
+            }
+        };
         let mut rows = Vec::with_capacity(claimed.len());
         for row in &claimed {
             rows.push(OutboxRow {
@@ -73,6 +85,9 @@ impl OutboxStore for PgStore {
         if row_ids.is_empty() {
             return Ok(0);
         }
+        if let Some(marked) = self.held.mark_all(lease, row_ids).await {
+            return marked;
+        }
         let pool = &self.pool;
         let n: i64 = self
             .run("mark published", move || async move {
@@ -94,6 +109,7 @@ impl OutboxStore for PgStore {
         if refused.is_empty() {
             return Ok(Vec::new());
         }
+        self.held.unhold(lease).await;
         let row_ids: Vec<i64> = refused.iter().map(|(r, _)| *r).collect();
         let reasons: Vec<String> = refused.iter().map(|(_, e)| pg_text(e)).collect();
         let (pool, rows, reasons) = (&self.pool, &row_ids, &reasons);
@@ -145,6 +161,7 @@ impl OutboxStore for PgStore {
         if row_ids.is_empty() {
             return Ok(0);
         }
+        self.held.unhold(lease).await;
         let pool = &self.pool;
         let done = self
             .run("release outbox", move || async move {
@@ -168,6 +185,7 @@ impl OutboxStore for PgStore {
         if row_ids.is_empty() {
             return Ok(Vec::new());
         }
+        self.held.unhold(token).await;
         let (pool, lease_ms) = (&self.pool, millis(lease));
         self.run("extend claim", move || async move {
             Ok(sqlx::query_scalar(include_str!("sql/outbox_extend.sql"))
@@ -185,7 +203,7 @@ impl OutboxStore for PgStore {
         self.run("next due", move || async move {
             Ok(sqlx::query_scalar(include_str!("sql/outbox_next_due.sql"))
                 .bind(now_ms())
-                .fetch_one(pool)
+                .fetch_optional(pool)
                 .await?)
         })
         .await

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use serde_json::Value;
+use serde_json::value::RawValue;
 use sluice_core::{now_ms, EpochMs, JobId};
 use sqlx::Row;
 
@@ -53,11 +53,11 @@ impl OutboxStore for SqliteStore {
             .map_err(map_err)?;
         tx.commit().await.map_err(map_err)?;
 
-        type JobPart = (Value, Option<String>, Option<String>);
+        type JobPart = (Box<RawValue>, Option<String>, Option<String>);
         let mut by_id: HashMap<String, JobPart> = HashMap::with_capacity(jobs.len());
         for row in &jobs {
             let payload: String = row.try_get("payload").map_err(map_err)?;
-            let payload = serde_json::from_str(&payload).map_err(|e| corrupt("payload", e))?;
+            let payload = RawValue::from_string(payload).map_err(|e| corrupt("payload", e))?;
             by_id.insert(
                 row.try_get("id").map_err(map_err)?,
                 (

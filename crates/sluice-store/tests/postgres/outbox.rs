@@ -1,7 +1,8 @@
 //! The outbox across stores and transactions: rows committed out of order
 //! are all published, one NOTIFY per committed batch wakes relays of other
 //! stores, concurrent stores migrate once and never share a claimed row,
-//! and a claim leases rows in place.
+//! a claim leases rows in place, and a claim held in an open transaction
+//! commits its mark, dies with its session, and is leased after its hold.
 
 use super::*;
 
@@ -246,7 +247,7 @@ async fn a_claim_leases_rows_in_place() {
     // Every new version stays on its page (a HOT update: no index entries),
     // even when a claim leases every row of the page at once.
     pg_case!(|db| {
-        let store = PgStore::open(&db.url).await.unwrap();
+        let store = PgStore::open(&leased_url(&db)).await.unwrap();
         let mut jobs: Vec<NewJob> = (0..1000).map(|_| job("q")).collect();
         for j in &mut jobs {
             j.payload = json!({});
@@ -266,5 +267,167 @@ async fn a_claim_leases_rows_in_place() {
             "{moved} of 1000 leased rows moved to another page"
         );
         conn.close().await.unwrap();
+    });
+}
+
+async fn count(conn: &mut PgConnection, sql: &str) -> i64 {
+    sqlx::query_scalar(sql).fetch_one(conn).await.unwrap()
+}
+
+/// The lease tokens of the outbox rows (NULL: none), by row id.
+async fn tokens(conn: &mut PgConnection) -> Vec<(i64, Option<String>)> {
+    sqlx::query_as("SELECT row_id, lease_token FROM outbox ORDER BY row_id")
+        .fetch_all(conn)
+        .await
+        .unwrap()
+}
+
+/// A held claim's rows, deleted in its open transaction, are still seen by
+/// other readers, skipped by other claims and by `next_due`, and gone once
+/// it marks them all (the commit); when its session dies they are due
+/// again at once, unleased, and its mark marks nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_claim_commits_its_mark_or_dies_with_its_session() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        let other = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..4).map(|_| job("q")).collect()).await;
+        let mut admin = db.admin().await;
+        const ROWS: &str = "SELECT COUNT(*) FROM outbox";
+        const STAMPED: &str = "SELECT COUNT(*) FROM outbox WHERE lease_token IS NOT NULL";
+
+        let first = store.claim_outbox(2, LONG).await.unwrap();
+        assert_eq!(first.rows.len(), 2);
+        assert_eq!(count(&mut admin, ROWS).await, 4, "held rows are still seen");
+        assert_eq!(count(&mut admin, STAMPED).await, 0, "held, not stamped");
+        let second = other.claim_outbox(10, LONG).await.unwrap();
+        assert_eq!(second.rows.len(), 2, "another claim skipped the held rows");
+        assert_eq!(
+            store.next_due().await.unwrap(),
+            None,
+            "held rows are not due"
+        );
+        assert_eq!(
+            store
+                .mark_published(&first.lease, &first.row_ids())
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(count(&mut admin, ROWS).await, 2);
+
+        let killed = count(
+            &mut admin,
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'idle in transaction'",
+        )
+        .await;
+        assert_eq!(killed, 1, "the second claim's session");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let third = loop {
+            let c = store.claim_outbox(10, LONG).await.unwrap();
+            if !c.rows.is_empty() || Instant::now() > deadline {
+                break c;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+        assert_eq!(third.row_ids(), second.row_ids(), "due again at once");
+        let late = other.mark_published(&second.lease, &second.row_ids()).await;
+        assert!(!matches!(late, Ok(n) if n > 0), "{late:?}");
+        assert_eq!(
+            store
+                .mark_published(&third.lease, &third.row_ids())
+                .await
+                .unwrap(),
+            2
+        );
+        assert_eq!(count(&mut admin, ROWS).await, 0);
+    });
+}
+
+/// A writer blocked by a held claim's row (a dead letter deleted,
+/// retention) goes on once the claim is leased after its hold, and still
+/// finds the row (it follows the stamp, an update of the row it waited
+/// for); the claim keeps the rest, stamped with its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_claim_is_leased_after_its_hold_and_blocked_writers_go_on() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..3).map(|_| job("q")).collect()).await;
+        let claim = store.claim_outbox(10, LONG).await.unwrap();
+        assert_eq!(claim.rows.len(), 3);
+        let (victim, kept) = (claim.rows[0].job_id, claim.row_ids()[1..].to_vec());
+        let mut admin = db.admin().await;
+        let delete = sqlx::query("DELETE FROM outbox WHERE job_id = $1")
+            .bind(victim.as_uuid())
+            .execute(&mut admin);
+        let deleted = tokio::time::timeout(Duration::from_secs(20), delete)
+            .await
+            .expect("the writer waited past the hold")
+            .unwrap()
+            .rows_affected();
+        assert_eq!(deleted, 1, "the writer skipped the row");
+        // the writer goes on once the stamp commits
+        let lease = Some(claim.lease.0.clone());
+        let want: Vec<(i64, Option<String>)> = kept.iter().map(|r| (*r, lease.clone())).collect();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let mut seen = tokens(&mut admin).await;
+        while seen != want && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            seen = tokens(&mut admin).await;
+        }
+        assert_eq!(seen, want);
+        assert_eq!(
+            store
+                .mark_published(&claim.lease, &claim.row_ids())
+                .await
+                .unwrap(),
+            2
+        );
+        assert!(tokens(&mut admin).await.is_empty());
+    });
+}
+
+/// Marking part of a held claim marks that part; the rest stays with the
+/// claim, stamped, to be released or marked by its lease.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_claim_marked_in_part_keeps_the_rest_leased() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, (0..3).map(|_| job("q")).collect()).await;
+        let claim = store.claim_outbox(10, LONG).await.unwrap();
+        let ids = claim.row_ids();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(
+            store.mark_published(&claim.lease, &ids[..1]).await.unwrap(),
+            1
+        );
+        let mut admin = db.admin().await;
+        let lease = Some(claim.lease.0.clone());
+        let want: Vec<(i64, Option<String>)> =
+            ids[1..].iter().map(|r| (*r, lease.clone())).collect();
+        assert_eq!(tokens(&mut admin).await, want);
+        assert_eq!(
+            store
+                .release_outbox(&claim.lease, &ids[1..2], now_ms())
+                .await
+                .unwrap(),
+            1
+        );
+        let again = store.claim_outbox(10, LONG).await.unwrap();
+        assert_eq!(again.row_ids(), ids[1..2].to_vec());
+        assert_eq!(
+            store.mark_published(&claim.lease, &ids).await.unwrap(),
+            1,
+            "the row released meanwhile is another claim's"
+        );
+        assert_eq!(
+            store
+                .mark_published(&again.lease, &again.row_ids())
+                .await
+                .unwrap(),
+            1
+        );
+        assert!(tokens(&mut admin).await.is_empty());
     });
 }
