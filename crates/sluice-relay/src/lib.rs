@@ -25,6 +25,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 use sluice_broker::{BrokerError, Confirms, OutgoingMessage, Publisher};
 use sluice_core::{now_ms, Envelope, QueueConfig};
@@ -127,8 +128,8 @@ impl Relay {
     }
 
     /// The message publishing `row`, whose body is the payload's JSON text
-    /// as the store returned it. Its key and traceparent move into the
-    /// message; the row keeps what settling it needs.
+    /// as the store returned it. Its payload, key and traceparent move into
+    /// the message; the row keeps what settling it needs.
     fn message(&self, row: &mut OutboxRow) -> OutgoingMessage {
         let mut env = Envelope::at(row.job_id, &row.queue, Value::Null, row.created_at);
         let key = row.key.take();
@@ -139,7 +140,8 @@ impl Relay {
             env.ty = DEAD_LETTER_TYPE.into();
         }
         let mut attributes = env.into_attributes();
-        let body = row.payload.get().as_bytes().to_vec();
+        let payload = std::mem::replace(&mut row.payload, RawValue::NULL.to_owned());
+        let body = Box::<str>::from(payload).into_boxed_bytes().into_vec();
         let dead_letter = match &row.kind {
             OutboxKind::Job => false,
             OutboxKind::DeadLetter { error } => {

@@ -162,7 +162,13 @@ async fn fresh_leased() -> Option<(Arc<dyn Store>, TestDb)> {
 }
 
 fn leased_url(db: &TestDb) -> String {
-    format!("{}?max_connections=3", db.url)
+    with_param(&db.url, "max_connections=3")
+}
+
+/// `url` with one more query parameter.
+fn with_param(url: &str, param: &str) -> String {
+    let sep = if url.contains('?') { '&' } else { '?' };
+    format!("{url}{sep}{param}")
 }
 
 /// The outbox cases again with leased claims, the path taken once held

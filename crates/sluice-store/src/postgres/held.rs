@@ -72,24 +72,52 @@ struct Held {
     _permit: OwnedSemaphorePermit,
 }
 
-/// Runs a held claim of up to `limit` rows.
-pub(super) async fn claim(pool: &PgPool, limit: i64, lease_ms: i64) -> Result<Opened, Fail> {
+/// Runs a held claim of up to `limit` rows under `token`. Rows whose job
+/// is gone are stamped with the lease at once and left out, as a leased
+/// claim leaves them: parked until it lapses, never published.
+pub(super) async fn claim(
+    pool: &PgPool,
+    token: &LeaseToken,
+    limit: i64,
+    lease_ms: i64,
+) -> Result<Opened, Fail> {
     let mut tx = pool.begin().await?;
     let now = now_ms();
-    let rows = sqlx::query(include_str!("sql/outbox_claim_lock.sql"))
+    let lease_until = now.saturating_add(lease_ms);
+    let mut rows = sqlx::query(include_str!("sql/outbox_claim_lock.sql"))
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    let ids = rows
-        .iter()
-        .map(|row| row.try_get::<i64, _>("row_id"))
-        .collect::<Result<Vec<_>, _>>()?;
+    let (mut ids, mut orphans) = (Vec::with_capacity(rows.len()), Vec::new());
+    for row in &rows {
+        let id: i64 = row.try_get("row_id")?;
+        match row.try_get::<Option<&str>, _>("payload")? {
+            Some(_) => ids.push(id),
+            None => orphans.push(id),
+        }
+    }
+    if !orphans.is_empty() {
+        tracing::warn!(
+            rows = orphans.len(),
+            "outbox rows whose job is gone; parked under a lease, never published"
+        );
+        sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
+            .bind(&token.0)
+            .bind(lease_until)
+            .bind(&orphans)
+            .execute(&mut *tx)
+            .await?;
+        rows.retain(|row| {
+            row.try_get::<Option<&str>, _>("payload")
+                .is_ok_and(|p| p.is_some())
+        });
+    }
     Ok(Opened {
         tx,
         rows,
         ids,
-        lease_until: now.saturating_add(lease_ms),
+        lease_until,
     })
 }
 
@@ -110,8 +138,8 @@ impl HeldClaims {
 
     /// Keeps an [`Opened`] claim's transaction open under `token` until the
     /// claim is settled, or turned into a leased one after [`HOLD`] (half
-    /// the `lease` if shorter); one that found nothing ends at once.
-    /// Returns its rows.
+    /// the `lease` if shorter); one that found nothing to publish is
+    /// committed at once (with any rows it parked). Returns its rows.
     pub(super) async fn hold(
         self: &Arc<Self>,
         token: &LeaseToken,
@@ -126,7 +154,7 @@ impl HeldClaims {
             lease_until,
         } = opened;
         if ids.is_empty() {
-            self.bounded("end an empty claim", tx.rollback()).await?;
+            self.bounded("commit an empty claim", tx.commit()).await?;
             return Ok(rows);
         }
         let held = Held {

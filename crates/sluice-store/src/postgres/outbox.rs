@@ -42,7 +42,9 @@ impl OutboxStore for PgStore {
         let claimed = match self.held.permit() {
             Some(permit) => {
                 let open = self
-                    .run("claim outbox", move || held::claim(pool, limit, lease_ms))
+                    .run("claim outbox", move || {
+                        held::claim(pool, tok, limit, lease_ms)
+                    })
                     .await?;
                 self.held.hold(tok, open, lease, permit).await?
             }

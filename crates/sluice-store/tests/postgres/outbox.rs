@@ -282,19 +282,23 @@ async fn tokens(conn: &mut PgConnection) -> Vec<(i64, Option<String>)> {
         .unwrap()
 }
 
-/// A held claim's rows, deleted in its open transaction, are still seen by
-/// other readers, skipped by other claims and by `next_due`, and gone once
-/// it marks them all (the commit); when its session dies they are due
-/// again at once, unleased, and its mark marks nothing.
+const ROWS: &str = "SELECT COUNT(*) FROM outbox";
+const STAMPED: &str = "SELECT COUNT(*) FROM outbox WHERE lease_token IS NOT NULL";
+
+/// A held claim's rows, locked by its open transaction and not written,
+/// are still seen by other readers, skipped by other claims and by
+/// `next_due`, and gone once it marks them all (a delete and the commit);
+/// when its session dies they are due again at once, unleased, and its
+/// mark marks nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_held_claim_commits_its_mark_or_dies_with_its_session() {
     pg_case!(|db| {
         let store = PgStore::open(&db.url).await.unwrap();
-        let other = PgStore::open(&db.url).await.unwrap();
+        let other = PgStore::open(&with_param(&db.url, "application_name=sluice-other"))
+            .await
+            .unwrap();
         enqueue(&store, (0..4).map(|_| job("q")).collect()).await;
         let mut admin = db.admin().await;
-        const ROWS: &str = "SELECT COUNT(*) FROM outbox";
-        const STAMPED: &str = "SELECT COUNT(*) FROM outbox WHERE lease_token IS NOT NULL";
 
         let first = store.claim_outbox(2, LONG).await.unwrap();
         assert_eq!(first.rows.len(), 2);
@@ -307,6 +311,15 @@ async fn a_held_claim_commits_its_mark_or_dies_with_its_session() {
             None,
             "held rows are not due"
         );
+        // the second claim's session ends at once, well within its hold
+        let killed = count(
+            &mut admin,
+            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = current_database() AND state = 'idle in transaction' \
+               AND application_name = 'sluice-other'",
+        )
+        .await;
+        assert_eq!(killed, 1, "the second claim's session");
         assert_eq!(
             store
                 .mark_published(&first.lease, &first.row_ids())
@@ -316,13 +329,6 @@ async fn a_held_claim_commits_its_mark_or_dies_with_its_session() {
         );
         assert_eq!(count(&mut admin, ROWS).await, 2);
 
-        let killed = count(
-            &mut admin,
-            "SELECT COUNT(pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE datname = current_database() AND state = 'idle in transaction'",
-        )
-        .await;
-        assert_eq!(killed, 1, "the second claim's session");
         let deadline = Instant::now() + Duration::from_secs(10);
         let third = loop {
             let c = store.claim_outbox(10, LONG).await.unwrap();
@@ -429,5 +435,48 @@ async fn a_held_claim_marked_in_part_keeps_the_rest_leased() {
             1
         );
         assert!(tokens(&mut admin).await.is_empty());
+    });
+}
+
+/// An outbox row whose job is gone is never published: a held claim parks
+/// it under its lease, as a leased claim does, so it is not due (and relays
+/// do not spin on it) until that lease lapses, and publishes the others.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_held_claim_parks_rows_whose_job_is_gone() {
+    pg_case!(|db| {
+        let store = PgStore::open(&db.url).await.unwrap();
+        enqueue(&store, vec![job("q")]).await;
+        let mut admin = db.admin().await;
+        sqlx::query(
+            "INSERT INTO outbox (job_id, queue, attempt, available_at, created_at) \
+             VALUES (gen_random_uuid(), 'q', 1, 0, 0)",
+        )
+        .execute(&mut admin)
+        .await
+        .unwrap();
+        let claim = store.claim_outbox(10, LONG).await.unwrap();
+        assert_eq!(claim.rows.len(), 1, "the job's row alone");
+        assert_eq!(store.next_due().await.unwrap(), None);
+        assert_eq!(
+            store
+                .mark_published(&claim.lease, &claim.row_ids())
+                .await
+                .unwrap(),
+            1
+        );
+        let again = store.claim_outbox(10, LONG).await.unwrap();
+        assert!(again.rows.is_empty(), "{again:?}");
+        assert_eq!(count(&mut admin, ROWS).await, 1);
+        assert_eq!(
+            count(&mut admin, STAMPED).await,
+            1,
+            "parked with the commit"
+        );
+        assert_eq!(store.next_due().await.unwrap(), None);
+        // every test database is checked for such rows when dropped
+        sqlx::query("DELETE FROM outbox")
+            .execute(&mut admin)
+            .await
+            .unwrap();
     });
 }
