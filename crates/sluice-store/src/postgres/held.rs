@@ -35,7 +35,7 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgPool, Postgres, Row, Transaction};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::{map_err, Fail};
+use super::{map_err, within, Fail};
 use crate::{LeaseToken, StoreError};
 
 /// Longest a claim stays held (half its lease if that is shorter).
@@ -102,12 +102,7 @@ pub(super) async fn claim(
             rows = orphans.len(),
             "outbox rows whose job is gone; parked under a lease, never published"
         );
-        sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
-            .bind(&token.0)
-            .bind(lease_until)
-            .bind(&orphans)
-            .execute(&mut *tx)
-            .await?;
+        stamp(&mut tx, token, lease_until, &orphans).await?;
         rows.retain(|row| {
             row.try_get::<Option<&str>, _>("payload")
                 .is_ok_and(|p| p.is_some())
@@ -119,6 +114,22 @@ pub(super) async fn claim(
         ids,
         lease_until,
     })
+}
+
+/// Stamps the rows `ids`, locked by `tx`, with the claim's token and lease.
+async fn stamp(
+    tx: &mut Transaction<'static, Postgres>,
+    token: &LeaseToken,
+    lease_until: EpochMs,
+    ids: &[i64],
+) -> Result<(), sqlx::Error> {
+    sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
+        .bind(&token.0)
+        .bind(lease_until)
+        .bind(ids)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
 }
 
 impl HeldClaims {
@@ -230,39 +241,22 @@ impl HeldClaims {
         } = held;
         let n = ids.len();
         let turned = async move {
-            sqlx::query(include_str!("sql/outbox_claim_lease.sql"))
-                .bind(&token.0)
-                .bind(lease_until)
-                .bind(&ids)
-                .execute(&mut *tx)
-                .await?;
+            stamp(&mut tx, token, lease_until, &ids).await?;
             tx.commit().await
         };
-        match tokio::time::timeout(self.op_timeout, turned).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => {
-                tracing::warn!(error = %map_err(e), rows = n, "cannot lease a held outbox claim; its rows are due again")
-            }
-            Err(_) => tracing::warn!(
-                rows = n,
-                "leasing a held outbox claim timed out; its rows are due again"
-            ),
+        if let Err(e) = self.bounded("lease a held outbox claim", turned).await {
+            tracing::warn!(error = %e, rows = n, "cannot lease a held outbox claim; its rows are due again");
         }
     }
 
-    /// `op` bounded by the operation timeout, its error classified.
+    /// `op` (statements of a held claim's transaction, which cannot be run
+    /// again) bounded by the operation timeout, its error classified.
     async fn bounded<T>(
         &self,
         what: &str,
         op: impl Future<Output = Result<T, sqlx::Error>>,
     ) -> Result<T, StoreError> {
-        match tokio::time::timeout(self.op_timeout, op).await {
-            Ok(done) => done.map_err(map_err),
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{what} did not finish within {} ms",
-                self.op_timeout.as_millis()
-            ))),
-        }
+        within(self.op_timeout, what, async { op.await.map_err(map_err) }).await
     }
 
     fn slot(&self, token: &LeaseToken) -> Option<Slot> {

@@ -245,13 +245,23 @@ impl PgStore {
                 }
             }
         };
-        match tokio::time::timeout(self.op_timeout, attempts).await {
-            Ok(res) => res,
-            Err(_) => Err(StoreError::Unavailable(format!(
-                "{what} did not finish within {} ms",
-                self.op_timeout.as_millis()
-            ))),
-        }
+        within(self.op_timeout, what, attempts).await
+    }
+}
+
+/// `op` bounded by `limit`: running out is [`StoreError::Unavailable`]
+/// naming `what`.
+pub(super) async fn within<T>(
+    limit: Duration,
+    what: &str,
+    op: impl Future<Output = Result<T, StoreError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, op).await {
+        Ok(res) => res,
+        Err(_) => Err(StoreError::Unavailable(format!(
+            "{what} did not finish within {} ms",
+            limit.as_millis()
+        ))),
     }
 }
 
