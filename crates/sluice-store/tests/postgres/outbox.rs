@@ -364,11 +364,33 @@ async fn a_held_claim_is_leased_after_its_hold_and_blocked_writers_go_on() {
         assert_eq!(claim.rows.len(), 3);
         let (victim, kept) = (claim.rows[0].job_id, claim.row_ids()[1..].to_vec());
         let mut admin = db.admin().await;
+        let mut watcher = db.admin().await;
         let delete = sqlx::query("DELETE FROM outbox WHERE job_id = $1")
             .bind(victim.as_uuid())
             .execute(&mut admin);
-        let deleted = tokio::time::timeout(Duration::from_secs(20), delete)
-            .await
+        // while the claim is held, the writer waits for the row's lock
+        let waited = async {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while Instant::now() < deadline {
+                let waiting = count(
+                    &mut watcher,
+                    "SELECT COUNT(*) FROM pg_stat_activity \
+                     WHERE datname = current_database() AND wait_event_type = 'Lock'",
+                )
+                .await;
+                if waiting > 0 {
+                    return true;
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            false
+        };
+        let (deleted, waited) = tokio::join!(
+            tokio::time::timeout(Duration::from_secs(20), delete),
+            waited
+        );
+        assert!(waited, "the writer never waited for the held row");
+        let deleted = deleted
             .expect("the writer waited past the hold")
             .unwrap()
             .rows_affected();
