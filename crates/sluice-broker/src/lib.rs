@@ -53,10 +53,10 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AckToken(pub u64);
 
-/// A message as delivered to a subscriber.
+/// A message as a broker delivered it. Every delivery of one message shares
+/// it, so a subscription that hands a message out again copies nothing.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Delivery {
-    pub token: AckToken,
+pub struct IncomingMessage {
     pub topic: String,
     pub key: Option<String>,
     /// CloudEvents binary-mode attributes, bare names (may be empty).
@@ -72,9 +72,36 @@ pub struct Delivery {
     /// false for an AMQP message without a `message_id`, whose position is
     /// made up for each delivery.
     pub stable_position: bool,
+}
+
+/// One delivery of a message to a subscriber: its token, how often the
+/// message came before, and the message itself (its fields read through
+/// `Deref`). Cloning one shares the message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Delivery {
+    pub token: AckToken,
     /// How many times it was delivered before (0 on first delivery), where the
     /// broker knows.
     pub redeliveries: u32,
+    pub message: Arc<IncomingMessage>,
+}
+
+impl Delivery {
+    pub fn new(token: AckToken, redeliveries: u32, message: IncomingMessage) -> Self {
+        Self {
+            token,
+            redeliveries,
+            message: Arc::new(message),
+        }
+    }
+}
+
+impl std::ops::Deref for Delivery {
+    type Target = IncomingMessage;
+
+    fn deref(&self) -> &IncomingMessage {
+        &self.message
+    }
 }
 
 /// Options of a subscription.

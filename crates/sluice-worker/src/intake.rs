@@ -137,20 +137,22 @@ pub(crate) fn schema_violation(schema: &jsonschema::Validator, payload: &Value) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_broker::AckToken;
+    use sluice_broker::{AckToken, IncomingMessage};
 
     fn plain(body: &[u8], key: Option<&str>) -> Delivery {
-        Delivery {
-            token: AckToken(1),
-            topic: "sluice.q".into(),
-            key: key.map(str::to_string),
-            attributes: BTreeMap::new(),
-            content_type: Some("application/json".into()),
-            body: body.to_vec(),
-            position: "sluice.q/0/7".into(),
-            stable_position: true,
-            redeliveries: 0,
-        }
+        Delivery::new(
+            AckToken(1),
+            0,
+            IncomingMessage {
+                topic: "sluice.q".into(),
+                key: key.map(str::to_string),
+                attributes: BTreeMap::new(),
+                content_type: Some("application/json".into()),
+                body: body.to_vec(),
+                position: "sluice.q/0/7".into(),
+                stable_position: true,
+            },
+        )
     }
 
     /// Only a plain JSON message whose position is made up per delivery
@@ -160,22 +162,30 @@ mod tests {
     fn a_job_id_is_one_off_only_for_plain_json_without_a_stable_position() {
         let stable = plain(br#"{"a":1}"#, None);
         assert!(!intake(&stable, "q", 5, None).one_off);
-        let made_up = Delivery {
-            stable_position: false,
-            ..plain(br#"{"a":1}"#, None)
-        };
+        let made_up = Delivery::new(
+            AckToken(1),
+            0,
+            IncomingMessage {
+                stable_position: false,
+                ..(*plain(br#"{"a":1}"#, None).message).clone()
+            },
+        );
         let i = intake(&made_up, "q", 5, None);
         assert!(i.one_off);
         assert!(i.request.create.is_some());
-        let event = Delivery {
-            attributes: BTreeMap::from([
-                ("specversion".to_string(), "1.0".to_string()),
-                ("id".to_string(), "order-1".to_string()),
-                ("source".to_string(), "shop".to_string()),
-                ("type".to_string(), "order.created".to_string()),
-            ]),
-            ..made_up.clone()
-        };
+        let event = Delivery::new(
+            AckToken(1),
+            0,
+            IncomingMessage {
+                attributes: BTreeMap::from([
+                    ("specversion".to_string(), "1.0".to_string()),
+                    ("id".to_string(), "order-1".to_string()),
+                    ("source".to_string(), "shop".to_string()),
+                    ("type".to_string(), "order.created".to_string()),
+                ]),
+                ..(*made_up.message).clone()
+            },
+        );
         let i = intake(&event, "q", 5, None);
         assert_eq!(i.request.job_id, JobId::derived("shop", "order-1"));
         assert!(!i.one_off);

@@ -79,20 +79,22 @@ impl Stalled {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sluice_broker::AckToken;
+    use sluice_broker::{AckToken, IncomingMessage};
 
     fn delivery(n: u64) -> Delivery {
-        Delivery {
-            token: AckToken(n),
-            topic: "t".into(),
-            key: None,
-            attributes: Default::default(),
-            content_type: None,
-            body: Vec::new(),
-            position: format!("t/0/{n}"),
-            stable_position: true,
-            redeliveries: 0,
-        }
+        Delivery::new(
+            AckToken(n),
+            0,
+            IncomingMessage {
+                topic: "t".into(),
+                key: None,
+                attributes: Default::default(),
+                content_type: None,
+                body: Vec::new(),
+                position: format!("t/0/{n}"),
+                stable_position: true,
+            },
+        )
     }
 
     fn tokens(ds: &[Delivery]) -> Vec<u64> {

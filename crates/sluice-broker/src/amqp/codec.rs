@@ -20,7 +20,7 @@ use std::collections::BTreeMap;
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::BasicProperties;
 
-use crate::{AckToken, Delivery, OutgoingMessage};
+use crate::{AckToken, Delivery, IncomingMessage, OutgoingMessage};
 
 /// Header prefixes of CloudEvents attributes (binary mode): the binding's
 /// `cloudEvents:` and the `cloudEvents_` some clients use instead.
@@ -98,17 +98,19 @@ pub fn delivery(
         None => (format!("{queue}/delivery:{}", uuid::Uuid::new_v4()), false),
     };
     let redeliveries = delivery_count.unwrap_or(0).max(u32::from(d.redelivered));
-    Delivery {
+    Delivery::new(
         token,
-        topic: topic.to_string(),
-        key,
-        attributes,
-        content_type,
-        body: d.data,
-        position,
-        stable_position,
         redeliveries,
-    }
+        IncomingMessage {
+            topic: topic.to_string(),
+            key,
+            attributes,
+            content_type,
+            body: d.data,
+            position,
+            stable_position,
+        },
+    )
 }
 
 /// A header value as text, where it has one.

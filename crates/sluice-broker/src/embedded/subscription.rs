@@ -12,7 +12,7 @@ use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use super::{unavailable, Shared};
-use crate::{AckToken, BrokerError, Delivery, SubscribeOptions, Subscription};
+use crate::{AckToken, BrokerError, Delivery, IncomingMessage, SubscribeOptions, Subscription};
 
 const SQL_HAS_WORK: &str = include_str!("sql/has_work.sql");
 const SQL_LEASE_VISIBLE: &str = include_str!("sql/lease_visible.sql");
@@ -167,17 +167,19 @@ impl EmbeddedSubscription {
             let token = self.next_token;
             self.next_token += 1;
             self.held.insert(token, Held { seq, receipt });
-            out.push(Delivery {
-                token: AckToken(token),
-                topic: self.topic.clone(),
-                key: row.get(1),
-                attributes,
-                content_type: row.get(3),
-                body: row.get(4),
-                position: format!("{}/{}", self.topic, seq),
-                stable_position: true,
-                redeliveries: u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX),
-            });
+            out.push(Delivery::new(
+                AckToken(token),
+                u32::try_from(count.saturating_sub(1)).unwrap_or(u32::MAX),
+                IncomingMessage {
+                    topic: self.topic.clone(),
+                    key: row.get(1),
+                    attributes,
+                    content_type: row.get(3),
+                    body: row.get(4),
+                    position: format!("{}/{}", self.topic, seq),
+                    stable_position: true,
+                },
+            ));
         }
         Ok(out)
     }

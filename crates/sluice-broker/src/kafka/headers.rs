@@ -7,7 +7,7 @@ use rdkafka::bindings;
 use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::Message;
 
-use crate::{AckToken, Delivery, OutgoingMessage};
+use crate::{AckToken, Delivery, IncomingMessage, OutgoingMessage};
 
 const CE_PREFIX: &str = "ce_";
 const CONTENT_TYPE: &str = "content-type";
@@ -40,22 +40,24 @@ pub(crate) fn outgoing_headers(m: &OutgoingMessage) -> OwnedHeaders {
 /// [`position`]'s.
 pub(crate) fn delivery(msg: &BorrowedMessage<'_>) -> Delivery {
     let (attributes, content_type) = attributes_of(message_headers(msg));
-    Delivery {
-        token: AckToken(0),
-        topic: msg.topic().to_string(),
-        key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
-        attributes,
-        content_type,
-        body: msg.payload().unwrap_or_default().to_vec(),
-        position: position(
-            msg.topic(),
-            msg.partition(),
-            msg.offset(),
-            msg.timestamp().to_millis(),
-        ),
-        stable_position: true,
-        redeliveries: 0,
-    }
+    Delivery::new(
+        AckToken(0),
+        0,
+        IncomingMessage {
+            topic: msg.topic().to_string(),
+            key: msg.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+            attributes,
+            content_type,
+            body: msg.payload().unwrap_or_default().to_vec(),
+            position: position(
+                msg.topic(),
+                msg.partition(),
+                msg.offset(),
+                msg.timestamp().to_millis(),
+            ),
+            stable_position: true,
+        },
+    )
 }
 
 /// A record's position, `topic/partition/offset/timestamp` (the timestamp

@@ -369,22 +369,25 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+    use crate::IncomingMessage;
 
     fn msg(partition: i32, offset: i64) -> Fetched {
         Fetched {
             partition,
             offset,
-            delivery: Delivery {
-                token: AckToken(0),
-                topic: "t".into(),
-                key: None,
-                attributes: BTreeMap::new(),
-                content_type: None,
-                body: Vec::new(),
-                position: format!("t/{partition}/{offset}"),
-                stable_position: true,
-                redeliveries: 0,
-            },
+            delivery: Delivery::new(
+                AckToken(0),
+                0,
+                IncomingMessage {
+                    topic: "t".into(),
+                    key: None,
+                    attributes: BTreeMap::new(),
+                    content_type: None,
+                    body: Vec::new(),
+                    position: format!("t/{partition}/{offset}"),
+                    stable_position: true,
+                },
+            ),
         }
     }
 
