@@ -68,8 +68,9 @@ pub fn continue_trace(span: &Span, parent: Option<&str>) -> Option<String> {
     let cx = span.context();
     let own = cx.span().span_context().clone();
     let tp = format(&own)?;
-    span.record(TRACE_ID_FIELD, tracing::field::display(own.trace_id()));
-    span.record(SPAN_ID_FIELD, tracing::field::display(own.span_id()));
+    // the ids as `format` wrote them: `00-<trace id>-<span id>-<flags>`
+    span.record(TRACE_ID_FIELD, &tp[3..35]);
+    span.record(SPAN_ID_FIELD, &tp[36..52]);
     Some(tp)
 }
 
@@ -106,4 +107,64 @@ where
         .with_filter(filter_fn(|m| {
             m.target().starts_with("sluice") && (m.is_span() || *m.level() <= Level::INFO)
         }))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use tracing::field::{Empty, Field, Visit};
+    use tracing::span::{Id, Record};
+    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+
+    use super::*;
+
+    /// The values recorded into spans after they began, field by field.
+    #[derive(Clone, Default)]
+    struct Recorded(Arc<Mutex<Vec<(String, String)>>>);
+
+    impl Visit for Recorded {
+        fn record_str(&mut self, field: &Field, value: &str) {
+            let mut got = self.0.lock().unwrap();
+            got.push((field.name().to_string(), value.to_string()));
+        }
+
+        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
+            let mut got = self.0.lock().unwrap();
+            got.push((field.name().to_string(), format!("{value:?}")));
+        }
+    }
+
+    impl<S: Subscriber> Layer<S> for Recorded {
+        fn on_record(&self, _: &Id, values: &Record<'_>, _: LayerContext<'_, S>) {
+            values.record(&mut self.clone());
+        }
+    }
+
+    /// The ids a continued span records for log lines are its own, as its
+    /// `traceparent` carries them.
+    #[test]
+    fn a_continued_span_records_its_own_ids() {
+        let provider = SdkTracerProvider::builder().build();
+        let recorded = Recorded::default();
+        let subscriber = tracing_subscriber::registry()
+            .with(layer(&provider))
+            .with(recorded.clone());
+        tracing::subscriber::with_default(subscriber, || {
+            let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+            let span = tracing::info_span!("job.attempt", trace_id = Empty, span_id = Empty);
+            let tp = continue_trace(&span, Some(parent)).expect("the layer gives ids");
+            let own = span.context().span().span_context().clone();
+            let (trace_id, span_id) = (own.trace_id().to_string(), own.span_id().to_string());
+            assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+            assert_ne!(span_id, "00f067aa0ba902b7", "a child span of its own");
+            assert_eq!(tp, format!("00-{trace_id}-{span_id}-01"));
+            let got = recorded.0.lock().unwrap().clone();
+            let want = vec![
+                (TRACE_ID_FIELD.to_string(), trace_id),
+                (SPAN_ID_FIELD.to_string(), span_id),
+            ];
+            assert_eq!(got, want);
+        });
+    }
 }
