@@ -136,7 +136,7 @@ async fn two_ingest_two_relays_ten_thousand_jobs_once_each() {
             .unwrap();
         let n = sluice_tests::prom::Exposition::parse(&m)
             .unwrap()
-            .total("sluice_relay_published_total");
+            .total("sluice_relay_published_messages_total");
         eprintln!("relay {i} published {n}");
         assert!(
             n > 0.0,

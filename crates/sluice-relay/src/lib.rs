@@ -268,7 +268,7 @@ impl Relay {
             }
         }
         for (queue, n) in published {
-            metrics::counter!("sluice_relay_published_total", "queue" => self.queue_label(queue))
+            metrics::counter!("sluice_relay_published_messages_total", "queue" => self.queue_label(queue))
                 .increment(n);
         }
         if !ok.is_empty() {

@@ -47,7 +47,7 @@ pub struct Rate {
 const METRICS_POLL: Duration = Duration::from_millis(20);
 
 /// Waits (up to `limit`) until `relay` has published `n` rows of `queue`
-/// (its `sluice_relay_published_total`, read from its own `/metrics`, which
+/// (its `sluice_relay_published_messages_total`, read from its own `/metrics`, which
 /// loads neither the store nor the broker measured), and returns its rate:
 /// the rows published after the first poll that saw any, over the time from
 /// that poll to the one that saw all `n`.
@@ -58,7 +58,7 @@ pub async fn relay(
     limit: Duration,
 ) -> anyhow::Result<Rate> {
     let (client, url) = (reqwest::Client::new(), relay.url("/metrics"));
-    let series = format!("sluice_relay_published_total{{queue=\"{queue}\"}} ");
+    let series = format!("sluice_relay_published_messages_total{{queue=\"{queue}\"}} ");
     let t0 = Instant::now();
     let mut first: Option<(Instant, u64)> = None;
     loop {
