@@ -102,8 +102,16 @@ const EXACT: &[Expected] = &[
     ("sluice_jobs_dead_total", &[("queue", "m")], 4.0),
     ("sluice_jobs_dead_total", &[("queue", "c")], 1.0),
     // 18 attempts' messages plus 4 dead-letter copies; 2 plus 1
-    ("sluice_relay_published_messages_total", &[("queue", "m")], 22.0),
-    ("sluice_relay_published_messages_total", &[("queue", "c")], 3.0),
+    (
+        "sluice_relay_published_messages_total",
+        &[("queue", "m")],
+        22.0,
+    ),
+    (
+        "sluice_relay_published_messages_total",
+        &[("queue", "c")],
+        3.0,
+    ),
     (
         "sluice_handler_duration_seconds_count",
         &[("queue", "m"), ("outcome", "success")],
