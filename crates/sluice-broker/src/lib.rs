@@ -53,8 +53,8 @@ pub struct OutgoingMessage {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct AckToken(pub u64);
 
-/// A message as a broker delivered it. Every delivery of one message shares
-/// it, so a subscription that hands a message out again copies nothing.
+/// A message as a broker delivered it. A subscription that hands one message
+/// out again (Kafka's, after a release) shares it, copying nothing.
 #[derive(Debug, Clone, PartialEq)]
 pub struct IncomingMessage {
     pub topic: String,

@@ -68,9 +68,10 @@ pub fn continue_trace(span: &Span, parent: Option<&str>) -> Option<String> {
     let cx = span.context();
     let own = cx.span().span_context().clone();
     let tp = format(&own)?;
-    // the ids as `format` wrote them: `00-<trace id>-<span id>-<flags>`
-    span.record(TRACE_ID_FIELD, &tp[3..35]);
-    span.record(SPAN_ID_FIELD, &tp[36..52]);
+    // the ids as `format` wrote them, `00-<trace id>-<span id>-<flags>`;
+    // displayed, so that text logs show them bare, not quoted
+    span.record(TRACE_ID_FIELD, tracing::field::display(&tp[3..35]));
+    span.record(SPAN_ID_FIELD, tracing::field::display(&tp[36..52]));
     Some(tp)
 }
 
@@ -113,58 +114,53 @@ where
 mod tests {
     use std::sync::{Arc, Mutex};
 
-    use tracing::field::{Empty, Field, Visit};
-    use tracing::span::{Id, Record};
-    use tracing_subscriber::layer::{Context as LayerContext, SubscriberExt};
+    use tracing::field::Empty;
+    use tracing_subscriber::layer::SubscriberExt;
 
     use super::*;
 
-    /// The values recorded into spans after they began, field by field.
+    /// What a text log layer wrote.
     #[derive(Clone, Default)]
-    struct Recorded(Arc<Mutex<Vec<(String, String)>>>);
+    struct Written(Arc<Mutex<Vec<u8>>>);
 
-    impl Visit for Recorded {
-        fn record_str(&mut self, field: &Field, value: &str) {
-            let mut got = self.0.lock().unwrap();
-            got.push((field.name().to_string(), value.to_string()));
+    impl std::io::Write for Written {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
         }
 
-        fn record_debug(&mut self, field: &Field, value: &dyn std::fmt::Debug) {
-            let mut got = self.0.lock().unwrap();
-            got.push((field.name().to_string(), format!("{value:?}")));
-        }
-    }
-
-    impl<S: Subscriber> Layer<S> for Recorded {
-        fn on_record(&self, _: &Id, values: &Record<'_>, _: LayerContext<'_, S>) {
-            values.record(&mut self.clone());
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
         }
     }
 
-    /// The ids a continued span records for log lines are its own, as its
-    /// `traceparent` carries them.
+    /// A continued span's log lines carry its own trace and span ids, bare,
+    /// as its `traceparent` spells them.
     #[test]
-    fn a_continued_span_records_its_own_ids() {
+    fn a_continued_span_logs_its_own_ids() {
         let provider = SdkTracerProvider::builder().build();
-        let recorded = Recorded::default();
+        let written = Written::default();
+        let writer = written.clone();
+        let text = tracing_subscriber::fmt::layer()
+            .with_ansi(false)
+            .with_writer(move || writer.clone());
         let subscriber = tracing_subscriber::registry()
             .with(layer(&provider))
-            .with(recorded.clone());
-        tracing::subscriber::with_default(subscriber, || {
+            .with(text);
+        let (tp, trace_id, span_id) = tracing::subscriber::with_default(subscriber, || {
             let parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
             let span = tracing::info_span!("job.attempt", trace_id = Empty, span_id = Empty);
             let tp = continue_trace(&span, Some(parent)).expect("the layer gives ids");
+            span.in_scope(|| tracing::info!("inside the attempt"));
             let own = span.context().span().span_context().clone();
-            let (trace_id, span_id) = (own.trace_id().to_string(), own.span_id().to_string());
-            assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
-            assert_ne!(span_id, "00f067aa0ba902b7", "a child span of its own");
-            assert_eq!(tp, format!("00-{trace_id}-{span_id}-01"));
-            let got = recorded.0.lock().unwrap().clone();
-            let want = vec![
-                (TRACE_ID_FIELD.to_string(), trace_id),
-                (SPAN_ID_FIELD.to_string(), span_id),
-            ];
-            assert_eq!(got, want);
+            (tp, own.trace_id().to_string(), own.span_id().to_string())
         });
+        assert_eq!(trace_id, "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_ne!(span_id, "00f067aa0ba902b7", "a child span of its own");
+        assert_eq!(tp, format!("00-{trace_id}-{span_id}-01"));
+        let log = String::from_utf8(written.0.lock().unwrap().clone()).unwrap();
+        let fields =
+            format!("job.attempt{{{TRACE_ID_FIELD}={trace_id} {SPAN_ID_FIELD}={span_id}}}");
+        assert!(log.contains(&fields), "{fields} not in {log:?}");
     }
 }

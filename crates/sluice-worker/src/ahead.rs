@@ -15,7 +15,9 @@ use std::time::Duration;
 /// handler, so a window of only one per slot would idle fast handlers. Jobs
 /// started ahead stay bounded apart (see [`ahead_cap`]); the rest of the
 /// window is messages not yet started, which the broker hands to another
-/// consumer at once if this one goes away. A RabbitMQ no-op worker of 64
+/// consumer at once if this one goes away, but which wait for this one's
+/// slots while it lives (and do not count in the queue's ready messages).
+/// A RabbitMQ no-op worker of 64
 /// slots on PostgreSQL went from 0.69–0.73 to 0.86–0.87 of a raw consumer
 /// with the same prefetch, with 8 instead of Celery's 4 (`scripts/bench
 /// amqp`, 2026-12-08).

@@ -218,7 +218,9 @@ pub async fn run() -> anyhow::Result<()> {
     let relay_rate = relay.per_second;
 
     // (c) raw consumer, then (d) the worker, each with backlog messages queued
-    let prefetch = sluice_worker::prefetch_window(concurrency, false) as u16;
+    // as the worker's subscription sets it: at most AMQP's largest prefetch
+    let prefetch =
+        u16::try_from(sluice_worker::prefetch_window(concurrency, false)).unwrap_or(u16::MAX);
     let cpu0 = CpuSample::now();
     let raw_con = raw_consume(&amqp, &raw_topic, 2 * backlog, prefetch).await?;
     let raw_con_cpu = CpuSample::now().report_since(&cpu0, 2 * backlog);

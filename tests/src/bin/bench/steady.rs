@@ -47,8 +47,9 @@ pub struct Rate {
 const METRICS_POLL: Duration = Duration::from_millis(20);
 
 /// Waits (up to `limit`) until `relay` has published `n` rows of `queue`
-/// (its `sluice_relay_published_messages_total`, read from its own `/metrics`, which
-/// loads neither the store nor the broker measured), and returns its rate:
+/// (its `sluice_relay_published_messages_total`, read from its own
+/// `/metrics`, which loads neither the store nor the broker measured), and
+/// returns its rate:
 /// the rows published after the first poll that saw any, over the time from
 /// that poll to the one that saw all `n`.
 pub async fn relay(
