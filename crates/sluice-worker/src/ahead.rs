@@ -17,10 +17,9 @@ use std::time::Duration;
 /// window is messages not yet started, which the broker hands to another
 /// consumer at once if this one goes away, but which wait for this one's
 /// slots while it lives (and do not count in the queue's ready messages).
-/// A RabbitMQ no-op worker of 64
-/// slots on PostgreSQL went from 0.69–0.73 to 0.86–0.87 of a raw consumer
-/// with the same prefetch, with 8 instead of Celery's 4 (`scripts/bench
-/// amqp`, 2026-12-08).
+/// A RabbitMQ no-op worker of 64 slots on PostgreSQL went from 0.69–0.73 to
+/// 0.86–0.87 of a raw consumer with the same prefetch, with 8 instead of
+/// Celery's 4 (`scripts/bench amqp`, 2026-12-08).
 pub const PREFETCH_PER_SLOT: usize = 8;
 
 /// [`PREFETCH_PER_SLOT`] on a broker whose partitions each have one
