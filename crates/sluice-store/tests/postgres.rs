@@ -20,8 +20,8 @@ use serde_json::json;
 use sluice_core::{now_ms, JobId};
 use sluice_store::postgres::{PgStore, NOTIFY_CHANNEL};
 use sluice_store::{
-    AttemptStore, Completion, EnqueueRequest, GroupCommit, IngestStore, NewJob, OutboxStore,
-    Outcome, StartOutcome, StartRequest, Store, StoreError,
+    AttemptStore, Completion, EnqueueRequest, GroupCommit, IngestStore, LeaseToken, NewJob,
+    OutboxStore, Outcome, StartOutcome, StartRequest, Store, StoreError,
 };
 use sqlx::postgres::{PgConnection, PgListener};
 use sqlx::{Connection, Executor, Row};

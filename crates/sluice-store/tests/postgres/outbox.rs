@@ -282,6 +282,11 @@ async fn tokens(conn: &mut PgConnection) -> Vec<(i64, Option<String>)> {
         .unwrap()
 }
 
+/// What [`tokens`] reads when exactly `rows` are stamped with `lease`.
+fn stamped_with(rows: &[i64], lease: &LeaseToken) -> Vec<(i64, Option<String>)> {
+    rows.iter().map(|r| (*r, Some(lease.0.clone()))).collect()
+}
+
 const ROWS: &str = "SELECT COUNT(*) FROM outbox";
 const STAMPED: &str = "SELECT COUNT(*) FROM outbox WHERE lease_token IS NOT NULL";
 
@@ -396,8 +401,7 @@ async fn a_held_claim_is_leased_after_its_hold_and_blocked_writers_go_on() {
             .rows_affected();
         assert_eq!(deleted, 1, "the writer skipped the row");
         // the writer goes on once the stamp commits
-        let lease = Some(claim.lease.0.clone());
-        let want: Vec<(i64, Option<String>)> = kept.iter().map(|r| (*r, lease.clone())).collect();
+        let want = stamped_with(&kept, &claim.lease);
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut seen = tokens(&mut admin).await;
         while seen != want && Instant::now() < deadline {
@@ -431,10 +435,10 @@ async fn a_held_claim_marked_in_part_keeps_the_rest_leased() {
             1
         );
         let mut admin = db.admin().await;
-        let lease = Some(claim.lease.0.clone());
-        let want: Vec<(i64, Option<String>)> =
-            ids[1..].iter().map(|r| (*r, lease.clone())).collect();
-        assert_eq!(tokens(&mut admin).await, want);
+        assert_eq!(
+            tokens(&mut admin).await,
+            stamped_with(&ids[1..], &claim.lease)
+        );
         assert_eq!(
             store
                 .release_outbox(&claim.lease, &ids[1..2], now_ms())
