@@ -84,17 +84,20 @@ pub(super) async fn claim(
     let mut tx = pool.begin().await?;
     let now = now_ms();
     let lease_until = now.saturating_add(lease_ms);
-    let mut rows = sqlx::query(include_str!("sql/outbox_claim_lock.sql"))
+    let locked = sqlx::query(include_str!("sql/outbox_claim_lock.sql"))
         .bind(now)
         .bind(limit)
         .fetch_all(&mut *tx)
         .await?;
-    let (mut ids, mut orphans) = (Vec::with_capacity(rows.len()), Vec::new());
-    for row in &rows {
+    let mut rows = Vec::with_capacity(locked.len());
+    let (mut ids, mut orphans) = (Vec::with_capacity(locked.len()), Vec::new());
+    for row in locked {
         let id: i64 = row.try_get("row_id")?;
-        match row.try_get::<Option<&str>, _>("payload")? {
-            Some(_) => ids.push(id),
-            None => orphans.push(id),
+        if row.try_get::<Option<&str>, _>("payload")?.is_some() {
+            ids.push(id);
+            rows.push(row);
+        } else {
+            orphans.push(id);
         }
     }
     if !orphans.is_empty() {
@@ -103,10 +106,6 @@ pub(super) async fn claim(
             "outbox rows whose job is gone; parked under a lease, never published"
         );
         stamp(&mut tx, token, lease_until, &orphans).await?;
-        rows.retain(|row| {
-            row.try_get::<Option<&str>, _>("payload")
-                .is_ok_and(|p| p.is_some())
-        });
     }
     Ok(Opened {
         tx,
